@@ -1,0 +1,33 @@
+//! Report: how fortnight talks to the person running it.
+//!
+//! The whole error chain (a Tera error's top line says only "failed to render"; the line
+//! and the variable are in its causes), warnings, and small table helpers. Nothing here
+//! decides anything.
+
+use std::io::Write;
+
+/// Prints `error: top` and every cause on its own line to stderr.
+pub fn print_error(err: &anyhow::Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {}", err);
+    for cause in err.chain().skip(1) {
+        let _ = writeln!(stderr, "  caused by: {}", cause);
+    }
+}
+
+/// The error and its causes as one string (for messages embedded in reports).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// Prints one warning line to stderr.
+pub fn warn(msg: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "warning: {msg}");
+}

@@ -1,0 +1,401 @@
+//! Unsubscribe tokens: proof that a request to leave the list came from a message we sent.
+//!
+//! A token is `base64url(version | key id | lookup | tag)` where `lookup` (8 bytes) and `tag`
+//! (16 bytes) are HMAC-SHA256 outputs over (purpose, list id, lowercased address) under the
+//! signing key from `FORTNIGHT_UNSUBSCRIBE_KEY`. The address is not in the token: the
+//! server finds it through a [`TokenIndex`] built from the list (by `lookup`), then checks
+//! the `tag` in constant time. The key id in the token lets keys rotate: retired keys stay
+//! verifiable while new tokens use the current one. This module does no I/O.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::subscribers::SubscriberEmail;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: u8 = 1;
+const LOOKUP_LEN: usize = 8;
+const TAG_LEN: usize = 16;
+/// The shortest key accepted, in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// A signing key and its id. Debug never shows the secret.
+#[derive(Clone)]
+pub struct UnsubscribeKey {
+    id: String,
+    secret: Vec<u8>,
+}
+
+impl fmt::Debug for UnsubscribeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnsubscribeKey")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why a key or a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the unsubscribe key is {0} bytes long; it must be at least 32 bytes (generate one with `openssl rand -base64 48`)")]
+    KeyTooShort(usize),
+    #[error("the key id `{0}` must be 1 to 16 characters of letters, digits, `-` or `_`")]
+    BadKeyId(String),
+    #[error("the token is not valid base64url")]
+    Encoding,
+    #[error("the token has the wrong length or version")]
+    Malformed,
+    #[error("the token was signed with an unknown key")]
+    UnknownKey,
+    #[error("the token does not match any subscriber of this list")]
+    NoMatch,
+}
+
+impl UnsubscribeKey {
+    pub fn new(id: &str, secret: &[u8]) -> Result<UnsubscribeKey, TokenError> {
+        if id.is_empty()
+            || id.len() > 16
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(TokenError::BadKeyId(id.to_string()));
+        }
+        if secret.len() < MIN_KEY_LEN {
+            return Err(TokenError::KeyTooShort(secret.len()));
+        }
+        Ok(UnsubscribeKey {
+            id: id.to_string(),
+            secret: secret.to_vec(),
+        })
+    }
+
+    /// A random key for previews and dry-runs on a machine without a configured key.
+    pub fn throwaway() -> UnsubscribeKey {
+        use rand::RngCore;
+        let mut secret = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        UnsubscribeKey {
+            id: "preview".to_string(),
+            secret,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn mac(&self, purpose: &[u8], list_id: &str, email: &SubscriberEmail) -> HmacSha256 {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.secret).expect("HMAC accepts keys of any length");
+        mac.update(purpose);
+        mac.update(&[0]);
+        mac.update(list_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(email.key().as_bytes());
+        mac
+    }
+
+    fn lookup(&self, list_id: &str, email: &SubscriberEmail) -> [u8; LOOKUP_LEN] {
+        let out = self
+            .mac(b"fortnight/lookup", list_id, email)
+            .finalize()
+            .into_bytes();
+        let mut l = [0u8; LOOKUP_LEN];
+        l.copy_from_slice(&out[..LOOKUP_LEN]);
+        l
+    }
+
+    /// The token for this subscriber of this list.
+    pub fn mint(&self, list_id: &str, email: &SubscriberEmail) -> String {
+        let tag = self
+            .mac(b"fortnight/unsubscribe", list_id, email)
+            .finalize()
+            .into_bytes();
+        let mut raw = Vec::with_capacity(2 + self.id.len() + LOOKUP_LEN + TAG_LEN);
+        raw.push(VERSION);
+        raw.push(self.id.len() as u8);
+        raw.extend_from_slice(self.id.as_bytes());
+        raw.extend_from_slice(&self.lookup(list_id, email));
+        raw.extend_from_slice(&tag[..TAG_LEN]);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Checks in constant time that `token` was minted for `email` on `list_id` with this key.
+    pub fn verify(
+        &self,
+        list_id: &str,
+        email: &SubscriberEmail,
+        token: &str,
+    ) -> Result<(), TokenError> {
+        let parsed = Parsed::decode(token)?;
+        if parsed.key_id != self.id {
+            return Err(TokenError::UnknownKey);
+        }
+        if parsed.lookup != self.lookup(list_id, email) {
+            return Err(TokenError::NoMatch);
+        }
+        self.check_tag(list_id, email, &parsed.tag)
+    }
+
+    fn check_tag(
+        &self,
+        list_id: &str,
+        email: &SubscriberEmail,
+        tag: &[u8],
+    ) -> Result<(), TokenError> {
+        self.mac(b"fortnight/unsubscribe", list_id, email)
+            .verify_truncated_left(tag)
+            .map_err(|_| TokenError::NoMatch)
+    }
+}
+
+struct Parsed {
+    key_id: String,
+    lookup: [u8; LOOKUP_LEN],
+    tag: Vec<u8>,
+}
+
+impl Parsed {
+    fn decode(token: &str) -> Result<Parsed, TokenError> {
+        let token = token.trim();
+        if token.len() > 128 {
+            return Err(TokenError::Malformed);
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenError::Encoding)?;
+        if raw.len() < 2 || raw[0] != VERSION {
+            return Err(TokenError::Malformed);
+        }
+        let id_len = raw[1] as usize;
+        if raw.len() != 2 + id_len + LOOKUP_LEN + TAG_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let key_id = std::str::from_utf8(&raw[2..2 + id_len])
+            .map_err(|_| TokenError::Malformed)?
+            .to_string();
+        let mut lookup = [0u8; LOOKUP_LEN];
+        lookup.copy_from_slice(&raw[2 + id_len..2 + id_len + LOOKUP_LEN]);
+        Ok(Parsed {
+            key_id,
+            lookup,
+            tag: raw[2 + id_len + LOOKUP_LEN..].to_vec(),
+        })
+    }
+}
+
+/// The keys tokens may be signed with: the current one (used to mint) and retired ones.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    current: UnsubscribeKey,
+    retired: Vec<UnsubscribeKey>,
+}
+
+impl Keyring {
+    pub fn new(current: UnsubscribeKey, retired: Vec<UnsubscribeKey>) -> Keyring {
+        Keyring { current, retired }
+    }
+    pub fn current(&self) -> &UnsubscribeKey {
+        &self.current
+    }
+    fn key(&self, id: &str) -> Option<&UnsubscribeKey> {
+        std::iter::once(&self.current)
+            .chain(self.retired.iter())
+            .find(|k| k.id == id)
+    }
+}
+
+/// Where the keyring came from: the environment, or a throwaway key for previews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Environment,
+    Throwaway,
+}
+
+/// Reads the keyring from the environment: the current key from `FORTNIGHT_UNSUBSCRIBE_KEY`
+/// (with `key_id` from the config), retired ones from `FORTNIGHT_UNSUBSCRIBE_KEY_<ID>`.
+/// Without the current key, `allow_throwaway` gives a random key (previews, dry-runs).
+pub fn keyring_from_env(
+    config: Option<&crate::config::UnsubscribeConfig>,
+    allow_throwaway: bool,
+) -> anyhow::Result<(Keyring, KeySource)> {
+    use anyhow::Context;
+    let var = crate::config::ENV_UNSUBSCRIBE_KEY;
+    let key_id = config.map(|c| c.key_id.as_str()).unwrap_or("k1");
+    let current = match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        Some(secret) => UnsubscribeKey::new(key_id, secret.as_bytes())
+            .with_context(|| format!("environment variable {var} is not a usable key"))?,
+        None if allow_throwaway => {
+            return Ok((
+                Keyring::new(UnsubscribeKey::throwaway(), vec![]),
+                KeySource::Throwaway,
+            ))
+        }
+        None => anyhow::bail!(
+            "environment variable {var} is not set: a real send needs the unsubscribe signing key \
+             (at least 32 bytes; generate one with `openssl rand -base64 48`)"
+        ),
+    };
+    let mut retired = Vec::new();
+    for id in config.map(|c| c.retired_key_ids.as_slice()).unwrap_or(&[]) {
+        let name = format!("{var}_{}", id.to_ascii_uppercase().replace('-', "_"));
+        let secret = std::env::var(&name).with_context(|| {
+            format!("[unsubscribe] retired_key_ids names `{id}` but environment variable {name} is not set")
+        })?;
+        retired.push(
+            UnsubscribeKey::new(id, secret.as_bytes())
+                .with_context(|| format!("environment variable {name} is not a usable key"))?,
+        );
+    }
+    Ok((Keyring::new(current, retired), KeySource::Environment))
+}
+
+/// Finds the subscriber a token names, among the addresses of one list.
+pub struct TokenIndex {
+    keyring: Keyring,
+    list_id: String,
+    by_lookup: HashMap<(String, [u8; LOOKUP_LEN]), Vec<SubscriberEmail>>,
+}
+
+impl TokenIndex {
+    /// Indexes `emails` under every key of the ring (one HMAC per address and key).
+    pub fn build<'a>(
+        keyring: Keyring,
+        list_id: &str,
+        emails: impl IntoIterator<Item = &'a SubscriberEmail>,
+    ) -> TokenIndex {
+        let mut by_lookup: HashMap<(String, [u8; LOOKUP_LEN]), Vec<SubscriberEmail>> =
+            HashMap::new();
+        let keys: Vec<UnsubscribeKey> = std::iter::once(keyring.current.clone())
+            .chain(keyring.retired.iter().cloned())
+            .collect();
+        for email in emails {
+            for key in &keys {
+                by_lookup
+                    .entry((key.id.clone(), key.lookup(list_id, email)))
+                    .or_default()
+                    .push(email.clone());
+            }
+        }
+        TokenIndex {
+            keyring,
+            list_id: list_id.to_string(),
+            by_lookup,
+        }
+    }
+
+    /// The address `token` was minted for, after a constant-time tag check.
+    pub fn resolve(&self, token: &str) -> Result<SubscriberEmail, TokenError> {
+        let parsed = Parsed::decode(token)?;
+        let key = self
+            .keyring
+            .key(&parsed.key_id)
+            .ok_or(TokenError::UnknownKey)?;
+        let candidates = self
+            .by_lookup
+            .get(&(parsed.key_id.clone(), parsed.lookup))
+            .ok_or(TokenError::NoMatch)?;
+        candidates
+            .iter()
+            .find(|e| key.check_tag(&self.list_id, e, &parsed.tag).is_ok())
+            .cloned()
+            .ok_or(TokenError::NoMatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, fill: u8) -> UnsubscribeKey {
+        UnsubscribeKey::new(id, &[fill; 32]).unwrap()
+    }
+    fn addr(s: &str) -> SubscriberEmail {
+        SubscriberEmail::parse(s).unwrap()
+    }
+
+    #[test]
+    fn short_key_is_refused_with_advice() {
+        let err = UnsubscribeKey::new("k1", b"too short").unwrap_err();
+        assert_eq!(err, TokenError::KeyTooShort(9));
+        assert!(err.to_string().contains("openssl rand"));
+    }
+
+    #[test]
+    fn token_round_trips_and_hides_the_address() {
+        let k = key("k1", 7);
+        let a = addr("Anna.Petrova@example.org");
+        let t = k.mint("digest.example.org", &a);
+        assert!(!t.to_ascii_lowercase().contains("anna"));
+        k.verify("digest.example.org", &a, &t).unwrap();
+        // case-insensitive identity
+        k.verify("digest.example.org", &addr("anna.petrova@EXAMPLE.org"), &t)
+            .unwrap();
+        let idx = TokenIndex::build(Keyring::new(k, vec![]), "digest.example.org", [&a]);
+        assert_eq!(idx.resolve(&t).unwrap(), a);
+    }
+
+    #[test]
+    fn tampered_tokens_are_rejected() {
+        let k = key("k1", 7);
+        let a = addr("reader@example.org");
+        let b = addr("other@example.org");
+        let t = k.mint("list.example.org", &a);
+        let raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        let idx = TokenIndex::build(
+            Keyring::new(k.clone(), vec![]),
+            "list.example.org",
+            [&a, &b],
+        );
+        // every flipped byte
+        for i in 0..raw.len() {
+            let mut r = raw.clone();
+            r[i] ^= 0x01;
+            let bad = URL_SAFE_NO_PAD.encode(&r);
+            assert!(idx.resolve(&bad).is_err(), "flipped byte {i} accepted");
+            assert!(k.verify("list.example.org", &a, &bad).is_err());
+        }
+        // truncated tag
+        let short = URL_SAFE_NO_PAD.encode(&raw[..raw.len() - 1]);
+        assert_eq!(idx.resolve(&short), Err(TokenError::Malformed));
+        // other list
+        let other_list = k.mint("other.example.org", &a);
+        assert_eq!(idx.resolve(&other_list), Err(TokenError::NoMatch));
+        // other subscriber's address with this token
+        assert!(k.verify("list.example.org", &b, &t).is_err());
+        // junk
+        assert_eq!(idx.resolve("!!!"), Err(TokenError::Encoding));
+        assert!(idx.resolve("").is_err());
+    }
+
+    #[test]
+    fn other_key_id_is_rejected_and_retired_keys_still_verify() {
+        let old = key("k0", 1);
+        let new = key("k1", 2);
+        let a = addr("reader@example.org");
+        let from_old = old.mint("l.example.org", &a);
+        let stranger = key("k9", 3).mint("l.example.org", &a);
+        let ring = Keyring::new(new.clone(), vec![old]);
+        let idx = TokenIndex::build(ring, "l.example.org", [&a]);
+        assert_eq!(idx.resolve(&from_old).unwrap(), a);
+        assert_eq!(idx.resolve(&stranger), Err(TokenError::UnknownKey));
+        // same id, other secret
+        let impostor = key("k1", 9).mint("l.example.org", &a);
+        assert!(idx.resolve(&impostor).is_err());
+        assert_eq!(idx.resolve(&new.mint("l.example.org", &a)).unwrap(), a);
+    }
+
+    #[test]
+    fn debug_does_not_show_the_secret() {
+        let shown = format!("{:?}", key("k1", b'z'));
+        assert!(!shown.contains("zzzz"), "{shown}");
+    }
+}

@@ -1,0 +1,14 @@
+//! One integration test binary that drives the real `fortnight` executable.
+//!
+//! Each area has its own module; `support` holds the `TestProject` builder (a temporary
+//! project folder with config, articles and list) and the in-process SMTP server.
+
+mod support;
+
+mod articles;
+mod bounces;
+mod digest;
+mod message;
+mod send;
+mod serve;
+mod subscribers;
