@@ -14,3 +14,8 @@ pub fn cmd_send(config: &Config, args: &crate::cli::SendArgs) -> Result<crate::E
     let _ = (config, args);
     anyhow::bail!("`fortnight send` is not implemented yet")
 }
+
+pub mod deliver;
+pub mod plan;
+pub mod smtp;
+pub mod throttle;
