@@ -1129,3 +1129,509 @@ pub(crate) fn import_files(
     }
     Ok((importer.report, importer.changed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subscribers::{Subscriber, SubscriberList};
+
+    struct Run {
+        list: SubscriberList,
+        report: ImportReport,
+        changed: bool,
+    }
+
+    fn opts(resubscribe: bool) -> ImportOptions {
+        ImportOptions {
+            format: ImportFormat::Auto,
+            encoding: ImportEncoding::Auto,
+            delimiter: None,
+            resubscribe,
+            today: "2026-01-01".into(),
+        }
+    }
+
+    fn run_with(list: &str, files: &[(&str, &[u8])], o: ImportOptions) -> Result<Run> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut table = Table::load_bytes(list.as_bytes(), Path::new("subscribers.csv")).unwrap();
+        let paths: Vec<PathBuf> = files
+            .iter()
+            .map(|(name, bytes)| {
+                let p = dir.path().join(name);
+                std::fs::write(&p, bytes).unwrap();
+                p
+            })
+            .collect();
+        let mut importer = Importer::new(&mut table, o);
+        for p in &paths {
+            importer.import_file(p)?;
+        }
+        let (report, changed) = (importer.report, importer.changed);
+        // Notes name files by path; keep only the file name for readable assertions.
+        let report = strip_dirs(report, dir.path());
+        Ok(Run {
+            list: table.to_list(),
+            report,
+            changed,
+        })
+    }
+
+    fn strip_dirs(mut r: ImportReport, dir: &Path) -> ImportReport {
+        let prefix = format!("{}/", dir.display());
+        for n in r
+            .invalid
+            .iter_mut()
+            .chain(r.duplicates.iter_mut())
+            .chain(r.skipped.iter_mut())
+            .chain(r.kept_suppressed.iter_mut())
+        {
+            n.file = n.file.trim_start_matches(&prefix).to_string();
+            n.text = n.text.replace(&prefix, "");
+        }
+        r
+    }
+
+    fn run(list: &str, files: &[(&str, &[u8])]) -> Run {
+        run_with(list, files, opts(false)).unwrap()
+    }
+
+    fn sub<'a>(r: &'a Run, email: &str) -> &'a Subscriber {
+        r.list
+            .subscribers
+            .iter()
+            .find(|s| s.email.as_str().eq_ignore_ascii_case(email))
+            .unwrap_or_else(|| panic!("{email} not in {:?}", r.list.subscribers))
+    }
+
+    const EMPTY: &str = "";
+    const LIST: &str = "email,name,status,since,source,tags\n\
+        anna@example.org,Anna,subscribed,2020-01-01,manual,\n\
+        left@example.org,,unsubscribed,2020-01-01,manual,\n\
+        bounced@example.org,,bounced,2020-01-01,manual,\n\
+        noname@example.org,,subscribed,2020-01-01,manual,\n";
+
+    #[test]
+    fn mailchimp_names_tags_and_merge_fields_are_mapped() {
+        let r = run(
+            EMPTY,
+            &[(
+                "members.csv",
+                b"Email Address,First Name,Last Name,Company,MEMBER_RATING,OPTIN_TIME,LEID,NOTES,TAGS\n\
+                  anna@example.org,Anna,Petrova,Institute,4,2021-03-02 10:11:12,1,met in Baku,\"\"\"Editors\"\",\"\"Board\"\"\"\n\
+                  solo@example.org,,Lastonly,,2,,2,,\n",
+            )],
+        );
+        let a = sub(&r, "anna@example.org");
+        assert_eq!(a.name, "Anna Petrova");
+        assert_eq!(a.tags, vec!["Editors", "Board"]);
+        assert_eq!(a.since, "2021-03-02 10:11:12");
+        assert_eq!(a.source, "import:mailchimp");
+        assert_eq!(
+            a.attrs.get("company").map(String::as_str),
+            Some("Institute")
+        );
+        assert!(!a.attrs.contains_key("notes") && !a.attrs.contains_key("leid"));
+        assert_eq!(sub(&r, "solo@example.org").name, "Lastonly");
+        assert_eq!(sub(&r, "solo@example.org").since, "2026-01-01");
+        assert_eq!(r.report.added, 2);
+        assert_eq!(
+            r.report.files[0].format,
+            SourceFormat::Mailchimp(Status::Subscribed)
+        );
+    }
+
+    #[test]
+    fn mailchimp_unsubscribed_and_cleaned_exports_are_suppressions() {
+        let r = run(
+            LIST,
+            &[
+                (
+                    "unsubscribed.csv",
+                    b"Email Address,First Name,Last Name,UNSUB_TIME,UNSUB_REASON\nANNA@example.org,Anna,P,2024-01-01,\nnew.gone@example.org,,,2024-01-01,\n",
+                ),
+                (
+                    "cleaned.csv",
+                    b"Email Address,First Name,CLEAN_TIME\nnoname@example.org,,2024-01-01\n",
+                ),
+            ],
+        );
+        assert_eq!(sub(&r, "anna@example.org").status, Status::Unsubscribed);
+        assert_eq!(
+            sub(&r, "anna@example.org").email.as_str(),
+            "anna@example.org"
+        );
+        assert_eq!(sub(&r, "new.gone@example.org").status, Status::Unsubscribed);
+        assert_eq!(sub(&r, "noname@example.org").status, Status::Bounced);
+        assert_eq!(r.report.suppressed, 3);
+        assert_eq!(r.report.added, 0);
+        assert_eq!(
+            r.report.files[1].format,
+            SourceFormat::Mailchimp(Status::Bounced)
+        );
+    }
+
+    #[test]
+    fn substack_disabled_rows_become_unsubscribed() {
+        let r = run(
+            EMPTY,
+            &[(
+                "emails.csv",
+                b"email,active_subscription,expiry,email_disabled,prefer_digests,created_at\n\
+                  a@example.org,false,,false,false,2022-01-10T12:00:00.000Z\n\
+                  b@example.org,true,,TRUE,false,2022-01-10T12:00:00.000Z\n\
+                  c@example.org,true,,maybe,false,\n",
+            )],
+        );
+        assert_eq!(sub(&r, "a@example.org").status, Status::Subscribed);
+        assert_eq!(sub(&r, "a@example.org").since, "2022-01-10T12:00:00.000Z");
+        assert_eq!(sub(&r, "b@example.org").status, Status::Unsubscribed);
+        assert_eq!(r.report.invalid.len(), 1);
+        assert!(r.report.invalid[0]
+            .text
+            .contains("email_disabled is `maybe`"));
+        assert_eq!(r.report.invalid[0].line, 4);
+    }
+
+    #[test]
+    fn buttondown_types_and_unsubscription_dates_map_to_statuses() {
+        let r = run(
+            LIST,
+            &[(
+                "buttondown.csv",
+                b"id,email,notes,metadata,tags,referrer_url,creation_date,subscriber_type,unsubscription_date\n\
+                  1,reg@example.org,,\"{\"\"city\"\": \"\"Tbilisi\"\"}\",news;analysis,,2023-01-01,regular,\n\
+                  2,unsub@example.org,,{},,,2023-01-01,unsubscribed,2024-02-02\n\
+                  3,dated@example.org,,,,,2023-01-01,regular,2024-02-02\n\
+                  4,new@example.org,,,,,2023-01-01,unactivated,\n\
+                  5,anna@example.org,,,,,2023-01-01,complained,\n\
+                  6,odd@example.org,,,,,2023-01-01,weird,\n",
+            )],
+        );
+        let reg = sub(&r, "reg@example.org");
+        assert_eq!(reg.status, Status::Subscribed);
+        assert_eq!(reg.tags, vec!["news", "analysis"]);
+        assert_eq!(reg.attrs.get("city").map(String::as_str), Some("Tbilisi"));
+        assert_eq!(reg.since, "2023-01-01");
+        assert_eq!(sub(&r, "unsub@example.org").status, Status::Unsubscribed);
+        assert_eq!(sub(&r, "dated@example.org").status, Status::Unsubscribed);
+        assert_eq!(sub(&r, "anna@example.org").status, Status::Complained);
+        assert!(r
+            .list
+            .subscribers
+            .iter()
+            .all(|s| s.email.as_str() != "new@example.org"));
+        assert_eq!(r.report.skipped.len(), 1);
+        assert_eq!(r.report.skipped[0].line, 5);
+        assert_eq!(r.report.invalid.len(), 1);
+        assert!(r.report.invalid[0].text.contains("subscriber_type `weird`"));
+    }
+
+    #[test]
+    fn listmonk_attributes_are_flattened_into_attributes() {
+        let r = run(
+            EMPTY,
+            &[(
+                "listmonk.csv",
+                br#"uuid,email,name,attributes,status,created_at,updated_at
+u1,a@example.org,Aida Bekova,"{""city"": ""Almaty"", ""plan"": {""tier"": ""pro"", ""seats"": 3}, ""langs"": [""kk"", ""ru""], ""vip"": true, ""none"": null}",enabled,2021-01-01,2021-01-02
+u2,b@example.org,Blocked,{},blocklisted,2021-01-01,2021-01-02
+u3,c@example.org,Broken,{not json},enabled,2021-01-01,2021-01-02
+"#,
+            )],
+        );
+        let a = sub(&r, "a@example.org");
+        assert_eq!(a.name, "Aida Bekova");
+        assert_eq!(a.attrs["city"], "Almaty");
+        assert_eq!(a.attrs["plan_tier"], "pro");
+        assert_eq!(a.attrs["plan_seats"], "3");
+        assert_eq!(a.attrs["langs"], "kk;ru");
+        assert_eq!(a.attrs["vip"], "true");
+        assert!(!a.attrs.contains_key("none"));
+        assert_eq!(sub(&r, "b@example.org").status, Status::Unsubscribed);
+        assert_eq!(r.report.invalid.len(), 1);
+        assert!(r.report.invalid[0].text.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn header_matching_ignores_case_spaces_underscores_and_bom() {
+        let r = run(
+            EMPTY,
+            &[(
+                "odd-header.csv",
+                "\u{FEFF} E_Mail , Full Name ,SIGN UP DATE\na@example.org,Anna,2020-02-02\n"
+                    .as_bytes(),
+            )],
+        );
+        let a = sub(&r, "a@example.org");
+        assert_eq!(a.name, "Anna");
+        assert_eq!(a.since, "2020-02-02");
+        assert_eq!(r.report.files[0].format, SourceFormat::Plain);
+    }
+
+    #[test]
+    fn semicolon_and_tab_delimiters_are_sniffed() {
+        assert_eq!(sniff_delimiter("email;name\n"), b';');
+        assert_eq!(sniff_delimiter("\n\nemail\tname\tx\n"), b'\t');
+        assert_eq!(sniff_delimiter("\"a,b\";c;d\n"), b';');
+        assert_eq!(sniff_delimiter("email\n"), b',');
+        let r = run(
+            EMPTY,
+            &[
+                ("semi.csv", b"email;name\nsemi@example.org;Doe, Jane\n"),
+                ("tab.txt", b"email\tname\ntab@example.org\tTab Person\n"),
+            ],
+        );
+        assert_eq!(sub(&r, "semi@example.org").name, "Doe, Jane");
+        assert_eq!(sub(&r, "tab@example.org").name, "Tab Person");
+        assert_eq!(r.report.files[1].delimiter, b'\t');
+        assert_eq!(parse_delimiter("tab").unwrap(), b'\t');
+        assert_eq!(parse_delimiter("|").unwrap(), b'|');
+        assert!(parse_delimiter(";;").is_err());
+    }
+
+    #[test]
+    fn ragged_rows_are_reported_and_skipped_never_shifted() {
+        let r = run(
+            EMPTY,
+            &[(
+                "ragged.csv",
+                b"email,name,country\n\
+                  a@example.org,Anna,GE\n\
+                  b@example.org,GE\n\
+                  c@example.org,Carl,DE,extra\n\
+                  d@example.org,Dana,AM,,\n",
+            )],
+        );
+        let emails: Vec<&str> = r
+            .list
+            .subscribers
+            .iter()
+            .map(|s| s.email.as_str())
+            .collect();
+        assert_eq!(emails, vec!["a@example.org", "d@example.org"]);
+        assert_eq!(sub(&r, "d@example.org").attrs["country"], "AM");
+        let lines: Vec<u64> = r.report.invalid.iter().map(|n| n.line).collect();
+        assert_eq!(lines, vec![3, 4]);
+        assert!(r.report.invalid[0]
+            .text
+            .contains("2 fields but the header has 3"));
+    }
+
+    #[test]
+    fn blank_lines_crlf_and_quoted_newlines_keep_physical_line_numbers() {
+        let r = run(
+            EMPTY,
+            &[(
+                "messy.csv",
+                b"\r\nemail,name\r\n\r\nfirst@example.org,\"Two\r\nLines\"\r\n\r\n  \r\nbad-address,X\r\n\"quoted@example.org\",\"Say \"\"hi\"\"\"\r\n",
+            )],
+        );
+        assert_eq!(sub(&r, "first@example.org").name, "Two Lines");
+        assert_eq!(sub(&r, "quoted@example.org").name, "Say \"hi\"");
+        assert_eq!(r.report.invalid.len(), 1);
+        assert_eq!(r.report.invalid[0].line, 8);
+        assert_eq!(r.report.files[0].rows, 3);
+    }
+
+    #[test]
+    fn case_duplicates_keep_the_first_spelling() {
+        let r = run(
+            LIST,
+            &[(
+                "dups.csv",
+                b"email,name\nNew.Person@Example.org,New\nnew.person@example.org,Other\nANNA@example.org,\n",
+            )],
+        );
+        let n = sub(&r, "new.person@example.org");
+        assert_eq!(n.email.as_str(), "New.Person@example.org");
+        assert_eq!(n.name, "New");
+        assert_eq!(r.report.added, 1);
+        assert_eq!(r.report.duplicates.len(), 2);
+        assert_eq!(r.report.duplicates[0].line, 3);
+        assert!(
+            r.report.duplicates[0].text.contains("dups.csv:2"),
+            "{:?}",
+            r.report.duplicates
+        );
+        assert!(r.report.duplicates[1]
+            .text
+            .contains("already in the list as `anna@example.org`"));
+        assert_eq!(r.list.subscribers.len(), 5);
+    }
+
+    #[test]
+    fn unsubscribed_address_is_never_resubscribed_without_resubscribe() {
+        let file: &[u8] = b"email,name\nleft@example.org,Left\nbounced@example.org,B\n";
+        let r = run(LIST, &[("again.csv", file)]);
+        assert_eq!(sub(&r, "left@example.org").status, Status::Unsubscribed);
+        assert_eq!(sub(&r, "bounced@example.org").status, Status::Bounced);
+        assert_eq!(r.report.kept_suppressed.len(), 2);
+        assert!(r.report.render().contains("--resubscribe"));
+
+        let r = run_with(LIST, &[("again.csv", file)], opts(true)).unwrap();
+        assert_eq!(sub(&r, "left@example.org").status, Status::Subscribed);
+        assert_eq!(sub(&r, "bounced@example.org").status, Status::Subscribed);
+        assert_eq!(r.report.resubscribed, 2);
+        assert!(r.report.kept_suppressed.is_empty());
+    }
+
+    #[test]
+    fn a_suppression_is_not_undone_by_a_later_row_of_the_same_import() {
+        let r = run_with(
+            EMPTY,
+            &[(
+                "both.csv",
+                b"email,status\nx@example.org,unsubscribed\nX@example.org,subscribed\n",
+            )],
+            opts(true),
+        )
+        .unwrap();
+        assert_eq!(sub(&r, "x@example.org").status, Status::Unsubscribed);
+    }
+
+    #[test]
+    fn names_are_filled_in_when_empty_but_never_overwritten() {
+        let r = run(
+            LIST,
+            &[(
+                "names.csv",
+                b"email,name,tags\nnoname@example.org,Now Named,a;b\nanna@example.org,Someone Else,\n",
+            )],
+        );
+        let n = sub(&r, "noname@example.org");
+        assert_eq!(n.name, "Now Named");
+        assert_eq!(n.tags, vec!["a", "b"]);
+        assert_eq!(n.source, "manual");
+        assert_eq!(sub(&r, "anna@example.org").name, "Anna");
+        assert_eq!(r.report.updated, 1);
+        assert_eq!(r.report.unchanged, 1);
+    }
+
+    #[test]
+    fn a_name_carrying_a_header_is_stored_as_one_line() {
+        let r = run(
+            EMPTY,
+            &[(
+                "evil.csv",
+                b"email,name\nevil@example.org,\"Eve\r\nBcc: everyone@example.org\"\n",
+            )],
+        );
+        assert_eq!(
+            sub(&r, "evil@example.org").name,
+            "Eve Bcc: everyone@example.org"
+        );
+    }
+
+    #[test]
+    fn legacy_windows_1252_names_are_decoded_not_mangled() {
+        let r = run(
+            EMPTY,
+            &[(
+                "excel.csv",
+                b"E-Mail;Name\r\nlena@example.de;M\xFCller, Lena\r\nca@example.fr;\xC7a Va\r\n",
+            )],
+        );
+        assert_eq!(sub(&r, "lena@example.de").name, "Müller, Lena");
+        assert_eq!(sub(&r, "ca@example.fr").name, "Ça Va");
+        assert!(r.report.files[0].encoding_guessed);
+    }
+
+    #[test]
+    fn utf16_exports_in_both_byte_orders_are_read() {
+        let text = "Email\tName\r\nlena@example.de\tMüller\r\n";
+        for (bom, le) in [([0xFFu8, 0xFE], true), ([0xFE, 0xFF], false)] {
+            let mut bytes = bom.to_vec();
+            for u in text.encode_utf16() {
+                bytes.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
+            }
+            let r = run(EMPTY, &[("unicode.txt", &bytes)]);
+            assert_eq!(sub(&r, "lena@example.de").name, "Müller");
+            assert_eq!(r.report.files[0].delimiter, b'\t');
+        }
+    }
+
+    #[test]
+    fn names_already_damaged_are_reported_not_stored() {
+        let r = run(
+            EMPTY,
+            &[(
+                "damaged.csv",
+                "email,name\na@example.org,M\u{FFFD}ller\nb@example.org,MÃ¼ller\n".as_bytes(),
+            )],
+        );
+        assert!(r.list.subscribers.is_empty());
+        assert_eq!(r.report.invalid.len(), 2);
+        assert!(r.report.invalid[0].text.contains("U+FFFD"));
+        assert!(r.report.invalid[1].text.contains("mojibake"));
+    }
+
+    #[test]
+    fn a_file_without_a_header_is_a_plain_list_of_addresses() {
+        let r = run(
+            EMPTY,
+            &[("plain.txt", b"a@example.org,Anna\nb@example.org,Bob\n")],
+        );
+        assert_eq!(sub(&r, "a@example.org").name, "Anna");
+        assert_eq!(r.report.added, 2);
+        assert!(r.report.files[0].headerless);
+    }
+
+    #[test]
+    fn a_file_without_an_email_column_is_an_error_naming_the_file() {
+        let err = run_with(EMPTY, &[("names.csv", b"who,what\nAnna,x\n")], opts(false))
+            .err()
+            .expect("error");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("names.csv") && msg.contains("no email column"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn plain_extra_columns_become_attributes_matching_existing_columns() {
+        let list = "email,name,status,since,source,tags,Country\nold@example.org,,subscribed,,,,\n";
+        let r = run(
+            list,
+            &[(
+                "sheet.csv",
+                b"email,country,Favourite Colour\nold@example.org,GE,\nnew@example.org,AM,blue\n",
+            )],
+        );
+        assert_eq!(r.list.extra_columns, vec!["Country", "favourite_colour"]);
+        assert_eq!(sub(&r, "old@example.org").attrs["Country"], "GE");
+        assert_eq!(sub(&r, "new@example.org").attrs["favourite_colour"], "blue");
+        assert_eq!(r.report.updated, 1);
+        assert!(r.changed);
+    }
+
+    #[test]
+    fn importing_the_same_file_twice_changes_nothing_the_second_time() {
+        let file: &[u8] = b"email,name\na@example.org,A\n";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(&p, file).unwrap();
+        let mut table = Table::new();
+        import_files(&mut table, std::slice::from_ref(&p), opts(false)).unwrap();
+        let (report, changed) = import_files(&mut table, &[p], opts(false)).unwrap();
+        assert!(!changed);
+        assert_eq!(report.unchanged, 1);
+    }
+
+    #[test]
+    fn tags_cells_in_several_styles_are_understood() {
+        assert_eq!(parse_tags(r#""Editors","Board""#), vec!["Editors", "Board"]);
+        assert_eq!(parse_tags(r#"["a", "b", 3]"#), vec!["a", "b", "3"]);
+        assert_eq!(parse_tags("x; y ;x"), vec!["x", "y"]);
+        assert_eq!(parse_tags("x, y"), vec!["x", "y"]);
+        assert!(parse_tags(" ").is_empty());
+    }
+
+    #[test]
+    fn attribute_names_are_template_friendly() {
+        assert_eq!(attr_key("Phone Number").as_deref(), Some("phone_number"));
+        assert_eq!(attr_key("2nd line").as_deref(), Some("attr_2nd_line"));
+        assert_eq!(attr_key("Name").as_deref(), Some("attr_name"));
+        assert_eq!(attr_key(" -- "), None);
+    }
+}

@@ -262,3 +262,177 @@ fn apply_batch(path: &Path, batch: &[(u64, Vec<(SubscriberEmail, Status)>)]) -> 
     }
     results.into_iter().map(Ok).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subscribers::{set_statuses, SubscriberList};
+
+    fn addr(i: usize) -> SubscriberEmail {
+        SubscriberEmail::parse(&format!("reader{i}@example.org")).unwrap()
+    }
+
+    fn write_list(path: &Path, n: usize) {
+        let mut text = String::from("email,name,status,since,source,tags,country\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "reader{i}@example.org,Reader {i},subscribed,2024-01-01,manual,,GE\n"
+            ));
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn concurrent_status_updates_from_many_threads_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.csv");
+        let n = 200;
+        write_list(&path, n);
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let status = if i % 3 == 0 {
+                        Status::Bounced
+                    } else {
+                        Status::Unsubscribed
+                    };
+                    set_statuses(&path, &[(addr(i), status)]).unwrap()
+                })
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(
+                h.join().unwrap(),
+                vec![addr(i)],
+                "thread {i} sees its own change"
+            );
+        }
+        let list = SubscriberList::load(&path).unwrap();
+        assert_eq!(list.subscribers.len(), n);
+        for (i, s) in list.subscribers.iter().enumerate() {
+            assert_eq!(s.email, addr(i), "row order kept");
+            let want = if i % 3 == 0 {
+                Status::Bounced
+            } else {
+                Status::Unsubscribed
+            };
+            assert_eq!(s.status, want, "{}", s.email);
+            assert_eq!(s.attrs["country"], "GE", "extra column kept");
+        }
+    }
+
+    #[test]
+    fn the_os_lock_alone_serialises_writers() {
+        // Bypass the in-process batching: every thread opens, locks and rewrites the list
+        // itself, as separate processes do.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.csv");
+        let n = 40;
+        write_list(&path, n);
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let batch = vec![(i as u64, vec![(addr(i), Status::Unsubscribed)])];
+                    apply_batch(&path, &batch).pop().unwrap().unwrap()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(
+                h.join().unwrap(),
+                vec![StatusOutcome::Changed(Status::Subscribed)]
+            );
+        }
+        let list = SubscriberList::load(&path).unwrap();
+        assert!(list
+            .subscribers
+            .iter()
+            .all(|s| s.status == Status::Unsubscribed));
+    }
+
+    #[test]
+    fn status_update_is_idempotent_and_ignores_strangers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.csv");
+        write_list(&path, 2);
+        let stranger = SubscriberEmail::parse("nobody@example.org").unwrap();
+        let changes = [
+            (addr(0), Status::Unsubscribed),
+            (stranger.clone(), Status::Unsubscribed),
+        ];
+        assert_eq!(
+            update_statuses(&path, &changes).unwrap(),
+            vec![
+                StatusOutcome::Changed(Status::Subscribed),
+                StatusOutcome::NotFound
+            ]
+        );
+        let after_first = std::fs::read(&path).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert_eq!(
+            update_statuses(&path, &changes).unwrap(),
+            vec![StatusOutcome::Unchanged, StatusOutcome::NotFound]
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), after_first);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            modified,
+            "nothing changed, nothing written"
+        );
+        assert!(set_statuses(&path, &[(addr(0), Status::Unsubscribed)])
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn status_update_on_a_missing_list_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.csv");
+        assert_eq!(
+            update_statuses(&path, &[(addr(1), Status::Bounced)]).unwrap(),
+            vec![StatusOutcome::NotFound]
+        );
+        assert!(!path.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rewrite_keeps_the_file_mode_and_new_lists_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.csv");
+        write_list(&path, 1);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        set_statuses(&path, &[(addr(0), Status::Bounced)]).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+
+        let fresh = dir.path().join("new.csv");
+        SubscriberList::default().save_atomic(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_failed_rewrite_leaves_the_old_file_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.csv");
+        write_list(&path, 3);
+        let before = std::fs::read(&path).unwrap();
+        let err = write_atomically(&path, |out| {
+            out.write_all(b"email,status\n")?;
+            anyhow::bail!("disk full (simulated)")
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("disk full"));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
