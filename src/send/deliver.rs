@@ -640,6 +640,7 @@ impl Ctx {
         let stop = &self.d.stop;
         let mut failures = 0u32;
         loop {
+            let attempt_started = tokio::time::Instant::now();
             let r = tokio::select! {
                 biased;
                 _ = stop.stopped() => return None,
@@ -656,7 +657,12 @@ impl Ctx {
                 )));
                 return None;
             }
-            if e.asks_to_slow_down() && self.d.throttle.slow_down(tokio::time::Instant::now()) {
+            if e.asks_to_slow_down()
+                && self
+                    .d
+                    .throttle
+                    .slow_down(attempt_started, tokio::time::Instant::now())
+            {
                 Stats::add(&self.d.stats.slowdowns, 1);
             }
             failures += 1;
@@ -782,6 +788,7 @@ impl Ctx {
 
         let (from, to) = job.envelope.as_ref().expect("checked above");
         let c = conn.as_mut().expect("connected above");
+        let started = tokio::time::Instant::now();
         let outcome = c.send(&d.smtp, from, to, &job.bytes[..job.wire_len]).await;
 
         self.in_flight.lock().expect("in-flight lock").remove(&id);
@@ -789,7 +796,7 @@ impl Ctx {
         if !c.is_usable() {
             *conn = None;
         }
-        let accepted_or_maybe = self.finish(job, attempt_id, who, outcome);
+        let accepted_or_maybe = self.finish(job, attempt_id, who, outcome, started);
         if !accepted_or_maybe {
             give_back();
         }
@@ -848,7 +855,14 @@ impl Ctx {
     }
 
     /// Records the outcome; returns whether the relay (maybe) accepted the message.
-    fn finish(&self, job: Job, attempt_id: i64, who: JournalKey, outcome: TxOutcome) -> bool {
+    fn finish(
+        &self,
+        job: Job,
+        attempt_id: i64,
+        who: JournalKey,
+        outcome: TxOutcome,
+        started: tokio::time::Instant,
+    ) -> bool {
         let d = &self.d;
         let stats = &d.stats;
         match outcome {
@@ -887,7 +901,7 @@ impl Ctx {
                         false
                     }
                     Verdict::Defer { slow_down } => {
-                        if slow_down && d.throttle.slow_down(tokio::time::Instant::now()) {
+                        if slow_down && d.throttle.slow_down(started, tokio::time::Instant::now()) {
                             Stats::add(&stats.slowdowns, 1);
                         }
                         self.defer(job, attempt_id, &who, text);

@@ -267,8 +267,8 @@ fn write_one(
 
 /// Formats a duration for people: `45 s`, `12 min`, `3 h 20 min`, `2 days 4 h`.
 pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if d < Duration::from_secs(1) {
+    let s = d.as_secs_f64().round() as u64;
+    if d < Duration::from_millis(500) {
         "under 1 s".to_string()
     } else if s < 90 {
         format!("{s} s")
@@ -370,6 +370,8 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(human_duration(Duration::from_millis(2900)), "3 s");
+        assert_eq!(human_duration(Duration::from_millis(100)), "under 1 s");
         assert_eq!(human_duration(Duration::from_secs(600)), "10 min");
         assert_eq!(
             human_duration(Duration::from_secs(3 * 3600 + 1200)),

@@ -335,9 +335,13 @@ fn dry_run(
     }
     let n = outbox.messages as u64;
     if let Some(est) = throttle::estimate(n, &config.throttle) {
+        let how_long = if est < Duration::from_millis(500) {
+            "less than a second".to_string()
+        } else {
+            format!("about {}", human_duration(est))
+        };
         notes.push(format!(
-            "At the configured rate a real send of {n} message(s) takes about {}.",
-            human_duration(est)
+            "At the configured rate a real send of {n} message(s) takes {how_long}."
         ));
     } else {
         notes.push(format!(
@@ -768,17 +772,23 @@ impl RealSend<'_> {
                     writeln!(out, "{line}")?;
                 }
             }
-            let title = format!(
-                "{} of the issue of {} via {}:",
-                if mode == "test" {
-                    "Test copies"
-                } else {
-                    "Send"
-                },
-                self.issue.date,
-                self.smtp
-            );
-            progress::print_summary(&mut out, &title, &report, &notes)?;
+            if report.planned == 0 && report.stopped.is_none() {
+                for n in &notes {
+                    writeln!(out, "{n}")?;
+                }
+            } else {
+                let title = format!(
+                    "{} of the issue of {} via {}:",
+                    if mode == "test" {
+                        "Test copies"
+                    } else {
+                        "Send"
+                    },
+                    self.issue.date,
+                    self.smtp
+                );
+                progress::print_summary(&mut out, &title, &report, &notes)?;
+            }
         }
         match (exit, fatal) {
             (Some(e), _) => Ok(e),

@@ -11,9 +11,12 @@
 //!
 //! Adaptive slowdown: a 421, 4.7.x or 450 4.2.1 reply calls [`Throttle::slow_down`], which
 //! halves the rate (the configured sustained rate, or the rate measured over the last five
-//! seconds when nothing is configured) at most once per second, down to one message a
-//! minute. After [`SLOWDOWN_PERIOD`] without such a reply the rate doubles, every period, until
-//! it is back to normal.
+//! seconds when nothing is configured), down to one message a minute. Only a reply to a
+//! transaction that started after the previous halving, and at least a second after it, halves
+//! again: the replies to transactions already under way when the rate was cut say nothing
+//! about the new rate (one cut per round trip, as in TCP congestion control). After
+//! [`SLOWDOWN_PERIOD`] without such a reply the rate doubles, every period, until it is back to
+//! normal.
 //!
 //! The limiter decides *when*; it never opens sockets and never counts concurrency (the fixed
 //! worker pool does).
@@ -174,18 +177,30 @@ impl Throttle {
         tokio::time::sleep_until(at).await;
     }
 
-    /// Halves the rate for [`SLOWDOWN_PERIOD`]; returns whether it did (see the module docs).
-    pub fn slow_down(&self, now: Instant) -> bool {
+    /// Halves the rate for [`SLOWDOWN_PERIOD`] because a transaction that started at
+    /// `started` got a slowdown reply at `now`; returns whether it did (see the module docs).
+    pub fn slow_down(&self, started: Instant, now: Instant) -> bool {
         let mut s = self.state.lock().expect("throttle lock poisoned");
         let configured = self
             .limits
             .iter()
             .map(|l| l.per_second())
             .fold(f64::INFINITY, f64::min);
-        let measured = (s.recent.len() as f64 / MEASURE_WINDOW.as_secs_f64()).max(1.0);
+        // Reservations in the window over the time they span (at least a second, so the first
+        // few messages of a run do not look like a flood).
+        let span = s
+            .recent
+            .front()
+            .map_or(Duration::ZERO, |first| {
+                now.saturating_duration_since(*first)
+            })
+            .clamp(Duration::from_secs(1), MEASURE_WINDOW);
+        let measured = (s.recent.len() as f64 / span.as_secs_f64()).max(1.0);
         match &mut s.slow {
             Some(slow) => {
-                if now.saturating_duration_since(slow.last_halved) < SLOWDOWN_DEBOUNCE {
+                if started < slow.last_halved
+                    || now.saturating_duration_since(slow.last_halved) < SLOWDOWN_DEBOUNCE
+                {
                     slow.until = now + SLOWDOWN_PERIOD;
                     return false;
                 }
@@ -370,7 +385,7 @@ mod tests {
         let start = Instant::now();
         let mut times = run(&t, start, 20); // burst spent
         let before = times[19] - times[18];
-        assert!(t.slow_down(start + times[19]));
+        assert!(t.slow_down(start + times[19], start + times[19]));
         times = run(&t, start + times[19], 5);
         let after = times[4] - times[3];
         assert_eq!(before, Duration::from_millis(100));
@@ -386,12 +401,28 @@ mod tests {
     fn a_burst_of_slowdown_replies_halves_once() {
         let t = Throttle::new(vec![per_second(64)]);
         let now = Instant::now();
-        assert!(t.slow_down(now));
+        assert!(t.slow_down(now, now));
         for i in 1..16 {
-            assert!(!t.slow_down(now + Duration::from_millis(i * 10)));
+            let at = now + Duration::from_millis(i * 10);
+            assert!(!t.slow_down(at, at));
         }
         assert_eq!(t.slowed_rate(), Some(32.0));
-        assert!(t.slow_down(now + Duration::from_millis(1500)));
+        let later = now + Duration::from_millis(1500);
+        assert!(t.slow_down(later, later));
+        assert_eq!(t.slowed_rate(), Some(16.0));
+    }
+
+    #[test]
+    fn replies_to_transactions_started_before_the_last_cut_do_not_cut_again() {
+        let t = Throttle::new(vec![per_second(64)]);
+        let now = Instant::now();
+        assert!(t.slow_down(now, now));
+        // A slow transaction that started before the cut answers 421 five seconds later.
+        let late = now + Duration::from_secs(5);
+        assert!(!t.slow_down(now - Duration::from_millis(1), late));
+        assert_eq!(t.slowed_rate(), Some(32.0));
+        // One that started after the cut does.
+        assert!(t.slow_down(now + Duration::from_secs(2), late));
         assert_eq!(t.slowed_rate(), Some(16.0));
     }
 
@@ -403,12 +434,28 @@ mod tests {
         for i in 0..100u64 {
             t.reserve(start + Duration::from_millis(i * 10));
         }
-        assert!(t.slow_down(start + Duration::from_secs(1)));
-        // 100 in the 5 s window = 20/s measured, halved.
-        assert_eq!(t.slowed_rate(), Some(10.0));
+        assert!(t.slow_down(
+            start + Duration::from_secs(1),
+            start + Duration::from_secs(1)
+        ));
+        // 100 over one second = 100/s measured, halved.
+        assert_eq!(t.slowed_rate(), Some(50.0));
         let a = t.reserve(start + Duration::from_secs(1));
         let b = t.reserve(start + Duration::from_secs(1));
-        assert_eq!(b - a, Duration::from_millis(100));
+        assert_eq!(b - a, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_slowdown_at_the_very_start_of_a_run_does_not_take_the_rate_to_the_floor() {
+        let t = Throttle::unlimited();
+        let start = Instant::now();
+        for _ in 0..8 {
+            t.reserve(start);
+        }
+        let at = start + Duration::from_millis(10);
+        assert!(t.slow_down(start, at));
+        // 8 messages over (at least) one second, halved: 4 per second, not one a minute.
+        assert_eq!(t.slowed_rate(), Some(4.0));
     }
 
     #[test]

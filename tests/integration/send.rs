@@ -791,3 +791,674 @@ async fn rows_left_in_flight_by_a_crash_become_ambiguous_at_the_next_start() {
     assert_eq!(j.recover_in_flight(chrono::Utc::now()).unwrap(), 1);
     assert_eq!(states(&j).get(&State::Ambiguous), Some(&1));
 }
+
+// ---------------------------------------------------------------------------------------
+// The `fortnight send` and `fortnight status` commands, driving the real binary.
+
+mod cli {
+    use std::collections::{HashMap, HashSet};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use fortnight::journal::{Journal, State};
+    use fortnight::subscribers::{Status, SubscriberList};
+
+    use crate::support::smtp::{Fault, Policy, TestSmtpServer};
+    use crate::support::{Run, TestProject, TEST_UNSUBSCRIBE_KEY};
+
+    const ISSUE: &str = "2026-11-04";
+    const ARTICLE: &str = "---\ntitle: \"Ferries Return to the Caspian\"\nauthor: Test Author\n\
+        date: 2026-11-02\nissue: 2026-11-04\nsection: Field Reports\n---\n\n\
+        The ferry between Baku and Aktau runs again after the autumn storms.\n";
+    const FAST_THROTTLE: &str =
+        "[throttle]\nconcurrency = 4\nretries = 3\nbackoff_secs = 0.05\nbackoff_max_secs = 0.2\n";
+
+    fn addr(i: usize) -> String {
+        format!("reader{i:05}@readers-mail.org")
+    }
+
+    fn list_csv(n: usize) -> String {
+        let mut s = String::from("email,name,status,since,source,tags\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "{},Reader {i},subscribed,2024-01-01,test,\n",
+                addr(i)
+            ));
+        }
+        s
+    }
+
+    fn project(server: &TestSmtpServer, n: usize, throttle: &str) -> TestProject {
+        let mut p = TestProject::new();
+        p.write("articles/ferries.md", ARTICLE);
+        p.write("subscribers.csv", list_csv(n));
+        p.config_append(&server.smtp_section());
+        p.config_append(throttle);
+        p
+    }
+
+    fn send_cmd(p: &TestProject, args: &[&str]) -> std::process::Command {
+        let mut all = vec!["send"];
+        all.extend_from_slice(args);
+        let mut c = p.cmd(&all);
+        c.env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY);
+        c
+    }
+
+    fn send(p: &TestProject, args: &[&str]) -> Run {
+        Run {
+            out: send_cmd(p, args).output().expect("run fortnight send"),
+        }
+    }
+
+    fn journal(p: &TestProject) -> Journal {
+        Journal::open_existing(&p.path().join(".fortnight/journal.sqlite"))
+            .unwrap()
+            .expect("a journal")
+    }
+
+    fn states(p: &TestProject) -> HashMap<State, usize> {
+        let mut m = HashMap::new();
+        for r in journal(p).rows(ISSUE).unwrap() {
+            *m.entry(r.state).or_default() += 1;
+        }
+        m
+    }
+
+    fn status_json(p: &TestProject) -> serde_json::Value {
+        let r = p.run(&["status", "--json"]);
+        r.success();
+        serde_json::from_str(&r.stdout()).unwrap()
+    }
+
+    #[test]
+    fn a_thousand_subscribers_each_get_exactly_one_message_and_the_journal_says_sent() {
+        let server = TestSmtpServer::start(Policy::default());
+        let p = project(&server, 1000, FAST_THROTTLE);
+        send(&p, &["--yes"]).success();
+        let copies = server.copies_per_recipient();
+        assert_eq!(copies.len(), 1000);
+        assert!(copies.values().all(|n| *n == 1));
+        let status = status_json(&p);
+        assert_eq!(status["counts"]["sent"], 1000, "{status}");
+        assert_eq!(status["counts"]["pending"], 0);
+        // The journal holds each message's Message-ID; the message is the composed one.
+        let ids: HashMap<String, String> = journal(&p)
+            .rows(ISSUE)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.address, r.message_id.unwrap()))
+            .collect();
+        for m in server.accepted().iter().take(20) {
+            assert_eq!(m.message_id(), Some(ids[&m.rcpt_to[0]].clone()));
+            assert!(m.header("List-Unsubscribe").is_some());
+            assert_eq!(m.mail_from, "bounces@analyst.example.org");
+        }
+        assert!(server.max_sessions() <= 4);
+        // A rerun sends nothing more.
+        let again = send(&p, &["--yes"]);
+        again.success();
+        assert!(
+            again.stdout().contains("1000 already sent"),
+            "{}",
+            again.stdout()
+        );
+        assert_eq!(server.accepted().len(), 1000);
+    }
+
+    #[test]
+    fn greylisted_addresses_are_retried_until_sent_with_their_attempts_recorded() {
+        let grey: HashSet<String> = (0..10).map(|i| addr(i * 3)).collect();
+        let g = grey.clone();
+        let server = TestSmtpServer::start(Policy::default().on_rcpt(move |a| {
+            (g.contains(&a.rcpt) && a.nth <= 2)
+                .then(|| Fault::Reply("450 4.2.0 Recipient address rejected: Greylisted".into()))
+        }));
+        let p = project(&server, 40, FAST_THROTTLE);
+        send(&p, &["--yes"]).success();
+        for r in journal(&p).rows(ISSUE).unwrap() {
+            assert_eq!(r.state, State::Sent);
+            assert_eq!(
+                r.attempts,
+                if grey.contains(&r.address) { 3 } else { 1 },
+                "{r:?}"
+            );
+        }
+        assert!(server.copies_per_recipient().values().all(|n| *n == 1));
+    }
+
+    #[test]
+    fn unknown_mailboxes_fail_are_marked_bounced_in_the_list_and_the_run_exits_1() {
+        let bad: HashSet<String> = [addr(2), addr(11)].into_iter().collect();
+        let b = bad.clone();
+        let server = TestSmtpServer::start(Policy::default().on_rcpt(move |a| {
+            b.contains(&a.rcpt).then(|| {
+                Fault::Reply("550 5.1.1 <x>: Recipient address rejected: User unknown".into())
+            })
+        }));
+        let p = project(&server, 20, FAST_THROTTLE);
+        let run = send(&p, &["--yes"]);
+        run.code_is(1);
+        assert!(run.stdout().contains("550 5.1.1"), "{}", run.stdout());
+        assert!(run.stdout().contains("marked bounced"), "{}", run.stdout());
+        assert_eq!(
+            server.accepted().len(),
+            18,
+            "the run went on after the failures"
+        );
+        let list = SubscriberList::load(&p.path().join("subscribers.csv")).unwrap();
+        for s in &list.subscribers {
+            let expected = if bad.contains(s.email.as_str()) {
+                Status::Bounced
+            } else {
+                Status::Subscribed
+            };
+            assert_eq!(s.status, expected, "{}", s.email);
+        }
+        let st = states(&p);
+        assert_eq!((st[&State::Sent], st[&State::Failed]), (18, 2));
+        let status = p.run(&["status"]);
+        assert!(status.stdout().contains("550 5.1.1"), "{}", status.stdout());
+        // The next run plans neither the bounced addresses nor anyone already served.
+        let again = send(&p, &["--yes"]);
+        again.success();
+        assert!(again.stdout().contains("2 bounced"), "{}", again.stdout());
+        assert_eq!(server.accepted().len(), 18);
+    }
+
+    #[test]
+    fn a_421_mid_run_slows_down_and_every_subscriber_still_gets_one_message() {
+        let server = TestSmtpServer::start(Policy::default().on_rcpt(|a| {
+            (20..24)
+                .contains(&a.transaction)
+                .then(|| Fault::ReplyAndClose("421 4.7.0 Too many messages, slow down".into()))
+        }));
+        let p = project(&server, 80, FAST_THROTTLE);
+        let run = send(&p, &["--yes", "--json"]);
+        run.success();
+        let summary: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+        assert!(
+            summary["run"]["slowdowns"].as_u64().unwrap() >= 1,
+            "{summary}"
+        );
+        assert_eq!(summary["run"]["sent"], 80);
+        let copies = server.copies_per_recipient();
+        assert_eq!(copies.len(), 80);
+        assert!(copies.values().all(|n| *n == 1));
+    }
+
+    #[test]
+    fn an_authentication_failure_stops_the_run_with_exit_2_and_sends_nothing() {
+        let mut policy = Policy::default().auth("digest", "right");
+        policy.auth_reply = Some("535 5.7.8 Authentication credentials invalid".into());
+        let server = TestSmtpServer::start(policy);
+        let mut p = project(&server, 30, FAST_THROTTLE);
+        p.config_replace(&format!(
+            "{}\nusername = \"digest\"\n",
+            crate::support::BASE_CONFIG.to_string() + "\n" + &server.smtp_section()
+        ));
+        p.config_append(FAST_THROTTLE);
+        let run = Run {
+            out: send_cmd(&p, &["--yes"])
+                .env("FORTNIGHT_SMTP_PASSWORD", "wrong")
+                .output()
+                .unwrap(),
+        };
+        run.code_is(2);
+        assert!(run.stderr().contains("535"), "{}", run.stderr());
+        assert!(
+            !run.stderr().contains("wrong"),
+            "the password is never printed"
+        );
+        assert!(!server.client_verbs().contains(&"MAIL".to_string()));
+        assert_eq!(states(&p)[&State::Pending], 30);
+    }
+
+    #[test]
+    fn a_connection_dropped_after_the_final_dot_is_ambiguous_and_resent_only_on_request() {
+        let server = TestSmtpServer::start(
+            Policy::default().on_data(|a| (a.rcpt == addr(4) && a.nth == 1).then_some(Fault::Drop)),
+        );
+        let p = project(&server, 10, FAST_THROTTLE);
+        let first = send(&p, &["--yes"]);
+        first.code_is(1);
+        assert!(first.stdout().contains("ambiguous"), "{}", first.stdout());
+        assert_eq!(states(&p)[&State::Ambiguous], 1);
+
+        let plain = send(&p, &["--yes"]);
+        plain.success();
+        assert!(plain.stdout().contains("1 ambiguous"), "{}", plain.stdout());
+        assert_eq!(
+            server.copies_per_recipient()[&addr(4)],
+            1,
+            "not resent by a plain rerun"
+        );
+
+        send(&p, &["--yes", "--resend-ambiguous"]).success();
+        let copies: Vec<_> = server
+            .received()
+            .into_iter()
+            .filter(|m| m.rcpt_to[0] == addr(4))
+            .collect();
+        assert_eq!(copies.len(), 2);
+        assert!(copies[0].message_id().is_some());
+        assert_eq!(
+            copies[0].message_id(),
+            copies[1].message_id(),
+            "same Message-ID"
+        );
+        assert_eq!(states(&p)[&State::Sent], 10);
+        assert_eq!(
+            server
+                .copies_per_recipient()
+                .values()
+                .filter(|n| **n > 1)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn killing_the_process_mid_send_never_duplicates_on_rerun_and_resend_ambiguous_completes_it() {
+        const N: usize = 2000;
+        const CONCURRENCY: usize = 4;
+        let server = TestSmtpServer::start(Policy::default().data_delay(Duration::from_millis(3)));
+        let p = project(
+            &server,
+            N,
+            "[throttle]\nconcurrency = 4\nretries = 3\nbackoff_secs = 0.05\nbackoff_max_secs = 0.2\n",
+        );
+        let mut ambiguous_total = 0usize;
+        for kill_at in [250usize, 800, 1400] {
+            let mut child = send_cmd(&p, &["--yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while server.received().len() < kill_at {
+                assert!(Instant::now() < deadline, "the send made no progress");
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the send ended before the kill"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            // Rows the crash left in flight are at most one per worker.
+            let status = status_json(&p);
+            let in_flight = status["counts"]["in_flight"].as_u64().unwrap() as usize;
+            assert!(
+                in_flight <= CONCURRENCY,
+                "{in_flight} rows in flight after the kill"
+            );
+            ambiguous_total += in_flight;
+            let copies = server.copies_per_recipient();
+            assert!(
+                copies.values().all(|n| *n == 1),
+                "a plain rerun sent a duplicate"
+            );
+        }
+        // A plain rerun finishes the issue without resending anything ambiguous.
+        send(&p, &["--yes"]).success();
+        let copies = server.copies_per_recipient();
+        assert!(
+            copies.values().all(|n| *n == 1),
+            "a plain rerun sent a duplicate"
+        );
+        let ambiguous: HashSet<String> = journal(&p)
+            .rows(ISSUE)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.state == State::Ambiguous)
+            .map(|r| r.address)
+            .collect();
+        assert_eq!(ambiguous.len(), ambiguous_total);
+        // Everyone not ambiguous has the issue exactly once.
+        assert_eq!(
+            copies.len()
+                + ambiguous
+                    .iter()
+                    .filter(|a| !copies.contains_key(*a))
+                    .count(),
+            N
+        );
+
+        send(&p, &["--yes", "--resend-ambiguous"]).success();
+        let copies = server.copies_per_recipient();
+        assert_eq!(copies.len(), N, "no subscriber is left without the issue");
+        let duplicates: Vec<&String> = copies
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(a, _)| a)
+            .collect();
+        assert!(
+            duplicates.iter().all(|a| ambiguous.contains(*a)),
+            "only ambiguous rows repeat"
+        );
+        assert!(
+            duplicates.len() <= 3 * CONCURRENCY,
+            "{} duplicates",
+            duplicates.len()
+        );
+        assert!(copies.values().all(|n| *n <= 2));
+        let status = status_json(&p);
+        assert_eq!(status["counts"]["sent"], N as u64, "{status}");
+        assert_eq!(status["counts"]["in_flight"], 0);
+        assert_eq!(status["counts"]["ambiguous"], 0);
+        assert_eq!(status["counts"]["pending"], 0);
+    }
+
+    #[test]
+    fn a_daily_cap_of_300_stops_at_300_and_the_next_day_sends_the_rest() {
+        let server = TestSmtpServer::start(Policy::default());
+        let p = project(&server, 500, &format!("{FAST_THROTTLE}per_day = 300\n"));
+        let first = send(&p, &["--yes"]);
+        first.success();
+        assert!(
+            first.stdout().contains("Daily cap reached"),
+            "{}",
+            first.stdout()
+        );
+        assert_eq!(server.accepted().len(), 300);
+        assert_eq!(states(&p)[&State::Pending], 200);
+
+        let same_day = send(&p, &["--yes"]);
+        same_day.success();
+        assert!(
+            same_day.stdout().contains("Daily cap reached"),
+            "{}",
+            same_day.stdout()
+        );
+        assert_eq!(server.accepted().len(), 300);
+
+        // A day passes: move every logged transaction 25 hours back.
+        let db = rusqlite::Connection::open(p.path().join(".fortnight/journal.sqlite")).unwrap();
+        db.execute(
+            "UPDATE attempts SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ', started_at, '-25 hours')",
+            [],
+        )
+        .unwrap();
+        drop(db);
+        send(&p, &["--yes"]).success();
+        let copies = server.copies_per_recipient();
+        assert_eq!(copies.len(), 500);
+        assert!(copies.values().all(|n| *n == 1));
+    }
+
+    #[test]
+    fn starttls_required_against_a_server_without_it_sends_no_auth_or_mail() {
+        let server = TestSmtpServer::start(Policy::default().auth("digest", "pw"));
+        let mut p = TestProject::new();
+        p.write("articles/ferries.md", ARTICLE);
+        p.write("subscribers.csv", list_csv(5));
+        p.config_append(&format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"digest\"\n",
+            server.port()
+        ));
+        let run = Run {
+            out: send_cmd(&p, &["--yes"])
+                .env("FORTNIGHT_SMTP_PASSWORD", "pw")
+                .output()
+                .unwrap(),
+        };
+        run.code_is(2);
+        assert!(
+            run.stderr().contains("does not offer STARTTLS"),
+            "{}",
+            run.stderr()
+        );
+        let verbs = server.client_verbs();
+        assert!(
+            verbs.iter().all(|v| v == "EHLO" || v == "QUIT"),
+            "{verbs:?}"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_opens_no_connection_and_writes_private_files_and_a_manifest() {
+        use sha2::Digest as _;
+        use std::os::unix::fs::PermissionsExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut p = TestProject::new();
+        p.write("articles/ferries.md", ARTICLE);
+        let mut list = list_csv(30);
+        list.push_str("gone@readers-mail.org,Gone,unsubscribed,2024-01-01,test,\n");
+        p.write("subscribers.csv", list);
+        p.config_append(&format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n[throttle]\nper_second = 10\n"
+        ));
+        let run = p.run(&["send", "--dry-run"]);
+        run.success();
+        listener.set_nonblocking(true).unwrap();
+        assert!(
+            matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the dry-run connected to the SMTP port"
+        );
+        let out = run.stdout();
+        assert!(out.contains("30 message(s)"), "{out}");
+        assert!(out.contains("1 unsubscribed"), "{out}");
+        assert!(out.contains("takes about 3 s"), "{out}");
+        assert!(run.stdout().contains("throwaway") || run.stderr().contains("throwaway"));
+
+        let dir = p.path().join("outbox").join(ISSUE);
+        let manifest = std::fs::read_to_string(dir.join("manifest.jsonl")).unwrap();
+        let lines: Vec<serde_json::Value> = manifest
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 30);
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(l["n"], i + 1);
+            assert_eq!(l["recipient"], addr(i), "plan order");
+            let file = dir.join(l["file"].as_str().unwrap());
+            assert_eq!(file.parent(), Some(dir.as_path()));
+            let bytes = std::fs::read(&file).unwrap();
+            assert_eq!(l["size"], bytes.len());
+            let sha: String = sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(l["sha256"], sha);
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(text.contains(l["message_id"].as_str().unwrap()));
+        }
+        assert_eq!(
+            lines[0]["file"],
+            "000001-reader00000_at_readers-mail.org.eml"
+        );
+        assert!(dir.join("digest.html").exists() && dir.join("digest.txt").exists());
+        assert!(
+            !p.path().join(".fortnight/journal.sqlite").exists(),
+            "no journal written"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_builds_the_same_messages_a_real_send_sends() {
+        let server = TestSmtpServer::start(Policy::default());
+        let p = project(&server, 5, FAST_THROTTLE);
+        send(&p, &["--dry-run", "--out", "files"]).success();
+        send(&p, &["--yes"]).success();
+        let manifest = std::fs::read_to_string(p.path().join("files/manifest.jsonl")).unwrap();
+        let sent: Vec<_> = server.accepted();
+        for line in manifest.lines() {
+            let l: serde_json::Value = serde_json::from_str(line).unwrap();
+            let m = sent
+                .iter()
+                .find(|m| m.rcpt_to[0] == l["recipient"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(m.message_id().as_deref(), l["message_id"].as_str());
+            assert_eq!(m.header("Subject").as_deref(), l["subject"].as_str());
+        }
+    }
+
+    #[test]
+    fn test_copies_go_only_to_the_given_addresses_and_are_not_journaled_as_deliveries() {
+        let server = TestSmtpServer::start(Policy::default());
+        let p = project(&server, 10, FAST_THROTTLE);
+        send(
+            &p,
+            &[
+                "--yes",
+                "--to",
+                "editor@newsroom-mail.org",
+                "--to",
+                &addr(3),
+            ],
+        )
+        .success();
+        let got = server.accepted();
+        assert_eq!(got.len(), 2);
+        let rcpts: HashSet<String> = got.iter().map(|m| m.rcpt_to[0].clone()).collect();
+        assert_eq!(
+            rcpts,
+            HashSet::from(["editor@newsroom-mail.org".to_string(), addr(3)])
+        );
+        assert!(got
+            .iter()
+            .all(|m| m.header("Subject").unwrap().starts_with("[TEST]")));
+        let status = status_json(&p);
+        assert_eq!(status["counts"]["sent"], 0, "{status}");
+        // The real send afterwards still reaches everyone, including the tested address.
+        send(&p, &["--yes"]).success();
+        assert_eq!(server.copies_per_recipient()[&addr(3)], 2);
+        assert_eq!(status_json(&p)["counts"]["sent"], 10);
+    }
+
+    #[test]
+    fn an_address_unsubscribed_between_two_runs_gets_nothing_more() {
+        let server = TestSmtpServer::start(Policy::default());
+        let p = project(&server, 10, FAST_THROTTLE);
+        send(&p, &["--yes", "--limit", "4"]).success();
+        assert_eq!(server.accepted().len(), 4);
+        p.run(&["unsubscribe", &addr(7)]).success();
+        let second = send(&p, &["--yes"]);
+        second.success();
+        let copies = server.copies_per_recipient();
+        assert_eq!(copies.len(), 9);
+        assert!(!copies.contains_key(&addr(7)));
+        assert!(copies.values().all(|n| *n == 1));
+    }
+
+    #[test]
+    fn an_address_unsubscribed_during_the_run_is_skipped() {
+        let server = TestSmtpServer::start(Policy::default().data_delay(Duration::from_millis(25)));
+        let p = project(&server, 80, "[throttle]\nconcurrency = 1\n");
+        let mut child = send_cmd(&p, &["--yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while server.received().len() < 5 {
+            assert!(child.try_wait().unwrap().is_none());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        p.run(&["unsubscribe", &addr(79)]).success();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0));
+        let copies = server.copies_per_recipient();
+        assert_eq!(copies.len(), 79);
+        assert!(!copies.contains_key(&addr(79)));
+        let st = states(&p);
+        assert_eq!(st[&State::Suppressed], 1);
+    }
+
+    #[test]
+    fn ctrl_c_finishes_the_transactions_in_flight_journals_them_and_exits_130() {
+        let server = TestSmtpServer::start(Policy::default().data_delay(Duration::from_millis(10)));
+        let p = project(&server, 400, FAST_THROTTLE);
+        let mut child = send_cmd(&p, &["--yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        while server.received().len() < 20 {
+            assert!(child.try_wait().unwrap().is_none());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let st = states(&p);
+        assert_eq!(st.get(&State::InFlight), None);
+        assert_eq!(st.get(&State::Ambiguous), None, "{st:?}");
+        let sent = st[&State::Sent];
+        assert_eq!(sent, server.accepted().len());
+        assert!(sent < 400);
+        send(&p, &["--yes"]).success();
+        let copies = server.copies_per_recipient();
+        assert_eq!(copies.len(), 400);
+        assert!(copies.values().all(|n| *n == 1));
+    }
+
+    #[test]
+    fn a_real_send_refuses_to_start_without_confirmation_key_or_password() {
+        let server = TestSmtpServer::start(Policy::default());
+        let mut p = project(&server, 3, FAST_THROTTLE);
+        // No terminal and no --yes.
+        let r = send(&p, &[]);
+        r.code_is(2);
+        assert!(r.stderr().contains("--yes"), "{}", r.stderr());
+        // No unsubscribe key.
+        let r = p.run(&["send", "--yes"]);
+        r.code_is(2);
+        assert!(
+            r.stderr().contains("FORTNIGHT_UNSUBSCRIBE_KEY"),
+            "{}",
+            r.stderr()
+        );
+        // A username without the password.
+        p.config_replace(&format!(
+            "{}\n{}username = \"digest\"\n",
+            crate::support::BASE_CONFIG,
+            server.smtp_section()
+        ));
+        let r = send(&p, &["--yes"]);
+        r.code_is(2);
+        assert!(
+            r.stderr().contains("FORTNIGHT_SMTP_PASSWORD"),
+            "{}",
+            r.stderr()
+        );
+        // Plain SMTP to a remote host.
+        p.config_replace(&format!(
+            "{}\n[smtp]\nhost = \"smtp.readers-mail.org\"\ntls = \"none\"\n",
+            crate::support::BASE_CONFIG
+        ));
+        let r = send(&p, &["--yes"]);
+        r.code_is(2);
+        assert!(r.stderr().contains("loopback"), "{}", r.stderr());
+        assert_eq!(server.sessions(), 0, "nothing connected");
+    }
+
+    #[test]
+    fn status_without_a_journal_says_nothing_was_sent() {
+        let p = TestProject::new();
+        let r = p.run(&["status"]);
+        r.success();
+        assert!(
+            r.stdout().contains("Nothing has been sent yet"),
+            "{}",
+            r.stdout()
+        );
+        assert!(
+            !p.path().join(".fortnight").exists(),
+            "status never creates the journal"
+        );
+    }
+}
