@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -138,32 +138,32 @@ pub fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Composes every recipient in order and writes the outbox into `dir` (already prepared).
-/// `threads` workers compose and write in parallel; the manifest keeps plan order.
+/// Composes every recipient `feed` pushes, in order, and writes the outbox into `dir`
+/// (already prepared). `feed` runs on the calling thread (it reads the list); `threads`
+/// workers compose, hash and write in parallel while it does; a manifest thread writes
+/// `manifest.jsonl` in plan order. `push` fails once a worker failed, which stops the feed.
 pub fn write_outbox(
     dir: &Path,
-    recipients: Vec<Subscriber>,
     composer: SharedComposerFactory,
     threads: usize,
+    feed: impl FnOnce(&mut dyn FnMut(Subscriber) -> Result<()>) -> Result<()>,
 ) -> Result<Outbox> {
     let started = Instant::now();
-    let total = recipients.len();
-    let recipients = Arc::new(recipients);
-    let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::sync_channel::<Result<ManifestLine>>(1024);
-    let threads = threads.clamp(1, 16).min(total.max(1));
-    let mut handles = Vec::new();
+    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Subscriber)>(256);
+    let job_rx = Arc::new(std::sync::Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::sync_channel::<Result<ManifestLine>>(1024);
+    let threads = threads.clamp(1, 16);
+    let mut workers = Vec::new();
     for _ in 0..threads {
-        let (recipients, next, failed, tx, composer, dir) = (
-            recipients.clone(),
-            next.clone(),
+        let (job_rx, failed, done_tx, composer, dir) = (
+            job_rx.clone(),
             failed.clone(),
-            tx.clone(),
+            done_tx.clone(),
             composer.clone(),
             dir.to_path_buf(),
         );
-        handles.push(
+        workers.push(
             std::thread::Builder::new()
                 .name("dry-run".into())
                 .spawn(move || {
@@ -171,21 +171,24 @@ pub fn write_outbox(
                         Ok(c) => c,
                         Err(e) => {
                             failed.store(true, Ordering::SeqCst);
-                            let _ = tx.send(Err(e.context("cannot prepare the messages")));
+                            let _ = done_tx.send(Err(e.context("cannot prepare the messages")));
                             return;
                         }
                     };
                     loop {
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((n, s)) = job else { return };
                         if failed.load(Ordering::SeqCst) {
                             return;
                         }
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(s) = recipients.get(i) else { return };
-                        let r = write_one(&dir, i + 1, s, &mut compose);
+                        let r = write_one(&dir, n, &s, &mut compose);
                         if r.is_err() {
                             failed.store(true, Ordering::SeqCst);
                         }
-                        if tx.send(r).is_err() {
+                        if done_tx.send(r).is_err() {
                             return;
                         }
                     }
@@ -193,48 +196,72 @@ pub fn write_outbox(
                 .expect("spawning a dry-run thread"),
         );
     }
-    drop(tx);
+    drop(done_tx);
 
     let manifest_path = dir.join("manifest.jsonl");
-    let mut manifest = BufWriter::with_capacity(
-        256 * 1024,
-        create_private(&manifest_path)
-            .with_context(|| format!("cannot create `{}`", manifest_path.display()))?,
-    );
-    let mut pending: BTreeMap<usize, ManifestLine> = BTreeMap::new();
-    let mut next_line = 1usize;
-    let mut bytes = 0u64;
-    let mut first_error: Option<anyhow::Error> = None;
-    for r in rx {
-        match r {
-            Ok(line) => {
-                pending.insert(line.n, line);
-                while let Some(line) = pending.remove(&next_line) {
-                    bytes += line.size as u64;
-                    serde_json::to_writer(&mut manifest, &line)?;
-                    manifest.write_all(b"\n")?;
-                    next_line += 1;
+    let manifest_file = create_private(&manifest_path)
+        .with_context(|| format!("cannot create `{}`", manifest_path.display()))?;
+    let manifest = std::thread::Builder::new()
+        .name("manifest".into())
+        .spawn(move || -> Result<(usize, u64)> {
+            let mut out = BufWriter::with_capacity(256 * 1024, manifest_file);
+            let mut pending: BTreeMap<usize, ManifestLine> = BTreeMap::new();
+            let mut next_line = 1usize;
+            let mut bytes = 0u64;
+            let mut first_error: Option<anyhow::Error> = None;
+            for r in done_rx {
+                match r {
+                    Ok(line) => {
+                        pending.insert(line.n, line);
+                        while let Some(line) = pending.remove(&next_line) {
+                            bytes += line.size as u64;
+                            serde_json::to_writer(&mut out, &line)?;
+                            out.write_all(b"\n")?;
+                            next_line += 1;
+                        }
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
-            Err(e) => {
-                first_error.get_or_insert(e);
+            if let Some(e) = first_error {
+                return Err(e);
             }
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())?;
+            Ok((next_line - 1, bytes))
+        })
+        .expect("spawning the manifest thread");
+
+    let mut n = 0usize;
+    let fed = feed(&mut |s: Subscriber| {
+        if failed.load(Ordering::SeqCst) {
+            anyhow::bail!("writing the outbox failed");
         }
+        n += 1;
+        job_tx
+            .send((n, s))
+            .map_err(|_| anyhow::anyhow!("writing the outbox failed"))
+    });
+    drop(job_tx);
+    for w in workers {
+        let _ = w.join();
     }
-    for h in handles {
-        let _ = h.join();
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    manifest
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot write `{}`", manifest_path.display()))?;
+    let written = match manifest.join() {
+        Ok(r) => r.with_context(|| format!("cannot write the outbox `{}`", dir.display())),
+        Err(_) => Err(anyhow::anyhow!("the manifest writer panicked")),
+    };
+    // A worker's error explains a failed feed better than the feed's own "failed".
+    let (messages, bytes) = match (fed, written) {
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(e),
+        (Ok(()), Ok(w)) => w,
+    };
     Ok(Outbox {
         dir: dir.to_path_buf(),
-        messages: next_line - 1,
+        messages,
         bytes,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })

@@ -109,7 +109,7 @@ impl ListSummary {
     fn of(p: &Plan) -> ListSummary {
         ListSummary {
             rows: p.list_rows,
-            planned: p.recipients.len() as u64,
+            planned: p.planned,
             suppressed: p
                 .suppressed
                 .iter()
@@ -257,29 +257,6 @@ fn dry_run(
         ));
     }
     let test_copies = !args.to.is_empty();
-    let (recipients, list) = if test_copies {
-        (test_recipients(config, &args.to)?, None)
-    } else {
-        let list = SubscriberList::load(&config.subscribers_file()).with_context(|| {
-            format!(
-                "cannot read the subscriber list `{}`",
-                config.subscribers_file().display()
-            )
-        })?;
-        let p = plan::plan(
-            list.subscribers,
-            None,
-            &PlanOptions {
-                limit: args.limit,
-                resend_ambiguous: false,
-                now,
-            },
-        );
-        let summary = ListSummary::of(&p);
-        let recipients = p.recipients.into_iter().map(|r| r.subscriber).collect();
-        (recipients, Some(summary))
-    };
-
     let sample = sample_subscriber(config)?;
     let rendered = digest
         .render_for(&sample, &unsubscribe_url(config, &keyring, &sample.email))
@@ -318,7 +295,28 @@ fn dry_run(
         now,
         test_copies,
     ));
-    let outbox = dryrun::write_outbox(&dir, recipients, factory, threads)?;
+    // The list is read while the messages are written (see `dryrun::write_outbox`).
+    let mut list: Option<ListSummary> = None;
+    let list_path = config.subscribers_file();
+    let outbox = dryrun::write_outbox(&dir, factory, threads, |push| {
+        if test_copies {
+            for s in test_recipients(config, &args.to)? {
+                push(s)?;
+            }
+        } else {
+            let opts = PlanOptions {
+                limit: args.limit,
+                resend_ambiguous: false,
+                now,
+            };
+            let p = plan::plan_file_into(&list_path, None, &opts, |r| push(r.subscriber))
+                .with_context(|| {
+                    format!("cannot read the subscriber list `{}`", list_path.display())
+                })?;
+            list = Some(ListSummary::of(&p));
+        }
+        Ok(())
+    })?;
 
     // What a real send would skip, when a journal exists (the files hold everyone).
     if !test_copies {
@@ -413,27 +411,32 @@ fn dry_run(
 /// The `--to` recipients: list rows when the address is in the list (so the copy is
 /// personalised like the real one), else a bare subscriber.
 fn test_recipients(config: &Config, to: &[String]) -> Result<Vec<Subscriber>> {
-    let list = SubscriberList::load(&config.subscribers_file()).with_context(|| {
+    let mut wanted = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for a in to {
+        let email = SubscriberEmail::parse(a)
+            .map_err(|e| anyhow!("--to `{a}` is not a usable address: {e}"))?;
+        if seen.insert(email.key()) {
+            wanted.push(email);
+        }
+    }
+    let mut by_key: HashMap<String, Subscriber> = HashMap::new();
+    SubscriberList::for_each(&config.subscribers_file(), |s| {
+        if seen.contains(&s.email.key()) {
+            by_key.insert(s.email.key(), s);
+        }
+        Ok(())
+    })
+    .with_context(|| {
         format!(
             "cannot read the subscriber list `{}`",
             config.subscribers_file().display()
         )
     })?;
-    let by_key: HashMap<String, &Subscriber> = list
-        .subscribers
-        .iter()
-        .map(|s| (s.email.key(), s))
-        .collect();
-    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for a in to {
-        let email = SubscriberEmail::parse(a)
-            .map_err(|e| anyhow!("--to `{a}` is not a usable address: {e}"))?;
-        if !seen.insert(email.key()) {
-            continue;
-        }
-        let mut s = match by_key.get(&email.key()) {
-            Some(s) => (*s).clone(),
+    for email in wanted {
+        let mut s = match by_key.remove(&email.key()) {
+            Some(s) => s,
             None => Subscriber {
                 email,
                 name: String::new(),
@@ -876,19 +879,17 @@ impl RealSend<'_> {
 
         let list_path = config.subscribers_file();
         let stamp = FileStamp::of(&list_path);
-        let list = SubscriberList::load(&list_path).with_context(|| {
-            format!("cannot read the subscriber list `{}`", list_path.display())
-        })?;
         let rows = journal.rows_for_issue(self.issue.date)?;
-        let p = plan::plan(
-            list.subscribers,
+        let p = plan::plan_file(
+            &list_path,
             Some(&rows),
             &PlanOptions {
                 limit: self.args.limit,
                 resend_ambiguous: self.args.resend_ambiguous,
                 now: self.now,
             },
-        );
+        )
+        .with_context(|| format!("cannot read the subscriber list `{}`", list_path.display()))?;
         drop(rows);
         let summary = ListSummary::of(&p);
         let budget = self.budget(&journal)?;

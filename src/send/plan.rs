@@ -49,7 +49,10 @@ pub struct Skipped {
 /// The recipients of one run.
 #[derive(Debug, Default)]
 pub struct Plan {
+    /// The planned recipients in order (empty when they were streamed, see [`plan_file_into`]).
     pub recipients: Vec<Planned>,
+    /// How many recipients were planned.
+    pub planned: u64,
     /// Rows of the list that are not subscribed, by status.
     pub suppressed: BTreeMap<Status, u64>,
     pub skipped: Skipped,
@@ -81,46 +84,106 @@ pub fn plan(
     journal: Option<&HashMap<String, RowSummary>>,
     opts: &PlanOptions,
 ) -> Plan {
-    let mut p = Plan {
-        list_rows: subscribers.len() as u64,
-        ..Plan::default()
-    };
-    let limit = opts.limit.unwrap_or(u64::MAX);
-    let mut seen: HashSet<u64> = HashSet::with_capacity(subscribers.len().min(1 << 20));
+    let mut planner = Planner::new(journal, opts);
     for s in subscribers {
+        planner.add(s);
+    }
+    planner.plan
+}
+
+/// Plans a run straight from the list file, streaming it: only the planned rows are kept in
+/// memory (a dry-run with `--limit 1000` over a million-row list holds a thousand).
+pub fn plan_file(
+    list: &Path,
+    journal: Option<&HashMap<String, RowSummary>>,
+    opts: &PlanOptions,
+) -> anyhow::Result<Plan> {
+    let mut planner = Planner::new(journal, opts);
+    SubscriberList::for_each(list, |s| {
+        planner.add(s);
+        Ok(())
+    })?;
+    Ok(planner.plan)
+}
+
+/// Like [`plan_file`], but hands each planned recipient to `sink` as soon as it is found
+/// (so the dry-run writes messages while the rest of the list is read); `sink` returning
+/// an error stops the scan. The returned plan has the counts and no recipients.
+pub fn plan_file_into(
+    list: &Path,
+    journal: Option<&HashMap<String, RowSummary>>,
+    opts: &PlanOptions,
+    mut sink: impl FnMut(Planned) -> anyhow::Result<()>,
+) -> anyhow::Result<Plan> {
+    let mut planner = Planner::new(journal, opts);
+    SubscriberList::for_each(list, |s| {
+        planner.add(s);
+        match planner.plan.recipients.pop() {
+            Some(planned) => sink(planned),
+            None => Ok(()),
+        }
+    })?;
+    Ok(planner.plan)
+}
+
+struct Planner<'a> {
+    plan: Plan,
+    journal: Option<&'a HashMap<String, RowSummary>>,
+    opts: &'a PlanOptions,
+    limit: u64,
+    seen: HashSet<u64>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(journal: Option<&'a HashMap<String, RowSummary>>, opts: &'a PlanOptions) -> Self {
+        Planner {
+            plan: Plan::default(),
+            journal,
+            opts,
+            limit: opts.limit.unwrap_or(u64::MAX),
+            seen: HashSet::new(),
+        }
+    }
+
+    fn add(&mut self, s: Subscriber) {
+        let p = &mut self.plan;
+        p.list_rows += 1;
         if s.status != Status::Subscribed {
             *p.suppressed.entry(s.status).or_default() += 1;
-            continue;
+            return;
+        }
+        let full = p.planned >= self.limit;
+        if full && self.journal.is_none() {
+            // Past --limit with nothing to look up: only count (a dry-run over a huge list).
+            p.skipped.beyond_limit += 1;
+            return;
         }
         let key = s.email.key();
-        if !seen.insert(key_hash(&key)) {
-            continue;
-        }
-        let row = journal.and_then(|j| j.get(&key));
+        let row = self.journal.and_then(|j| j.get(&key));
         let mut retrying = false;
         let mut resending = false;
         if let Some(row) = row {
             match row.state {
                 State::Sent => {
                     p.skipped.already_sent += 1;
-                    continue;
+                    return;
                 }
                 State::Failed => {
                     p.skipped.failed += 1;
-                    continue;
+                    return;
                 }
-                State::Ambiguous | State::InFlight if !opts.resend_ambiguous => {
+                State::Ambiguous | State::InFlight if !self.opts.resend_ambiguous => {
                     p.skipped.ambiguous += 1;
-                    continue;
+                    return;
                 }
                 State::Ambiguous | State::InFlight => resending = true,
                 State::Deferred => {
                     if let Some(next) = row.next_attempt_at {
-                        if next > opts.now {
+                        if next > self.opts.now {
                             p.skipped.deferred_not_due += 1;
                             p.skipped.next_retry_at =
                                 Some(p.skipped.next_retry_at.map_or(next, |t| t.min(next)));
-                            continue;
+                            return;
                         }
                     }
                     retrying = true;
@@ -128,18 +191,22 @@ pub fn plan(
                 State::Pending | State::Suppressed => {}
             }
         }
-        if p.recipients.len() as u64 >= limit {
+        if full {
             p.skipped.beyond_limit += 1;
-            continue;
+            return;
+        }
+        // The list never holds an address twice; checked again for what is planned.
+        if !self.seen.insert(key_hash(&key)) {
+            return;
         }
         p.retrying_deferred += u64::from(retrying);
         p.resending_ambiguous += u64::from(resending);
+        p.planned += 1;
         p.recipients.push(Planned {
             subscriber: s,
             prior_attempts: row.map_or(0, |r| r.attempts),
         });
     }
-    p
 }
 
 /// What identifies one version of the list file.
@@ -202,15 +269,16 @@ impl ListWatch {
                 return false;
             }
         }
-        let Ok(list) = SubscriberList::load(&self.path) else {
+        let mut set: HashSet<u64> = HashSet::new();
+        let read = SubscriberList::for_each(&self.path, |s| {
+            if s.status == Status::Subscribed {
+                set.insert(key_hash(&s.email.key()));
+            }
+            Ok(())
+        });
+        if read.is_err() {
             return false;
-        };
-        let set: HashSet<u64> = list
-            .subscribers
-            .iter()
-            .filter(|s| s.status == Status::Subscribed)
-            .map(|s| key_hash(&s.email.key()))
-            .collect();
+        }
         *self.subscribed.write().expect("list watch lock") = Arc::new(set);
         *self.stamp.lock().expect("list watch lock") = now;
         true
