@@ -183,6 +183,10 @@ pub struct SmtpConfig {
     /// Timeout for the reply to the final `.` (RFC 5321 suggests 10 minutes).
     #[serde(default = "default_data_timeout")]
     pub data_timeout_secs: u64,
+    /// PEM file of extra CA certificates to trust (a relay with a private CA), on top of the
+    /// built-in web roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl SmtpConfig {

@@ -571,8 +571,14 @@ fn real_send(
         )
     })?;
     let secrets = Secrets::from_env();
-    let smtp = SmtpSettings::from_config(smtp_cfg, secrets.smtp_password.as_deref())
+    let mut smtp = SmtpSettings::from_config(smtp_cfg, secrets.smtp_password.as_deref())
         .with_context(|| format!("invalid [smtp] section in `{}`", config.path.display()))?;
+    if let Some(ca) = &smtp_cfg.ca_file {
+        let path = config.resolve(ca);
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read [smtp] ca_file `{}`", path.display()))?;
+        smtp = smtp.with_extra_roots(&pem, &path.display().to_string())?;
+    }
     if config.unsubscribe.is_none() {
         bail!(
             "`{}` has no [unsubscribe] section: a real send needs an HTTPS one-click unsubscribe \

@@ -127,7 +127,7 @@ impl SmtpSettings {
             _ => None,
         };
         let implicit_tls = match cfg.tls {
-            TlsMode::Tls => Some(Arc::new(rustls_client_config()?)),
+            TlsMode::Tls => Some(Arc::new(rustls_client_config(&[])?)),
             _ => None,
         };
         let secs = |s: u64, key: &str| -> Result<Duration> {
@@ -151,6 +151,39 @@ impl SmtpSettings {
         })
     }
 
+    /// Also trusts the CA certificates in `pem` (from `[smtp] ca_file`, named by `source`).
+    pub fn with_extra_roots(mut self, pem: &[u8], source: &str) -> Result<SmtpSettings> {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("`{source}` is not a PEM certificate file: {e}"))?;
+        if certs.is_empty() {
+            bail!("`{source}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        }
+        let tls_host = self
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        match self.tls {
+            TlsMode::Starttls => {
+                let cert = lettre::transport::smtp::client::Certificate::from_pem(pem)
+                    .with_context(|| format!("cannot use the certificates in `{source}`"))?;
+                self.starttls = Some(
+                    TlsParameters::builder(tls_host)
+                        .add_root_certificate(cert)
+                        .build_rustls()
+                        .with_context(|| format!("cannot use the certificates in `{source}`"))?,
+                );
+            }
+            TlsMode::Tls => {
+                self.implicit_tls = Some(Arc::new(rustls_client_config(&certs)?));
+            }
+            TlsMode::None => {}
+        }
+        Ok(self)
+    }
+
     /// Overrides the timeouts (tests use sub-second ones).
     pub fn with_timeouts(mut self, connect: Duration, command: Duration, data: Duration) -> Self {
         self.connect_timeout = connect;
@@ -160,9 +193,16 @@ impl SmtpSettings {
     }
 }
 
-fn rustls_client_config() -> Result<rustls::ClientConfig> {
+fn rustls_client_config(
+    extra: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra {
+        roots
+            .add(cert.clone())
+            .context("cannot trust a certificate of [smtp] ca_file")?;
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -495,7 +535,7 @@ pub async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
 
     if s.tls == TlsMode::Starttls {
         if !conn.can_starttls() {
-            conn.abort().await;
+            let _ = timeout(s.command_timeout, conn.abort()).await;
             return Err(ConnectError::Tls(format!(
                 "{target} does not offer STARTTLS, and [smtp] tls = \"starttls\" requires it \
                  (nothing was sent; use tls = \"tls\" for port 465, or fix the server)"
@@ -512,7 +552,8 @@ pub async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
                 )))
             }
             Ok(Err(e)) => {
-                conn.abort().await;
+                // No QUIT: after a failed upgrade lettre holds no stream to write it to.
+                // Dropping the connection closes the socket.
                 return Err(ConnectError::Tls(format!(
                     "the STARTTLS upgrade with {target} failed: {e}"
                 )));
@@ -541,7 +582,7 @@ pub async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
             }
             Ok(Err(e)) => {
                 let reply = Reply::from_error(&e);
-                conn.abort().await;
+                let _ = timeout(s.command_timeout, conn.abort()).await;
                 let msg = match &reply {
                     Some(r) => format!("{target} replied {r}"),
                     None if e.is_client() => format!(

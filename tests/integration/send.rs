@@ -677,6 +677,63 @@ async fn a_refused_starttls_upgrade_stops_before_auth() {
     );
 }
 
+fn test_ca() -> Vec<u8> {
+    std::fs::read(crate::support::smtp::tls_fixtures().join("ca.pem")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_upgrades_the_connection_before_authenticating_and_sending() {
+    let server = TestSmtpServer::start(Policy::default().with_starttls().auth("digest", "pw"));
+    let dir = tempfile::tempdir().unwrap();
+    let section = format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"digest\"\n",
+        server.port()
+    );
+    let mut run = EngineRun::with_smtp(&section, Some("pw"));
+    run.smtp = run.smtp.with_extra_roots(&test_ca(), "ca.pem").unwrap();
+    let (report, _) = run
+        .run(&dir.path().join("j.sqlite"), planned(20), composer())
+        .await;
+    assert_eq!(report.sent, 20, "{report:?}");
+    assert!(
+        server.accepted().iter().all(|m| m.tls),
+        "every message went encrypted"
+    );
+    let verbs = server.client_verbs();
+    let first = |v: &str| verbs.iter().position(|x| x == v).unwrap();
+    assert!(first("STARTTLS") < first("AUTH") && first("AUTH") < first("MAIL"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_does_not_verify_stops_the_run_before_auth() {
+    for (policy, mode) in [
+        (Policy::default().with_starttls(), "starttls"),
+        (Policy::default().with_implicit_tls(), "tls"),
+    ] {
+        let server = TestSmtpServer::start(policy.auth("digest", "pw"));
+        let dir = tempfile::tempdir().unwrap();
+        let section = format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"{mode}\"\nusername = \"digest\"\n",
+            server.port()
+        );
+        // The test CA is not trusted: the certificate does not verify.
+        let (report, _) = EngineRun::with_smtp(&section, Some("pw"))
+            .run(&dir.path().join("j.sqlite"), planned(5), composer())
+            .await;
+        let Some(StopReason::Fatal(msg)) = &report.stopped else {
+            panic!("{mode}: {report:?}")
+        };
+        assert!(msg.contains("TLS"), "{mode}: {msg}");
+        assert!(msg.to_lowercase().contains("certificate"), "{mode}: {msg}");
+        let verbs = server.client_verbs();
+        assert!(
+            !verbs.iter().any(|v| v == "AUTH" || v == "MAIL"),
+            "{mode}: {verbs:?}"
+        );
+        assert_eq!(report.sent, 0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dot_lines_and_bare_line_breaks_in_a_body_arrive_as_one_message() {
     let server = TestSmtpServer::start(Policy::default());
@@ -1240,6 +1297,26 @@ mod cli {
     }
 
     #[test]
+    fn implicit_tls_with_the_configured_ca_file_delivers() {
+        let server = TestSmtpServer::start(Policy::default().with_implicit_tls());
+        let mut p = TestProject::new();
+        p.write("articles/ferries.md", ARTICLE);
+        p.write("subscribers.csv", list_csv(5));
+        p.write(
+            "certs/relay-ca.pem",
+            std::fs::read(crate::support::smtp::tls_fixtures().join("ca.pem")).unwrap(),
+        );
+        p.config_append(&format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"tls\"\nca_file = \"certs/relay-ca.pem\"\n",
+            server.port()
+        ));
+        send(&p, &["--yes"]).success();
+        let got = server.accepted();
+        assert_eq!(got.len(), 5);
+        assert!(got.iter().all(|m| m.tls));
+    }
+
+    #[test]
     fn a_dry_run_opens_no_connection_and_writes_private_files_and_a_manifest() {
         use sha2::Digest as _;
         use std::os::unix::fs::PermissionsExt;
@@ -1467,6 +1544,24 @@ mod cli {
         r.code_is(2);
         assert!(r.stderr().contains("loopback"), "{}", r.stderr());
         assert_eq!(server.sessions(), 0, "nothing connected");
+    }
+
+    #[test]
+    fn a_deliverability_error_refuses_the_send_before_any_connection() {
+        let server = TestSmtpServer::start(Policy::default());
+        let mut p = project(&server, 3, FAST_THROTTLE);
+        let config = p.read("config.toml").replace(
+            "url = \"https://analyst.example.org/unsubscribe?t={token}\"",
+            "url = \"http://analyst.example.org/unsubscribe?t={token}\"",
+        );
+        p.config_replace(&config);
+        let r = send(&p, &["--yes"]);
+        r.code_is(2);
+        assert!(r.stderr().contains("deliverability"), "{}", r.stderr());
+        assert_eq!(server.sessions(), 0, "nothing connected");
+        // The dry-run says so too (the message builder refuses such a URL as well).
+        let dry = send(&p, &["--dry-run"]);
+        assert!(dry.stderr().contains("https://"), "{}", dry.stderr());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,9 +50,14 @@ pub type Rule = Arc<dyn Fn(&Attempt) -> Option<Fault> + Send + Sync>;
 /// How the server behaves.
 #[derive(Clone)]
 pub struct Policy {
-    /// Advertise STARTTLS (the server cannot actually do TLS: it answers `starttls_reply`).
+    /// Advertise STARTTLS. With `tls` set the upgrade really happens; without, the server
+    /// answers `starttls_reply` (a refusal).
     pub starttls: bool,
     pub starttls_reply: String,
+    /// The server's TLS identity (tests/fixtures/smtp-tls), for STARTTLS or implicit TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Speak TLS from the first byte (port 465 style); needs `tls`.
+    pub implicit_tls: bool,
     /// Advertise AUTH PLAIN LOGIN and require these credentials before MAIL.
     pub auth: Option<(String, String)>,
     /// Reply to every AUTH attempt with this instead (e.g. `535 5.7.8 ...`).
@@ -74,6 +79,8 @@ impl Default for Policy {
         Policy {
             starttls: false,
             starttls_reply: "454 4.7.0 TLS not available due to local problem".into(),
+            tls: None,
+            implicit_tls: false,
             auth: None,
             auth_reply: None,
             eightbitmime: true,
@@ -107,6 +114,18 @@ impl Policy {
         self.on_data = Some(Arc::new(f));
         self
     }
+    /// Offers STARTTLS and really upgrades, with the fixture certificate for localhost.
+    pub fn with_starttls(mut self) -> Self {
+        self.starttls = true;
+        self.tls = Some(test_tls_config());
+        self
+    }
+    /// Speaks TLS from the start, with the fixture certificate for localhost.
+    pub fn with_implicit_tls(mut self) -> Self {
+        self.implicit_tls = true;
+        self.tls = Some(test_tls_config());
+        self
+    }
     pub fn data_delay(mut self, d: Duration) -> Self {
         self.data_delay = d;
         self
@@ -114,6 +133,70 @@ impl Policy {
     pub fn auth(mut self, user: &str, pass: &str) -> Self {
         self.auth = Some((user.into(), pass.into()));
         self
+    }
+}
+
+/// The folder of the test CA (`ca.pem`) and the server's certificate and key.
+pub fn tls_fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp-tls")
+}
+
+fn test_tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = tls_fixtures();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .expect("server.pem")
+        .collect::<Result<_, _>>()
+        .expect("server.pem certificates");
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("server.key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server certificate"),
+    )
+}
+
+/// A session's stream: plain TCP or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Plain(t) => t,
+            Io::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Plain(t) => t.read(buf),
+            Io::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Plain(t) => t.write(buf),
+            Io::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Io::Plain(t) => t.flush(),
+            Io::Tls(s) => s.flush(),
+        }
     }
 }
 
@@ -128,6 +211,8 @@ pub struct Received {
     pub at: Instant,
     /// Whether the server replied 2xx (false: it dropped the connection or refused).
     pub accepted: bool,
+    /// Whether the session was encrypted when the message came in.
+    pub tls: bool,
 }
 
 impl Received {
@@ -289,7 +374,7 @@ impl Drop for TestSmtpServer {
 struct Session<'a> {
     id: u64,
     shared: &'a Shared,
-    out: TcpStream,
+    io: BufReader<Io>,
 }
 
 impl Session<'_> {
@@ -304,7 +389,14 @@ impl Session<'_> {
     }
     fn reply(&mut self, line: &str) -> bool {
         self.log(false, line);
-        self.out.write_all(format!("{line}\r\n").as_bytes()).is_ok()
+        let io = self.io.get_mut();
+        io.write_all(format!("{line}\r\n").as_bytes()).is_ok() && io.flush().is_ok()
+    }
+    fn read_line(&mut self) -> Option<String> {
+        read_line(&mut self.io)
+    }
+    fn is_tls(&self) -> bool {
+        matches!(self.io.get_ref(), Io::Tls(_))
     }
     /// Applies a fault; returns whether the session goes on.
     fn fault(&mut self, f: &Fault) -> bool {
@@ -312,23 +404,49 @@ impl Session<'_> {
             Fault::Reply(l) => self.reply(l),
             Fault::ReplyAndClose(l) => {
                 self.reply(l);
-                let _ = self.out.shutdown(std::net::Shutdown::Both);
+                let _ = self.io.get_ref().tcp().shutdown(std::net::Shutdown::Both);
                 false
             }
             Fault::Drop => {
                 self.log(false, "<dropped>");
-                let _ = self.out.shutdown(std::net::Shutdown::Both);
+                let _ = self.io.get_ref().tcp().shutdown(std::net::Shutdown::Both);
                 false
             }
             Fault::ReplyAndReset(l) => {
                 self.reply(l);
                 self.log(false, "<reset>");
-                let sock = socket2::SockRef::from(&self.out);
+                let sock = socket2::SockRef::from(self.io.get_ref().tcp());
                 let _ = sock.set_linger(Some(Duration::ZERO));
-                let _ = self.out.shutdown(std::net::Shutdown::Read);
+                let _ = self.io.get_ref().tcp().shutdown(std::net::Shutdown::Read);
                 false
             }
         }
+    }
+    /// Upgrades the session to TLS (after `220` to STARTTLS, or at once for implicit TLS).
+    fn start_tls(&mut self, config: &Arc<rustls::ServerConfig>) -> bool {
+        let Ok(placeholder) = self.io.get_ref().tcp().try_clone() else {
+            return false;
+        };
+        let io = std::mem::replace(&mut self.io, BufReader::new(Io::Plain(placeholder)));
+        let Io::Plain(tcp) = io.into_inner() else {
+            return false;
+        };
+        let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+            return false;
+        };
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        // Complete the handshake now, so a client that rejects the certificate fails here.
+        while stream.conn.is_handshaking() {
+            match stream.conn.complete_io(&mut stream.sock) {
+                Ok((0, 0)) | Err(_) => {
+                    self.log(false, "<tls handshake failed>");
+                    return false;
+                }
+                Ok(_) => {}
+            }
+        }
+        self.io = BufReader::new(Io::Tls(Box::new(stream)));
+        true
     }
 }
 
@@ -339,7 +457,7 @@ impl Drop for SessionGuard<'_> {
     }
 }
 
-fn read_line(r: &mut BufReader<TcpStream>) -> Option<String> {
+fn read_line(r: &mut BufReader<Io>) -> Option<String> {
     let mut buf = Vec::new();
     match r.read_until(b'\n', &mut buf) {
         Ok(0) | Err(_) => None,
@@ -364,9 +482,20 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
     let now = shared.sessions_now.fetch_add(1, Ordering::SeqCst) + 1;
     shared.sessions_max.fetch_max(now, Ordering::SeqCst);
     let _guard = SessionGuard(shared);
-    let Ok(out) = stream.try_clone() else { return };
-    let mut reader = BufReader::new(stream);
-    let mut s = Session { id, shared, out };
+    let mut s = Session {
+        id,
+        shared,
+        io: BufReader::new(Io::Plain(stream)),
+    };
+    if policy.implicit_tls {
+        let config = policy
+            .tls
+            .clone()
+            .expect("implicit TLS needs a certificate");
+        if !s.start_tls(&config) {
+            return;
+        }
+    }
 
     let mut authed = policy.auth.is_none();
     let mut mail_from: Option<String> = None;
@@ -376,7 +505,7 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
     if !s.reply("220 test.local ESMTP fortnight-test") {
         return;
     }
-    while let Some(line) = read_line(&mut reader) {
+    while let Some(line) = s.read_line() {
         let shown = if line.to_ascii_uppercase().starts_with("AUTH") {
             "AUTH <credentials hidden>".to_string()
         } else {
@@ -394,7 +523,7 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                 if policy.eightbitmime {
                     lines.push("250-8BITMIME".into());
                 }
-                if policy.starttls {
+                if policy.starttls && !s.is_tls() {
                     lines.push("250-STARTTLS".into());
                 }
                 if policy.auth.is_some() {
@@ -404,7 +533,12 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                 lines.iter().all(|l| s.reply(l))
             }
             "HELO" => s.reply("250 test.local"),
-            "STARTTLS" => s.reply(&policy.starttls_reply.clone()),
+            "STARTTLS" => match (&policy.tls, s.is_tls()) {
+                (Some(config), false) => {
+                    s.reply("220 2.0.0 Ready to start TLS") && s.start_tls(config)
+                }
+                _ => s.reply(&policy.starttls_reply.clone()),
+            },
             "AUTH" => {
                 let parts: Vec<&str> = line.split_whitespace().collect();
                 let mech = parts
@@ -417,7 +551,7 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                             Some(i) => i.to_string(),
                             None => {
                                 s.reply("334 ");
-                                read_line(&mut reader).unwrap_or_default()
+                                s.read_line().unwrap_or_default()
                             }
                         };
                         let decoded = b64(&initial);
@@ -430,9 +564,9 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                     }
                     "LOGIN" => {
                         s.reply("334 VXNlcm5hbWU6");
-                        let u = b64(&read_line(&mut reader).unwrap_or_default());
+                        let u = b64(&s.read_line().unwrap_or_default());
                         s.reply("334 UGFzc3dvcmQ6");
-                        let p = b64(&read_line(&mut reader).unwrap_or_default());
+                        let p = b64(&s.read_line().unwrap_or_default());
                         (u, p)
                     }
                     _ => {
@@ -499,7 +633,7 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                 } else if !s.reply("354 End data with <CR><LF>.<CR><LF>") {
                     false
                 } else {
-                    let Some(data) = read_data(&mut reader) else {
+                    let Some(data) = read_data(&mut s.io) else {
                         break;
                     };
                     let attempt = Attempt {
@@ -526,6 +660,7 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                         data,
                         at: Instant::now(),
                         accepted,
+                        tls: s.is_tls(),
                     });
                     match fault {
                         Some(f) => s.fault(&f),
@@ -563,7 +698,7 @@ fn angle(line: &str) -> String {
 }
 
 /// Reads DATA up to a line holding only `.` (CRLF or bare LF), unstuffing dots.
-fn read_data(r: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+fn read_data(r: &mut BufReader<Io>) -> Option<Vec<u8>> {
     let mut data = Vec::new();
     loop {
         let mut line = Vec::new();
