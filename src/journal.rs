@@ -1073,3 +1073,129 @@ pub fn row_state(journal: &Journal, issue: &str, key: &str) -> Result<Option<Sta
         .optional()?;
     Ok(s.as_deref().and_then(State::parse))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(a: &str) -> JournalKey {
+        JournalKey {
+            key: a.to_string(),
+            address: a.to_string(),
+        }
+    }
+
+    fn end(kind: AttemptKind, who: &str, state: State, started: DateTime<Utc>) -> End {
+        End {
+            kind,
+            ticket: Ticket {
+                started_at: started,
+                message_id: format!("<{who}>"),
+            },
+            issue: "2002-02-27".into(),
+            who: key(who),
+            state,
+            reply: Some("250 ok".into()),
+            next_attempt_at: None,
+            list_update: None,
+            at: started,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_daily_cap_counts_accepted_and_ambiguous_messages_of_the_last_24_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite"), JournalSync::Normal).unwrap();
+        let (h, w) = j.into_writer();
+        let now = Utc::now();
+        let ago = |hours: i64| now - chrono::Duration::hours(hours);
+        // Logged out of order, as transactions end (and recovery logs old ones late).
+        h.end(end(AttemptKind::Delivery, "a@x.org", State::Sent, ago(30)))
+            .unwrap();
+        h.end(end(AttemptKind::Delivery, "b@x.org", State::Sent, ago(23)))
+            .unwrap();
+        h.end(end(
+            AttemptKind::Delivery,
+            "c@x.org",
+            State::Ambiguous,
+            ago(1),
+        ))
+        .unwrap();
+        h.end(end(
+            AttemptKind::Delivery,
+            "d@x.org",
+            State::Deferred,
+            ago(1),
+        ))
+        .unwrap();
+        h.end(end(AttemptKind::Delivery, "e@x.org", State::Failed, ago(1)))
+            .unwrap();
+        h.end(end(AttemptKind::Test, "f@x.org", State::Sent, ago(0)))
+            .unwrap();
+        h.end(end(AttemptKind::Delivery, "g@x.org", State::Sent, ago(25)))
+            .unwrap();
+        h.flush().await.unwrap();
+        drop(h);
+        let j = w.finish().await.unwrap();
+        let since = ago(24);
+        assert_eq!(j.accepted_since(since).unwrap(), 3);
+        let oldest = j.oldest_accepted_since(since).unwrap().unwrap();
+        assert!((oldest - ago(23)).num_seconds().abs() < 1);
+    }
+
+    #[tokio::test]
+    async fn a_row_is_committed_in_flight_before_begin_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let j = Journal::open(&path, JournalSync::Normal).unwrap();
+        let (h, w) = j.into_writer();
+        h.begin(Begin {
+            kind: AttemptKind::Delivery,
+            issue: "2002-02-27".into(),
+            who: key("a@x.org"),
+            message_id: "<m@x.org>".into(),
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+        // Another connection (another process, after a crash) sees it already.
+        let other = Journal::open_existing(&path).unwrap().unwrap();
+        assert_eq!(
+            row_state(&other, "2002-02-27", "a@x.org").unwrap(),
+            Some(State::InFlight)
+        );
+        // An outcome is only buffered: it is committed with the next mark or flush.
+        h.end(end(
+            AttemptKind::Delivery,
+            "a@x.org",
+            State::Sent,
+            Utc::now(),
+        ))
+        .unwrap();
+        assert_eq!(
+            row_state(&other, "2002-02-27", "a@x.org").unwrap(),
+            Some(State::InFlight)
+        );
+        h.flush().await.unwrap();
+        assert_eq!(
+            row_state(&other, "2002-02-27", "a@x.org").unwrap(),
+            Some(State::Sent)
+        );
+        drop(h);
+        w.finish().await.unwrap();
+    }
+
+    #[test]
+    fn only_one_send_at_a_time_holds_the_run_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".fortnight/journal.sqlite");
+        let first = RunLock::acquire(&path).unwrap();
+        let err = RunLock::acquire(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("another `fortnight send`"),
+            "{err}"
+        );
+        drop(first);
+        assert!(RunLock::acquire(&path).is_ok());
+    }
+}
