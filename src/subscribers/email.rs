@@ -308,13 +308,14 @@ fn normalize_domain(domain: &str) -> Result<Cow<'_, str>, AddressError> {
     if labels < 2 {
         return Err(AddressError::Dotless(domain.into_owned()));
     }
-    let tld = last.to_ascii_lowercase();
+    // `domain` is lowercase here (ASCII lowercased above, IDNA output is lowercase).
+    let tld = last;
     let alphabetic = tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic());
     if !alphabetic && !tld.starts_with("xn--") {
-        return Err(AddressError::InvalidTld(tld));
+        return Err(AddressError::InvalidTld(tld.to_string()));
     }
-    if RESERVED_TLDS.contains(&tld.as_str()) {
-        return Err(AddressError::ReservedTld(tld));
+    if RESERVED_TLDS.contains(&tld) {
+        return Err(AddressError::ReservedTld(tld.to_string()));
     }
     Ok(domain)
 }

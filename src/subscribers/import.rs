@@ -512,6 +512,9 @@ fn headerless_layout(width: usize) -> Layout {
 }
 
 fn truthy(v: &str) -> Option<bool> {
+    if v.is_empty() {
+        return Some(false);
+    }
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "y" | "t" => Some(true),
         "false" | "0" | "no" | "n" | "f" | "" => Some(false),
@@ -586,6 +589,9 @@ fn row_status<'c>(
         }
         StatusRule::Column(c) => {
             let v = cell(*c);
+            if v.is_empty() {
+                return Ok(Is(Status::Subscribed));
+            }
             let s = match v.to_ascii_lowercase().as_str() {
                 "" | "active" | "confirmed" => Status::Subscribed,
                 "cleaned" => Status::Bounced,
@@ -903,13 +909,16 @@ impl<'t> Importer<'t> {
             );
             return self.invalid(file_idx, line, msg);
         }
-        let name = normalize_name(&raw_name).into_owned();
+        let name: Cow<'_, str> = match raw_name {
+            Cow::Borrowed(n) => normalize_name(n),
+            Cow::Owned(n) => Cow::Owned(normalize_name(&n).into_owned()),
+        };
         let since = lay
             .since
             .iter()
             .map(|&i| cell(Some(i)))
             .find(|s| !s.is_empty())
-            .map(|s| normalize_text(s, MAX_META_CHARS).into_owned())
+            .map(|s| normalize_text(s, MAX_META_CHARS))
             .unwrap_or_default();
         let tags = lay
             .tags
@@ -975,10 +984,10 @@ impl<'t> Importer<'t> {
             for (j, v) in &row.attrs {
                 extras[*j] = Cow::Borrowed(v.as_str());
             }
-            let since = if row.since.is_empty() {
-                self.opts.today.as_str()
+            let since: &str = if row.since.is_empty() {
+                &self.opts.today
             } else {
-                row.since.as_str()
+                &row.since
             };
             let new = NewRow {
                 email: Cow::Borrowed(&row.email),
@@ -1045,13 +1054,13 @@ impl<'t> Importer<'t> {
             let new = NewRow {
                 email: Cow::Owned(stored_email.clone()),
                 name: Cow::Owned(if fill_name {
-                    row.name.clone()
+                    row.name.to_string()
                 } else {
                     existing.name.to_string()
                 }),
                 status: None,
                 since: Cow::Owned(if fill_since {
-                    row.since.clone()
+                    row.since.to_string()
                 } else {
                     existing.since.to_string()
                 }),
@@ -1108,9 +1117,9 @@ impl<'t> Importer<'t> {
 /// One usable row of an export, normalised.
 struct Incoming<'a> {
     email: Cow<'a, str>,
-    name: String,
+    name: Cow<'a, str>,
     status: Status,
-    since: String,
+    since: Cow<'a, str>,
     tags: Vec<String>,
     /// (table extra column, value)
     attrs: Vec<(usize, String)>,

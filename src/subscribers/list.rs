@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use super::email::{normalize_address, normalize_name, normalize_text, trim_cell};
@@ -122,6 +123,7 @@ impl Header {
 pub(crate) struct RowView<'r> {
     cells: &'r [&'r str],
     header: &'r Header,
+    pub line: u64,
     email: Cow<'r, str>,
     pub status: Status,
 }
@@ -247,49 +249,118 @@ pub(crate) fn key_hash(state: &RandomState, email: &str) -> u64 {
     h.finish()
 }
 
-/// Remembers addresses seen while reading, to report duplicates with both lines.
-struct SeenKeys {
+/// Finds repeated addresses after a pass: every address is appended to an arena with its
+/// case-insensitive hash, then the hashes are sorted and equal neighbours compared. Sorting
+/// is sequential work; a hash table would cost a cache miss per row at a million rows.
+struct DupFinder {
     state: RandomState,
     arena: String,
-    table: HashTable<(u32, u32, u64)>,
+    /// (hash, offset, length, line)
+    entries: Vec<(u64, u32, u32, u64)>,
 }
 
-impl SeenKeys {
-    fn new() -> SeenKeys {
-        SeenKeys {
+impl DupFinder {
+    fn with_capacity(rows: usize, bytes: usize) -> DupFinder {
+        DupFinder {
             state: RandomState::new(),
-            arena: String::new(),
-            table: HashTable::new(),
+            arena: String::with_capacity(bytes),
+            entries: Vec::with_capacity(rows),
         }
     }
-    /// Records `email` first seen at `line`; returns the earlier line if it was seen before.
-    fn insert(&mut self, email: &str, line: u64) -> Option<u64> {
-        let hash = key_hash(&self.state, email);
-        let arena = &self.arena;
-        if let Some(&(_, _, first)) = self.table.find(hash, |&(off, len, _)| {
-            arena[off as usize..(off + len) as usize].eq_ignore_ascii_case(email)
-        }) {
-            return Some(first);
-        }
+
+    fn add(&mut self, email: &str, line: u64) {
         let off = self.arena.len() as u32;
         self.arena.push_str(email);
-        let (arena, state) = (&self.arena, &self.state);
-        self.table
-            .insert_unique(hash, (off, email.len() as u32, line), |&(o, l, _)| {
-                key_hash(state, &arena[o as usize..(o + l) as usize])
-            });
-        None
+        self.entries
+            .push((key_hash(&self.state, email), off, email.len() as u32, line));
+    }
+
+    /// Reports every row whose address appeared on an earlier line.
+    fn report(mut self, problems: &mut Problems) {
+        self.entries.sort_unstable_by_key(|e| (e.0, e.3));
+        let text = |e: &(u64, u32, u32, u64)| &self.arena[e.1 as usize..(e.1 + e.2) as usize];
+        for group in self.entries.chunk_by(|a, b| a.0 == b.0) {
+            for (k, later) in group.iter().enumerate().skip(1) {
+                if let Some(first) = group[..k]
+                    .iter()
+                    .find(|e| text(e).eq_ignore_ascii_case(text(later)))
+                {
+                    problems.add(
+                        later.3,
+                        format!(
+                            "`{}` is already in the list on line {} (addresses are compared \
+                             ignoring case)",
+                            text(later),
+                            first.3
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Malformed rows found while reading, reported together in line order.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<(u64, String)>,
+    count: usize,
+}
+
+impl Problems {
+    /// Keeps at most this many messages (the error lists the first ones by line).
+    const KEEP: usize = 1000;
+
+    fn add(&mut self, line: u64, msg: String) {
+        self.count += 1;
+        if self.listed.len() < Self::KEEP {
+            self.listed.push((line, msg));
+        }
+    }
+
+    fn into_result(mut self, file: &Path) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        self.listed.sort_by_key(|(line, _)| *line);
+        let n = self.count;
+        let mut msg = format!(
+            "{} has {n} malformed row{}; fix {} and run again:",
+            file.display(),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" }
+        );
+        for (line, e) in self.listed.iter().take(MAX_LISTED_ERRORS) {
+            msg.push_str(&format!("\n  line {line}: {e}"));
+        }
+        if n > MAX_LISTED_ERRORS {
+            msg.push_str(&format!("\n  … and {} more", n - MAX_LISTED_ERRORS));
+        }
+        bail!(msg)
     }
 }
 
 /// Reads the list at `file` whose bytes are `buf`, calling `f` for every valid row in file
-/// order. Malformed rows and (when `check_duplicates`) duplicates are collected and returned as one error listing
-/// their lines; `f` is not called for them. Returns the header.
+/// order; `f` returns the line of an earlier row with the same address, if it knows one (the
+/// row is then a duplicate). Malformed rows and duplicates are collected and returned as one
+/// error listing their lines. Returns the header.
 pub(crate) fn read_list(
     buf: &[u8],
     file: &Path,
-    check_duplicates: bool,
-    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<()>,
+    f: impl FnMut(&Header, &RowView<'_>) -> Result<Option<u64>>,
+) -> Result<Header> {
+    let mut problems = Problems::default();
+    let header = scan_list(buf, file, f, &mut problems)?;
+    problems.into_result(file)?;
+    Ok(header)
+}
+
+/// The reading loop of [`read_list`]; problems are added to `problems`, not returned.
+fn scan_list(
+    buf: &[u8],
+    file: &Path,
+    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<Option<u64>>,
+    problems: &mut Problems,
 ) -> Result<Header> {
     let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let mut rdr = csv::ReaderBuilder::new()
@@ -297,46 +368,30 @@ pub(crate) fn read_list(
         .flexible(true)
         .buffer_capacity(1 << 16)
         .from_reader(buf);
-    let mut rec = csv::ByteRecord::new();
+    let mut rec = csv::StringRecord::new();
     let mut header: Option<Header> = None;
-    let mut errors: Vec<String> = Vec::new();
-    let mut error_count = 0usize;
-    let mut seen = SeenKeys::new();
     let mut spare: Vec<&'static str> = Vec::new();
-    let mut problem = |errors: &mut Vec<String>, msg: String| {
-        error_count += 1;
-        if errors.len() < MAX_LISTED_ERRORS {
-            errors.push(msg);
-        }
-    };
     loop {
-        let more = rdr
-            .read_byte_record(&mut rec)
-            .with_context(|| format!("failed to read `{}`", file.display()))?;
-        if !more {
-            break;
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
+                let line = e.position().map(|p| record_line(buf, p)).unwrap_or(0);
+                problems.add(
+                    line,
+                    "the row is not valid UTF-8 (save the list as UTF-8)".to_string(),
+                );
+                continue;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("failed to read `{}`", file.display()))
+            }
         }
         let line = rec.position().map(|p| record_line(buf, p)).unwrap_or(0);
-        let mut bad_utf8 = false;
         // Reuse one allocation for the cells of every record (they borrow `rec` only until
         // the next read, so the vector is emptied and re-typed each time).
         let mut local: Vec<&str> = reuse(std::mem::take(&mut spare));
-        for field in rec.iter() {
-            match std::str::from_utf8(field) {
-                Ok(s) => local.push(s),
-                Err(_) => {
-                    bad_utf8 = true;
-                    local.push("");
-                }
-            }
-        }
-        if bad_utf8 {
-            problem(
-                &mut errors,
-                format!("line {line}: the row is not valid UTF-8 (save the list as UTF-8)"),
-            );
-            continue;
-        }
+        local.extend(rec.iter());
         if local.iter().all(|c| trim_cell(c).is_empty()) {
             continue;
         }
@@ -347,10 +402,10 @@ pub(crate) fn read_list(
         if local.len() != h.width()
             && !(local.len() > h.width() && local[h.width()..].iter().all(|c| c.is_empty()))
         {
-            problem(
-                &mut errors,
+            problems.add(
+                line,
                 format!(
-                    "line {line}: the row has {} fields but the header has {}",
+                    "the row has {} fields but the header has {}",
                     local.len(),
                     h.width()
                 ),
@@ -361,71 +416,79 @@ pub(crate) fn read_list(
         let email = match normalize_address(email_cell) {
             Ok(e) => e,
             Err(e) => {
-                problem(
-                    &mut errors,
-                    format!("line {line}: `{}`: {e}", email_cell.escape_debug()),
-                );
+                problems.add(line, format!("`{}`: {e}", email_cell.escape_debug()));
                 continue;
             }
         };
         let status_cell = local[h.std_pos[2].expect("status column checked")];
         let Some(status) = Status::parse(status_cell) else {
-            problem(
-                &mut errors,
+            problems.add(
+                line,
                 format!(
-                    "line {line}: status `{}` is not one of subscribed, unsubscribed, bounced, \
+                    "status `{}` is not one of subscribed, unsubscribed, bounced, \
                      complained",
                     trim_cell(status_cell).escape_debug()
                 ),
             );
             continue;
         };
-        if let Some(first) = check_duplicates
-            .then(|| seen.insert(&email, line))
-            .flatten()
-        {
-            problem(
-                &mut errors,
-                format!(
-                    "line {line}: `{email}` is already in the list on line {first} (addresses \
-                     are compared ignoring case)"
-                ),
-            );
-            continue;
-        }
         let view = RowView {
             cells: &local,
             header: h,
+            line,
             email,
             status,
         };
-        f(h, &view)?;
+        if let Some(first) = f(h, &view)? {
+            problems.add(
+                line,
+                format!(
+                    "`{}` is already in the list on line {first} (addresses are \
+                     compared ignoring case)",
+                    view.email
+                ),
+            );
+        }
         drop(view);
         spare = reuse(local);
     }
-    if error_count > 0 {
-        let mut msg = format!(
-            "{} has {error_count} malformed row{}; fix {} and run again:",
-            file.display(),
-            if error_count == 1 { "" } else { "s" },
-            if error_count == 1 { "it" } else { "them" }
-        );
-        for e in &errors {
-            msg.push_str("\n  ");
-            msg.push_str(e);
-        }
-        if error_count > errors.len() {
-            msg.push_str(&format!("\n  … and {} more", error_count - errors.len()));
-        }
-        bail!(msg);
-    }
     Ok(header.unwrap_or_else(Header::standard))
+}
+
+/// An upper bound on the number of records in `buf` (its line count), to size tables once.
+pub(crate) fn count_lines(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Empties `v` and hands back its allocation for a vector of other borrows.
 pub(crate) fn reuse<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
     v.clear();
     v.into_iter().map(|_| "").collect()
+}
+
+/// [`read_list`] with duplicate detection of its own, for callers without an index. `f` is
+/// called for every row, duplicates included: they are only known at the end, and then the
+/// whole read is an error.
+pub(crate) fn read_list_checked(
+    buf: &[u8],
+    file: &Path,
+    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<()>,
+) -> Result<Header> {
+    let mut problems = Problems::default();
+    let mut dups = DupFinder::with_capacity(count_lines(buf), buf.len() / 3);
+    let header = scan_list(
+        buf,
+        file,
+        |h, row| {
+            dups.add(row.email(), row.line);
+            f(h, row)?;
+            Ok(None)
+        },
+        &mut problems,
+    )?;
+    dups.report(&mut problems);
+    problems.into_result(file)?;
+    Ok(header)
 }
 
 /// Reads the whole list file; `None` when it does not exist.
@@ -442,7 +505,7 @@ impl SubscriberList {
     /// Parses list bytes (as read from `file`).
     pub(crate) fn from_bytes(buf: &[u8], file: &Path) -> Result<SubscriberList> {
         let mut subscribers = Vec::new();
-        let header = read_list(buf, file, true, |_, row| {
+        let header = read_list_checked(buf, file, |_, row| {
             subscribers.push(row.to_subscriber());
             Ok(())
         })?;
@@ -580,17 +643,40 @@ impl Table {
     pub fn load_bytes(buf: &[u8], path: &Path) -> Result<Table> {
         let mut t = Table::new();
         t.arena.reserve(buf.len());
-        let header = read_list(buf, path, true, |h, row| {
-            t.push_cells(
-                row.email(),
+        let lines = count_lines(buf);
+        t.rows.reserve(lines);
+        t.index.reserve(lines, |_| 0);
+        // The first line of every row, to name it when a later row repeats its address.
+        let mut first_lines: Vec<u64> = Vec::with_capacity(lines);
+        let header = read_list(buf, path, |h, row| {
+            let email = row.email();
+            let hash = key_hash(&t.state, email);
+            let (arena, rows, state) = (&t.arena, &t.rows, &t.state);
+            let vacant = match t.index.entry(
+                hash,
+                |&i| row_email(arena, &rows[i as usize]).eq_ignore_ascii_case(email),
+                |&i| key_hash(state, row_email(arena, &rows[i as usize])),
+            ) {
+                Entry::Occupied(e) => return Ok(Some(first_lines[*e.get() as usize])),
+                Entry::Vacant(v) => v,
+            };
+            let (start, len) = Table::append_cells(
+                &mut t.arena,
+                email,
                 &row.name(),
-                row.status,
                 &row.since(),
                 &row.source(),
                 &row.tags(),
                 (0..h.extra.len()).map(|j| row.extra(j)),
             )?;
-            Ok(())
+            vacant.insert(t.rows.len() as u32);
+            t.rows.push(TRow {
+                start,
+                len,
+                status: row.status,
+            });
+            first_lines.push(row.line);
+            Ok(None)
         })?;
         t.extra = header.extra;
         t.arena.shrink_to_fit();
@@ -879,6 +965,17 @@ mod tests {
         // and the name with a line break is stored on one line
         let ok = load("email,name,status\na@example.org,\"two\r\nlines\",subscribed\n").unwrap();
         assert_eq!(ok.subscribers[0].name, "two lines");
+    }
+
+    #[test]
+    fn a_row_that_is_not_utf8_is_reported_with_its_line() {
+        let text =
+            b"email,name,status\na@example.org,M\xFCller,subscribed\nb@example.org,B,subscribed\n";
+        let err = SubscriberList::from_bytes(text, Path::new("s.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: the row is not valid UTF-8"), "{err}");
+        assert!(err.contains("1 malformed row;"), "{err}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use email::{normalize_name, AddressError, SubscriberEmail};
 pub use list::STANDARD_COLUMNS;
 pub use store::{lock_path, update_statuses, StatusOutcome};
 
-use list::{read_list, read_list_bytes, Table};
+use list::{read_list, read_list_bytes, read_list_checked, Table};
 
 /// A subscriber's state. Only `Subscribed` rows get mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -50,13 +50,15 @@ impl Status {
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "subscribed" => Some(Status::Subscribed),
-            "unsubscribed" => Some(Status::Unsubscribed),
-            "bounced" => Some(Status::Bounced),
-            "complained" => Some(Status::Complained),
-            _ => None,
-        }
+        let s = s.trim();
+        [
+            Status::Subscribed,
+            Status::Unsubscribed,
+            Status::Bounced,
+            Status::Complained,
+        ]
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
     /// A suppression is never turned back into `Subscribed` without explicit consent.
     pub fn is_suppression(self) -> bool {
@@ -122,8 +124,8 @@ impl SubscriberList {
         let Some(buf) = read_list_bytes(path)? else {
             return Ok(Vec::new());
         };
-        read_list(&buf, path, true, |_, _| Ok(()))?;
-        let header = read_list(&buf, path, false, |_, row| f(row.to_subscriber()))?;
+        read_list_checked(&buf, path, |_, _| Ok(()))?;
+        let header = read_list(&buf, path, |_, row| f(row.to_subscriber()).map(|()| None))?;
         Ok(header.extra)
     }
 
@@ -259,7 +261,7 @@ pub fn stats(path: &Path) -> Result<ListStats> {
     let mut st = ListStats::default();
     let mut domains: HashMap<String, usize> = HashMap::new();
     if let Some(buf) = read_list_bytes(path)? {
-        read_list(&buf, path, true, |_, row| {
+        read_list_checked(&buf, path, |_, row| {
             st.total += 1;
             *st.by_status.entry(row.status).or_default() += 1;
             let domain = row.email().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -318,9 +320,11 @@ fn cmd_stats(config: &Config) -> Result<crate::Exit> {
 /// through [`guard_cell`].
 pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
     let buf = read_list_bytes(path)?.unwrap_or_default();
+    // Check the whole list first, so that a malformed list exports nothing at all.
+    read_list_checked(&buf, path, |_, _| Ok(()))?;
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
     let mut header_written = false;
-    let header = read_list(&buf, path, true, |h, row| {
+    let header = read_list(&buf, path, |h, row| {
         if !header_written {
             w.write_record(
                 STANDARD_COLUMNS
@@ -333,7 +337,7 @@ pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Resul
             header_written = true;
         }
         if status.is_some_and(|s| s != row.status) {
-            return Ok(());
+            return Ok(None);
         }
         w.write_field(guard_cell(row.email()).as_bytes())?;
         w.write_field(guard_cell(&row.name()).as_bytes())?;
@@ -345,7 +349,7 @@ pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Resul
             w.write_field(guard_cell(&row.extra(j)).as_bytes())?;
         }
         w.write_record(None::<&[u8]>)?;
-        Ok(())
+        Ok(None)
     })?;
     if !header_written {
         w.write_record(
