@@ -14,16 +14,16 @@
 //! are merged. This module never sends anything and never writes the list itself.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
 use super::decode::{decode, Decoded};
 use super::email::{damaged_text, normalize_address, normalize_name, normalize_text, trim_cell};
 use super::list::{
-    join_tags, normalize_tag, record_line, reuse, split_tags, NewRow, Table, MAX_ATTR_CHARS,
-    MAX_META_CHARS, STANDARD_COLUMNS,
+    count_lines, join_tags, normalize_tag, record_line, reuse, split_tags, NewRow, Table,
+    MAX_ATTR_CHARS, MAX_META_CHARS, STANDARD_COLUMNS,
 };
 use super::Status;
 use crate::cli::{ImportEncoding, ImportFormat};
@@ -79,7 +79,7 @@ impl SourceFormat {
 /// One row mentioned in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowNote {
-    pub file: String,
+    pub file: Arc<str>,
     pub line: u64,
     pub text: String,
 }
@@ -125,13 +125,20 @@ pub struct ImportReport {
 impl ImportReport {
     /// The report as printed by `fortnight subscribers import`.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
+        self.write_to(&mut out)
+            .expect("writing to a Vec<u8> cannot fail");
+        String::from_utf8(out).expect("the report is UTF-8")
+    }
+
+    /// Writes the report (one line per file, the counts, then every noted row).
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         for f in &self.files {
             let delim = match f.delimiter {
                 b'\t' => "TAB".to_string(),
                 d => format!("`{}`", d as char),
             };
-            let _ = writeln!(
+            writeln!(
                 out,
                 "{}: {}, {}{}, delimiter {delim}, {} row{}{}",
                 f.file,
@@ -149,19 +156,19 @@ impl ImportReport {
                 } else {
                     ""
                 },
-            );
+            )?;
         }
-        let _ = writeln!(out, "added:       {}", self.added);
-        let _ = writeln!(out, "updated:     {}", self.updated);
-        let _ = writeln!(out, "unchanged:   {}", self.unchanged);
-        let _ = writeln!(out, "duplicates:  {}", self.duplicates.len());
-        let _ = writeln!(out, "suppressed:  {}", self.suppressed);
-        let _ = writeln!(out, "invalid:     {}", self.invalid.len());
+        writeln!(out, "added:       {}", self.added)?;
+        writeln!(out, "updated:     {}", self.updated)?;
+        writeln!(out, "unchanged:   {}", self.unchanged)?;
+        writeln!(out, "duplicates:  {}", self.duplicates.len())?;
+        writeln!(out, "suppressed:  {}", self.suppressed)?;
+        writeln!(out, "invalid:     {}", self.invalid.len())?;
         if !self.skipped.is_empty() {
-            let _ = writeln!(out, "skipped:     {}", self.skipped.len());
+            writeln!(out, "skipped:     {}", self.skipped.len())?;
         }
         if self.resubscribed > 0 {
-            let _ = writeln!(out, "resubscribed: {}", self.resubscribed);
+            writeln!(out, "resubscribed: {}", self.resubscribed)?;
         }
         let sections: [(&str, &[RowNote]); 4] = [
             ("invalid rows (not imported):", &self.invalid),
@@ -176,12 +183,12 @@ impl ImportReport {
             if notes.is_empty() {
                 continue;
             }
-            let _ = writeln!(out, "{title}");
+            writeln!(out, "{title}")?;
             for n in notes {
-                let _ = writeln!(out, "  {}:{}: {}", n.file, n.line, n.text);
+                writeln!(out, "  {}:{}: {}", n.file, n.line, n.text)?;
             }
         }
-        out
+        Ok(())
     }
 }
 
@@ -735,7 +742,7 @@ pub(crate) struct Importer<'t> {
     opts: ImportOptions,
     /// Per table row: where this import first saw the address (`(file+1) << 40 | line`), or 0.
     first_seen: Vec<u64>,
-    files: Vec<String>,
+    files: Vec<Arc<str>>,
     pub report: ImportReport,
     /// Whether the table differs from the list on disk.
     pub changed: bool,
@@ -768,8 +775,10 @@ impl<'t> Importer<'t> {
     fn import_text(&mut self, path: &Path, decoded: Decoded) -> Result<()> {
         let shown = path.display().to_string();
         let file_idx = self.files.len();
-        self.files.push(shown.clone());
+        self.files.push(Arc::from(shown.as_str()));
         let text = decoded.text;
+        // Every line may add a row: size the table once instead of growing it.
+        self.table.reserve(count_lines(text.as_bytes()));
         let delimiter = match self.opts.delimiter {
             Some(d) => d,
             None => sniff_delimiter(&text),
@@ -1012,7 +1021,7 @@ impl<'t> Importer<'t> {
         let seen = self.first_seen[i];
         let existing = self.table.row(i);
         let existing_status = existing.status;
-        let stored_email = existing.email.to_string();
+        let spelled_differently = *existing.email != *row.email;
 
         let mut new_status = existing_status;
         let mut resubscribed = false;
@@ -1030,29 +1039,30 @@ impl<'t> Importer<'t> {
             }
         }
 
+        // Decide on borrowed data; build new cells only when something changes.
         let fill_name = existing.name.is_empty() && !row.name.is_empty();
         let fill_since = existing.since.is_empty() && !row.since.is_empty();
-        let mut tags = split_tags(existing.tags);
-        let mut tags_changed = false;
-        for t in &row.tags {
-            if !tags.iter().any(|o| o.eq_ignore_ascii_case(t)) {
-                tags.push(t.clone());
-                tags_changed = true;
-            }
-        }
-        let n = self.table.extra.len();
-        let mut extras: Vec<String> = (0..n).map(|j| existing.extra(j).to_string()).collect();
-        let mut attrs_changed = false;
-        for (j, v) in &row.attrs {
-            if extras[*j].is_empty() {
-                extras[*j] = v.clone();
-                attrs_changed = true;
-            }
-        }
+        let has_tag = |t: &str| existing.tags.split(';').any(|o| o.eq_ignore_ascii_case(t));
+        let tags_changed = row.tags.iter().any(|t| !has_tag(t));
+        let attrs_changed = row.attrs.iter().any(|(j, _)| existing.extra(*j).is_empty());
         let fields_changed = fill_name || fill_since || tags_changed || attrs_changed;
         if fields_changed {
+            let stored_email = existing.email.to_string();
+            let mut tags = split_tags(existing.tags);
+            for t in &row.tags {
+                if !tags.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+                    tags.push(t.clone());
+                }
+            }
+            let n = self.table.extra.len();
+            let mut extras: Vec<String> = (0..n).map(|j| existing.extra(j).to_string()).collect();
+            for (j, v) in &row.attrs {
+                if extras[*j].is_empty() {
+                    extras[*j] = v.clone();
+                }
+            }
             let new = NewRow {
-                email: Cow::Owned(stored_email.clone()),
+                email: Cow::Borrowed(&stored_email),
                 name: Cow::Owned(if fill_name {
                     row.name.to_string()
                 } else {
@@ -1098,13 +1108,20 @@ impl<'t> Importer<'t> {
             let first_file = ((seen >> LINE_BITS) - 1) as usize;
             let first_line = seen & ((1 << LINE_BITS) - 1);
             let text = format!(
-                "`{}` duplicates {}:{} (kept as `{stored_email}`)",
-                row.email, self.files[first_file], first_line
+                "`{}` duplicates {}:{} (kept as `{}`)",
+                row.email,
+                self.files[first_file],
+                first_line,
+                self.table.row(i).email
             );
             let n = self.note(file_idx, line, text);
             self.report.duplicates.push(n);
-        } else if *row.email != stored_email {
-            let text = format!("`{}` is already in the list as `{stored_email}`", row.email);
+        } else if spelled_differently {
+            let text = format!(
+                "`{}` is already in the list as `{}`",
+                row.email,
+                self.table.row(i).email
+            );
             let n = self.note(file_idx, line, text);
             self.report.duplicates.push(n);
         } else {
@@ -1194,7 +1211,7 @@ mod tests {
             .chain(r.skipped.iter_mut())
             .chain(r.kept_suppressed.iter_mut())
         {
-            n.file = n.file.trim_start_matches(&prefix).to_string();
+            n.file = Arc::from(n.file.trim_start_matches(&prefix));
             n.text = n.text.replace(&prefix, "");
         }
         r

@@ -586,8 +586,21 @@ pub(crate) struct Table {
     pub extra: Vec<String>,
     arena: String,
     rows: Vec<TRow>,
-    index: HashTable<u32>,
+    /// (row, 32 bits of the address's hash): the stored hash makes growing the table and
+    /// most comparisons free of a trip to the arena.
+    index: HashTable<(u32, u32)>,
     state: RandomState,
+}
+
+/// The 32 bits of an address hash kept in the [`Table`] index.
+fn short_hash(h: u64) -> u32 {
+    (h >> 32) as u32
+}
+
+/// The table hash rebuilt from [`short_hash`]: a multiplication spreads it over the 64 bits
+/// hashbrown uses (bucket from the low bits, tag from the high ones).
+fn spread(h: u32) -> u64 {
+    (h as u64 | ((h as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// The cells of one [`Table`] row, borrowed.
@@ -648,16 +661,18 @@ impl Table {
         t.index.reserve(lines, |_| 0);
         // The first line of every row, to name it when a later row repeats its address.
         let mut first_lines: Vec<u64> = Vec::with_capacity(lines);
-        let header = read_list(buf, path, |h, row| {
+        let header = read_list(buf, path, |header, row| {
             let email = row.email();
-            let hash = key_hash(&t.state, email);
-            let (arena, rows, state) = (&t.arena, &t.rows, &t.state);
+            let h = short_hash(key_hash(&t.state, email));
+            let (arena, rows) = (&t.arena, &t.rows);
             let vacant = match t.index.entry(
-                hash,
-                |&i| row_email(arena, &rows[i as usize]).eq_ignore_ascii_case(email),
-                |&i| key_hash(state, row_email(arena, &rows[i as usize])),
+                spread(h),
+                |&(i, hi)| {
+                    hi == h && row_email(arena, &rows[i as usize]).eq_ignore_ascii_case(email)
+                },
+                |&(_, hi)| spread(hi),
             ) {
-                Entry::Occupied(e) => return Ok(Some(first_lines[*e.get() as usize])),
+                Entry::Occupied(e) => return Ok(Some(first_lines[e.get().0 as usize])),
                 Entry::Vacant(v) => v,
             };
             let (start, len) = Table::append_cells(
@@ -667,9 +682,9 @@ impl Table {
                 &row.since(),
                 &row.source(),
                 &row.tags(),
-                (0..h.extra.len()).map(|j| row.extra(j)),
+                (0..header.extra.len()).map(|j| row.extra(j)),
             )?;
-            vacant.insert(t.rows.len() as u32);
+            vacant.insert((t.rows.len() as u32, h));
             t.rows.push(TRow {
                 start,
                 len,
@@ -729,22 +744,27 @@ impl Table {
             Self::append_cells(&mut self.arena, email, name, since, source, tags, extras)?;
         let idx = self.rows.len();
         self.rows.push(TRow { start, len, status });
-        let hash = key_hash(&self.state, email);
-        let (arena, rows, state) = (&self.arena, &self.rows, &self.state);
-        self.index.insert_unique(hash, idx as u32, |&i| {
-            key_hash(state, row_email(arena, &rows[i as usize]))
-        });
+        let h = short_hash(key_hash(&self.state, email));
+        self.index
+            .insert_unique(spread(h), (idx as u32, h), |&(_, hi)| spread(hi));
         Ok(idx)
+    }
+
+    /// Makes room for `rows` more rows without growing the index again.
+    pub fn reserve(&mut self, rows: usize) {
+        self.rows.reserve(rows);
+        self.index.reserve(rows, |&(_, hi)| spread(hi));
     }
 
     /// The row holding `email` (compared ignoring case).
     pub fn find(&self, email: &str) -> Option<usize> {
-        let hash = key_hash(&self.state, email);
+        let h = short_hash(key_hash(&self.state, email));
         self.index
-            .find(hash, |&i| {
-                row_email(&self.arena, &self.rows[i as usize]).eq_ignore_ascii_case(email)
+            .find(spread(h), |&(i, hi)| {
+                hi == h
+                    && row_email(&self.arena, &self.rows[i as usize]).eq_ignore_ascii_case(email)
             })
-            .map(|&i| i as usize)
+            .map(|&(i, _)| i as usize)
     }
 
     pub fn row(&self, i: usize) -> RowRef<'_> {

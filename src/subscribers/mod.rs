@@ -222,7 +222,7 @@ fn cmd_import(config: &Config, args: &ImportArgs) -> Result<crate::Exit> {
         Some(())
     };
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", report.render())?;
+    report.write_to(&mut out)?;
     let totals = format!(
         "{} addresses: {} subscribed, {} unsubscribed, {} bounced, {} complained",
         table.len(),
