@@ -252,27 +252,31 @@ pub(crate) fn key_hash(state: &RandomState, email: &str) -> u64 {
 /// Finds repeated addresses after a pass: every address is appended to an arena with its
 /// case-insensitive hash, then the hashes are sorted and equal neighbours compared. Sorting
 /// is sequential work; a hash table would cost a cache miss per row at a million rows.
+#[derive(Default)]
 struct DupFinder {
-    state: RandomState,
     arena: String,
     /// (hash, offset, length, line)
     entries: Vec<(u64, u32, u32, u64)>,
 }
 
 impl DupFinder {
-    fn with_capacity(rows: usize, bytes: usize) -> DupFinder {
-        DupFinder {
-            state: RandomState::new(),
-            arena: String::with_capacity(bytes),
-            entries: Vec::with_capacity(rows),
-        }
-    }
-
-    fn add(&mut self, email: &str, line: u64) {
+    fn add(&mut self, state: &RandomState, email: &str, line: u64) {
         let off = self.arena.len() as u32;
         self.arena.push_str(email);
         self.entries
-            .push((key_hash(&self.state, email), off, email.len() as u32, line));
+            .push((key_hash(state, email), off, email.len() as u32, line));
+    }
+
+    /// Takes over the entries of a later chunk (hashed with the same state).
+    fn append(&mut self, other: DupFinder) {
+        let shift = self.arena.len() as u32;
+        self.arena.push_str(&other.arena);
+        self.entries.extend(
+            other
+                .entries
+                .into_iter()
+                .map(|(h, off, len, line)| (h, off + shift, len, line)),
+        );
     }
 
     /// Reports every row whose address appeared on an earlier line.
@@ -285,24 +289,23 @@ impl DupFinder {
                     .iter()
                     .find(|e| text(e).eq_ignore_ascii_case(text(later)))
                 {
-                    problems.add(
-                        later.3,
-                        format!(
-                            "`{}` is already in the list on line {} (addresses are compared \
-                             ignoring case)",
-                            text(later),
-                            first.3
-                        ),
-                    );
+                    problems.add(later.3, duplicate_message(text(later), first.3));
                 }
             }
         }
     }
 }
 
+fn duplicate_message(email: &str, first_line: u64) -> String {
+    format!(
+        "`{email}` is already in the list on line {first_line} (addresses are compared \
+         ignoring case)"
+    )
+}
+
 /// Malformed rows found while reading, reported together in line order.
 #[derive(Default)]
-struct Problems {
+pub(crate) struct Problems {
     listed: Vec<(u64, String)>,
     count: usize,
 }
@@ -316,6 +319,11 @@ impl Problems {
         if self.listed.len() < Self::KEEP {
             self.listed.push((line, msg));
         }
+    }
+
+    fn append(&mut self, other: Problems) {
+        self.count += other.count;
+        self.listed.extend(other.listed);
     }
 
     fn into_result(mut self, file: &Path) -> Result<()> {
@@ -340,54 +348,103 @@ impl Problems {
     }
 }
 
-/// Reads the list at `file` whose bytes are `buf`, calling `f` for every valid row in file
-/// order; `f` returns the line of an earlier row with the same address, if it knows one (the
-/// row is then a duplicate). Malformed rows and duplicates are collected and returned as one
-/// error listing their lines. Returns the header.
-pub(crate) fn read_list(
-    buf: &[u8],
-    file: &Path,
-    f: impl FnMut(&Header, &RowView<'_>) -> Result<Option<u64>>,
-) -> Result<Header> {
-    let mut problems = Problems::default();
-    let header = scan_list(buf, file, f, &mut problems)?;
-    problems.into_result(file)?;
-    Ok(header)
+/// A list file's header and where its rows start.
+struct Body<'b> {
+    header: Header,
+    /// The bytes after the header.
+    rows: &'b [u8],
+    /// The physical line `rows` starts on.
+    first_line: u64,
 }
 
-/// The reading loop of [`read_list`]; problems are added to `problems`, not returned.
-fn scan_list(
-    buf: &[u8],
-    file: &Path,
-    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<Option<u64>>,
-    problems: &mut Problems,
-) -> Result<Header> {
+/// Finds and parses the header (the first non-blank record); a file without one is an empty
+/// list with the standard header.
+fn split_header<'b>(buf: &'b [u8], file: &Path) -> Result<Body<'b>> {
     let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .buffer_capacity(1 << 16)
         .from_reader(buf);
     let mut rec = csv::StringRecord::new();
-    let mut header: Option<Header> = None;
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Ok(Body {
+                    header: Header::standard(),
+                    rows: &[],
+                    first_line: 1,
+                })
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{}: the header is not valid UTF-8 (save the list as UTF-8)",
+                        file.display()
+                    )
+                })
+            }
+        }
+        let cells: Vec<&str> = rec.iter().collect();
+        if cells.iter().all(|c| trim_cell(c).is_empty()) {
+            continue;
+        }
+        let header = Header::parse(&cells, file)?;
+        let end = (rdr.position().byte() as usize).min(buf.len());
+        return Ok(Body {
+            header,
+            rows: &buf[end..],
+            first_line: 1 + count_newlines(&buf[..end]) as u64,
+        });
+    }
+}
+
+fn count_newlines(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// An upper bound on the number of records in `buf` (its line count), to size tables once.
+pub(crate) fn count_lines(buf: &[u8]) -> usize {
+    count_newlines(buf) + 1
+}
+
+/// Reads the rows in `rows` (starting on physical line `first_line`), calling `f` for every
+/// valid one; `f` returns the line of an earlier row with the same address, if it knows one.
+/// Returns where the last record started (to check a parallel split).
+fn scan_rows(
+    rows: &[u8],
+    first_line: u64,
+    header: &Header,
+    mut f: impl FnMut(&RowView<'_>) -> Result<Option<u64>>,
+    problems: &mut Problems,
+) -> Result<Option<usize>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(rows);
+    let mut rec = csv::StringRecord::new();
     let mut spare: Vec<&'static str> = Vec::new();
+    let mut last_start = None;
+    let h = header;
+    let line_of = |p: &csv::Position| first_line + record_line(rows, p) - 1;
     loop {
         match rdr.read_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
-                let line = e.position().map(|p| record_line(buf, p)).unwrap_or(0);
+                let line = e.position().map(line_of).unwrap_or(0);
+                last_start = e.position().map(|p| p.byte() as usize);
                 problems.add(
                     line,
                     "the row is not valid UTF-8 (save the list as UTF-8)".to_string(),
                 );
                 continue;
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("failed to read `{}`", file.display()))
-            }
+            Err(e) => return Err(e).context("failed to read the list"),
         }
-        let line = rec.position().map(|p| record_line(buf, p)).unwrap_or(0);
+        let line = rec.position().map(line_of).unwrap_or(0);
+        last_start = rec.position().map(|p| p.byte() as usize);
         // Reuse one allocation for the cells of every record (they borrow `rec` only until
         // the next read, so the vector is emptied and re-typed each time).
         let mut local: Vec<&str> = reuse(std::mem::take(&mut spare));
@@ -395,10 +452,6 @@ fn scan_list(
         if local.iter().all(|c| trim_cell(c).is_empty()) {
             continue;
         }
-        let Some(h) = header.as_ref() else {
-            header = Some(Header::parse(&local, file)?);
-            continue;
-        };
         if local.len() != h.width()
             && !(local.len() > h.width() && local[h.width()..].iter().all(|c| c.is_empty()))
         {
@@ -425,8 +478,7 @@ fn scan_list(
             problems.add(
                 line,
                 format!(
-                    "status `{}` is not one of subscribed, unsubscribed, bounced, \
-                     complained",
+                    "status `{}` is not one of subscribed, unsubscribed, bounced, complained",
                     trim_cell(status_cell).escape_debug()
                 ),
             );
@@ -439,56 +491,144 @@ fn scan_list(
             email,
             status,
         };
-        if let Some(first) = f(h, &view)? {
-            problems.add(
-                line,
-                format!(
-                    "`{}` is already in the list on line {first} (addresses are \
-                     compared ignoring case)",
-                    view.email
-                ),
-            );
+        if let Some(first) = f(&view)? {
+            problems.add(line, duplicate_message(&view.email, first));
         }
         drop(view);
         spare = reuse(local);
     }
-    Ok(header.unwrap_or_else(Header::standard))
+    Ok(last_start)
 }
 
-/// An upper bound on the number of records in `buf` (its line count), to size tables once.
-pub(crate) fn count_lines(buf: &[u8]) -> usize {
-    buf.iter().filter(|&&b| b == b'\n').count() + 1
+/// Reads the list at `file` whose bytes are `buf`, calling `f` for every valid row in file
+/// order; `f` returns the line of an earlier row with the same address, if it knows one (the
+/// row is then a duplicate). Malformed rows and duplicates are collected and returned as one
+/// error listing their lines. Returns the header.
+pub(crate) fn read_list(
+    buf: &[u8],
+    file: &Path,
+    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<Option<u64>>,
+) -> Result<Header> {
+    let body = split_header(buf, file)?;
+    let mut problems = Problems::default();
+    scan_rows(
+        body.rows,
+        body.first_line,
+        &body.header,
+        |row| f(&body.header, row),
+        &mut problems,
+    )?;
+    problems.into_result(file)?;
+    Ok(body.header)
+}
+
+/// Lists smaller than this are read on one thread (tests split tiny lists to exercise the
+/// two-thread path).
+const PARALLEL_MIN_BYTES: usize = if cfg!(test) { 64 } else { 4 << 20 };
+
+/// Where to cut `rows` in two at a record boundary near the middle: the first newline after
+/// the middle that is outside quotes (an even number of `"` before it). `None` for small
+/// input or when no such place exists.
+fn split_point(rows: &[u8]) -> Option<usize> {
+    if rows.len() < PARALLEL_MIN_BYTES {
+        return None;
+    }
+    let mid = rows.len() / 2;
+    let mut quotes = rows[..mid].iter().filter(|&&b| b == b'"').count();
+    for (i, &b) in rows[mid..].iter().enumerate() {
+        match b {
+            b'"' => quotes += 1,
+            b'\n' if quotes % 2 == 0 => return Some(mid + i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Reads the list on two threads when it is large: the rows are cut in two at a record
+/// boundary, each half fills its own `R` (made by `init`, filled by `f`), and the results
+/// come back in file order with the problems of both halves. Falls back to one thread when
+/// the cut turns out to be inside a quoted field.
+pub(crate) fn read_list_parallel<R: Send>(
+    buf: &[u8],
+    file: &Path,
+    init: impl Fn() -> R + Sync,
+    f: impl Fn(&mut R, &RowView<'_>) + Sync,
+) -> Result<(Header, Vec<R>, Problems)> {
+    let body = split_header(buf, file)?;
+    let header = &body.header;
+    let run = |rows: &[u8], first_line: u64| -> Result<(R, Problems, Option<usize>)> {
+        let mut r = init();
+        let mut problems = Problems::default();
+        let last = scan_rows(
+            rows,
+            first_line,
+            header,
+            |row| {
+                f(&mut r, row);
+                Ok(None)
+            },
+            &mut problems,
+        )?;
+        Ok((r, problems, last))
+    };
+    if let Some(cut) = split_point(body.rows) {
+        let (head, tail) = body.rows.split_at(cut);
+        let tail_line = body.first_line + count_newlines(head) as u64;
+        let (first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| run(tail, tail_line));
+            let first = run(head, body.first_line);
+            (first, second.join())
+        });
+        let (r1, mut p1, last) = first?;
+        let (r2, p2, _) =
+            second.unwrap_or_else(|_| Err(anyhow::anyhow!("a reader thread panicked")))?;
+        // The cut is sound when the first half's last record holds balanced quotes.
+        let clean =
+            last.is_none_or(|start| head[start..].iter().filter(|&&b| b == b'"').count() % 2 == 0);
+        if clean {
+            p1.append(p2);
+            return Ok((body.header.clone(), vec![r1, r2], p1));
+        }
+    }
+    let (r, p, _) = run(body.rows, body.first_line)?;
+    Ok((body.header.clone(), vec![r], p))
+}
+
+/// [`read_list`] with duplicate detection of its own, on two threads for large lists. `f`
+/// builds a result per half (see [`read_list_parallel`]); duplicates are found at the end,
+/// and then the whole read is an error.
+pub(crate) fn read_list_checked<R: Send>(
+    buf: &[u8],
+    file: &Path,
+    init: impl Fn() -> R + Sync,
+    f: impl Fn(&mut R, &RowView<'_>) + Sync,
+) -> Result<(Header, Vec<R>)> {
+    let state = RandomState::new();
+    let (header, parts, mut problems) = read_list_parallel(
+        buf,
+        file,
+        || (init(), DupFinder::default()),
+        |(r, dups), row| {
+            dups.add(&state, row.email(), row.line);
+            f(r, row);
+        },
+    )?;
+    let mut dups = DupFinder::default();
+    let mut results = Vec::with_capacity(parts.len());
+    for (r, d) in parts {
+        dups.append(d);
+        results.push(r);
+    }
+    dups.report(&mut problems);
+    problems.into_result(file)?;
+    Ok((header, results))
 }
 
 /// Empties `v` and hands back its allocation for a vector of other borrows.
 pub(crate) fn reuse<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
     v.clear();
     v.into_iter().map(|_| "").collect()
-}
-
-/// [`read_list`] with duplicate detection of its own, for callers without an index. `f` is
-/// called for every row, duplicates included: they are only known at the end, and then the
-/// whole read is an error.
-pub(crate) fn read_list_checked(
-    buf: &[u8],
-    file: &Path,
-    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<()>,
-) -> Result<Header> {
-    let mut problems = Problems::default();
-    let mut dups = DupFinder::with_capacity(count_lines(buf), buf.len() / 3);
-    let header = scan_list(
-        buf,
-        file,
-        |h, row| {
-            dups.add(row.email(), row.line);
-            f(h, row)?;
-            Ok(None)
-        },
-        &mut problems,
-    )?;
-    dups.report(&mut problems);
-    problems.into_result(file)?;
-    Ok(header)
 }
 
 /// Reads the whole list file; `None` when it does not exist.
@@ -504,11 +644,14 @@ pub(crate) fn read_list_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
 impl SubscriberList {
     /// Parses list bytes (as read from `file`).
     pub(crate) fn from_bytes(buf: &[u8], file: &Path) -> Result<SubscriberList> {
-        let mut subscribers = Vec::new();
-        let header = read_list_checked(buf, file, |_, row| {
-            subscribers.push(row.to_subscriber());
-            Ok(())
+        let (header, parts) = read_list_checked(buf, file, Vec::new, |v, row| {
+            v.push(row.to_subscriber());
         })?;
+        let mut parts = parts.into_iter();
+        let mut subscribers: Vec<Subscriber> = parts.next().unwrap_or_default();
+        for more in parts {
+            subscribers.extend(more);
+        }
         Ok(SubscriberList {
             subscribers,
             extra_columns: header.extra,
@@ -603,6 +746,41 @@ fn spread(h: u32) -> u64 {
     (h as u64 | ((h as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// The rows one reader thread parsed, before they join the [`Table`].
+#[derive(Default)]
+struct TablePart {
+    arena: String,
+    rows: Vec<TRow>,
+    /// Short hash of each row's address.
+    hashes: Vec<u32>,
+    /// Physical line of each row.
+    lines: Vec<u64>,
+}
+
+impl TablePart {
+    fn push(&mut self, state: &RandomState, row: &RowView<'_>) {
+        let start = self.arena.len();
+        let email = row.email();
+        self.arena.push_str(email);
+        for c in [row.name(), row.since(), row.source(), row.tags()] {
+            self.arena.push(SEP);
+            self.arena.push_str(&c);
+        }
+        for j in 0..row.header.extra.len() {
+            self.arena.push(SEP);
+            self.arena.push_str(&row.extra(j));
+        }
+        // Offsets beyond 4 GiB are caught when the parts are joined.
+        self.rows.push(TRow {
+            start: start as u32,
+            len: (self.arena.len() - start) as u32,
+            status: row.status,
+        });
+        self.hashes.push(short_hash(key_hash(state, email)));
+        self.lines.push(row.line);
+    }
+}
+
 /// The cells of one [`Table`] row, borrowed.
 #[derive(Debug, Clone)]
 pub(crate) struct RowRef<'t> {
@@ -652,49 +830,62 @@ impl Table {
         }
     }
 
-    /// Parses list bytes read from `path`.
+    /// Parses list bytes read from `path` (on two threads when the list is large).
     pub fn load_bytes(buf: &[u8], path: &Path) -> Result<Table> {
+        let state = RandomState::new();
+        let (header, parts, mut problems) = read_list_parallel(
+            buf,
+            path,
+            || TablePart {
+                arena: String::with_capacity(buf.len() / 2 + 64),
+                ..TablePart::default()
+            },
+            |part, row| part.push(&state, row),
+        )?;
         let mut t = Table::new();
-        t.arena.reserve(buf.len());
-        let lines = count_lines(buf);
-        t.rows.reserve(lines);
-        t.index.reserve(lines, |_| 0);
-        // The first line of every row, to name it when a later row repeats its address.
-        let mut first_lines: Vec<u64> = Vec::with_capacity(lines);
-        let header = read_list(buf, path, |header, row| {
-            let email = row.email();
-            let h = short_hash(key_hash(&t.state, email));
+        t.state = state;
+        let total_rows: usize = parts.iter().map(|p| p.rows.len()).sum();
+        let total_text: usize = parts.iter().map(|p| p.arena.len()).sum();
+        u32::try_from(total_text)
+            .ok()
+            .context("the subscriber list is too large to hold in memory (over 4 GiB of text)")?;
+        t.arena.reserve_exact(total_text);
+        t.rows.reserve(total_rows);
+        let mut hashes: Vec<u32> = Vec::with_capacity(total_rows);
+        let mut lines: Vec<u64> = Vec::with_capacity(total_rows);
+        for part in parts {
+            let shift = t.arena.len() as u32;
+            t.arena.push_str(&part.arena);
+            t.rows.extend(part.rows.into_iter().map(|r| TRow {
+                start: r.start + shift,
+                ..r
+            }));
+            hashes.extend(part.hashes);
+            lines.extend(part.lines);
+        }
+        // The index, built in file order so that a repeated address names its first line.
+        t.index.reserve(total_rows, |&(_, hi)| spread(hi));
+        for (i, &h) in hashes.iter().enumerate() {
             let (arena, rows) = (&t.arena, &t.rows);
-            let vacant = match t.index.entry(
+            let email = row_email(arena, &rows[i]);
+            match t.index.entry(
                 spread(h),
-                |&(i, hi)| {
-                    hi == h && row_email(arena, &rows[i as usize]).eq_ignore_ascii_case(email)
+                |&(j, hj)| {
+                    hj == h && row_email(arena, &rows[j as usize]).eq_ignore_ascii_case(email)
                 },
-                |&(_, hi)| spread(hi),
+                |&(_, hj)| spread(hj),
             ) {
-                Entry::Occupied(e) => return Ok(Some(first_lines[e.get().0 as usize])),
-                Entry::Vacant(v) => v,
-            };
-            let (start, len) = Table::append_cells(
-                &mut t.arena,
-                email,
-                &row.name(),
-                &row.since(),
-                &row.source(),
-                &row.tags(),
-                (0..header.extra.len()).map(|j| row.extra(j)),
-            )?;
-            vacant.insert((t.rows.len() as u32, h));
-            t.rows.push(TRow {
-                start,
-                len,
-                status: row.status,
-            });
-            first_lines.push(row.line);
-            Ok(None)
-        })?;
+                Entry::Occupied(e) => {
+                    let first = lines[e.get().0 as usize];
+                    problems.add(lines[i], duplicate_message(email, first));
+                }
+                Entry::Vacant(v) => {
+                    v.insert((i as u32, h));
+                }
+            }
+        }
+        problems.into_result(path)?;
         t.extra = header.extra;
-        t.arena.shrink_to_fit();
         Ok(t)
     }
 
@@ -996,6 +1187,90 @@ mod tests {
             .to_string();
         assert!(err.contains("line 2: the row is not valid UTF-8"), "{err}");
         assert!(err.contains("1 malformed row;"), "{err}");
+    }
+
+    /// A list long enough to be read in two halves, with `extra` lines appended.
+    fn long_list(n: usize, extra: &str) -> String {
+        let mut t = String::from("email,name,status,since,source,tags\n");
+        for i in 0..n {
+            t.push_str(&format!("r{i}@example.org,R {i},subscribed,,,\n"));
+        }
+        t.push_str(extra);
+        t
+    }
+
+    #[test]
+    fn a_list_read_in_two_halves_keeps_order_and_line_numbers() {
+        let text = long_list(50, "");
+        assert!(split_point(text.as_bytes()).is_some());
+        let list = load(&text).unwrap();
+        let emails: Vec<String> = list
+            .subscribers
+            .iter()
+            .map(|s| s.email.to_string())
+            .collect();
+        let want: Vec<String> = (0..50).map(|i| format!("r{i}@example.org")).collect();
+        assert_eq!(emails, want);
+        let t = Table::load_bytes(text.as_bytes(), Path::new("s.csv")).unwrap();
+        assert_eq!(t.len(), 50);
+        for i in 0..50 {
+            assert_eq!(t.find(&format!("R{i}@EXAMPLE.org")), Some(i));
+        }
+        // errors in both halves, and a duplicate across them, name the right lines
+        let text = long_list(
+            50,
+            "R3@example.org,dup,subscribed,,,\nbad,x,subscribed,,,\n",
+        )
+        .replacen(
+            "r1@example.org,R 1,subscribed",
+            "r1@example.org,R 1,nope",
+            1,
+        );
+        for err in [
+            load(&text).unwrap_err().to_string(),
+            Table::load_bytes(text.as_bytes(), Path::new("subscribers.csv"))
+                .err()
+                .unwrap()
+                .to_string(),
+        ] {
+            assert!(err.contains("3 malformed rows"), "{err}");
+            assert!(err.contains("line 3: status `nope`"), "{err}");
+            assert!(
+                err.contains("line 52: `R3@example.org` is already in the list on line 5"),
+                "{err}"
+            );
+            assert!(err.contains("line 53: `bad`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_cut_inside_a_quoted_field_falls_back_to_one_reader() {
+        // A stray quote in an unquoted field (which CSV readers take literally) upsets the
+        // quote count, so the cut lands inside a quoted two-line name: the result must still
+        // be what one reader sees.
+        let mut text = String::from("email,name,status\nstray@example.org,ab\"c,subscribed\n");
+        for i in 0..40 {
+            text.push_str(&format!("q{i}@example.org,\"m\nn\",subscribed\n"));
+        }
+        let body = split_header(text.as_bytes(), Path::new("s.csv")).unwrap();
+        let cut = split_point(body.rows).expect("a cut");
+        let before = &body.rows[..cut];
+        let last_row = before[..before.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(before, |i| &before[i + 1..]);
+        assert!(
+            last_row.ends_with(b"\"m\n"),
+            "the cut is inside a quoted field"
+        );
+        let list = load(&text).unwrap();
+        assert_eq!(list.subscribers.len(), 41);
+        assert_eq!(list.subscribers[0].name, "ab\"c");
+        assert!(list.subscribers[1..].iter().all(|s| s.name == "m n"));
+        let err = load(&format!("{text}bad,x,subscribed\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 83: `bad`"), "{err}");
     }
 
     #[test]

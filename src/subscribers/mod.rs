@@ -124,7 +124,7 @@ impl SubscriberList {
         let Some(buf) = read_list_bytes(path)? else {
             return Ok(Vec::new());
         };
-        read_list_checked(&buf, path, |_, _| Ok(()))?;
+        read_list_checked(&buf, path, || (), |_, _| {})?;
         let header = read_list(&buf, path, |_, row| f(row.to_subscriber()).map(|()| None))?;
         Ok(header.extra)
     }
@@ -258,21 +258,35 @@ pub struct ListStats {
 
 /// Reads the list at `path` and counts it (a missing list counts zero).
 pub fn stats(path: &Path) -> Result<ListStats> {
+    #[derive(Default)]
+    struct Counts {
+        total: usize,
+        by_status: BTreeMap<Status, usize>,
+        domains: HashMap<String, usize>,
+    }
     let mut st = ListStats::default();
     let mut domains: HashMap<String, usize> = HashMap::new();
     if let Some(buf) = read_list_bytes(path)? {
-        read_list_checked(&buf, path, |_, row| {
-            st.total += 1;
-            *st.by_status.entry(row.status).or_default() += 1;
+        let (_, parts) = read_list_checked(&buf, path, Counts::default, |c, row| {
+            c.total += 1;
+            *c.by_status.entry(row.status).or_default() += 1;
             let domain = row.email().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-            match domains.get_mut(domain) {
+            match c.domains.get_mut(domain) {
                 Some(n) => *n += 1,
                 None => {
-                    domains.insert(domain.to_string(), 1);
+                    c.domains.insert(domain.to_string(), 1);
                 }
             }
-            Ok(())
         })?;
+        for c in parts {
+            st.total += c.total;
+            for (s, n) in c.by_status {
+                *st.by_status.entry(s).or_default() += n;
+            }
+            for (d, n) in c.domains {
+                *domains.entry(d).or_default() += n;
+            }
+        }
     }
     st.domains = domains.len();
     let mut top: Vec<(String, usize)> = domains.into_iter().collect();
@@ -321,7 +335,7 @@ fn cmd_stats(config: &Config) -> Result<crate::Exit> {
 pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
     let buf = read_list_bytes(path)?.unwrap_or_default();
     // Check the whole list first, so that a malformed list exports nothing at all.
-    read_list_checked(&buf, path, |_, _| Ok(()))?;
+    read_list_checked(&buf, path, || (), |_, _| {})?;
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
     let mut header_written = false;
     let header = read_list(&buf, path, |h, row| {
