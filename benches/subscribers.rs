@@ -8,7 +8,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use fortnight::subscribers::{normalize_name, Status, SubscriberEmail, SubscriberList};
+use fortnight::subscribers::{
+    normalize_name, CompactList, Status, SubscriberEmail, SubscriberList,
+};
 
 const ROWS: usize = 1_000_000;
 
@@ -69,10 +71,43 @@ fn address_policy(c: &mut Criterion) {
     });
 }
 
+/// Resident memory of this process in MB (Linux), to show what a loaded list holds.
+fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
 fn million_row_list(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("subscribers.csv");
     write_list(&path);
+    if let Some(before) = rss_mb() {
+        let list = CompactList::load(&path).expect("load");
+        let after = rss_mb().unwrap_or(before);
+        eprintln!(
+            "CompactList::load of {} rows holds about {:.0} MB ({:.0} bytes a row)",
+            list.len(),
+            after - before,
+            (after - before) * 1024.0 * 1024.0 / list.len() as f64
+        );
+        drop(list);
+        let before = rss_mb().unwrap_or(0.0);
+        let list = SubscriberList::load(&path).expect("load");
+        let after = rss_mb().unwrap_or(before);
+        eprintln!(
+            "SubscriberList::load of {} rows holds about {:.0} MB ({:.0} bytes a row)",
+            list.subscribers.len(),
+            after - before,
+            (after - before) * 1024.0 * 1024.0 / list.subscribers.len() as f64
+        );
+    }
     let mut group = c.benchmark_group("1,000,000-row list");
     group
         .sample_size(10)
@@ -85,6 +120,22 @@ fn million_row_list(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    group.bench_function("CompactList::load", |b| {
+        b.iter_batched(
+            || (),
+            |_| CompactList::load(&path).expect("load"),
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function(
+        "CompactList::load + build every subscribed Subscriber",
+        |b| {
+            b.iter(|| {
+                let list = CompactList::load(&path).expect("load");
+                list.subscribed().map(|s| s.name.len()).sum::<usize>()
+            })
+        },
+    );
     group.bench_function("SubscriberList::for_each (subscribed only)", |b| {
         b.iter(|| {
             let mut n = 0usize;

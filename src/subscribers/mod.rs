@@ -25,7 +25,7 @@ use crate::cli::{ImportArgs, SubscribersCommand, UnsubscribeArgs};
 use crate::config::Config;
 
 pub use email::{normalize_name, AddressError, SubscriberEmail};
-pub use list::STANDARD_COLUMNS;
+pub use list::{CompactList, STANDARD_COLUMNS};
 pub use store::{lock_path, update_statuses, StatusOutcome};
 
 use list::{read_list, read_list_bytes, read_list_checked, Table};
@@ -436,11 +436,10 @@ fn resolve_token(config: &Config, path: &Path, token: &str) -> Result<Subscriber
                 crate::config::ENV_UNSUBSCRIBE_KEY
             )
         })?;
-    let mut emails = Vec::new();
-    SubscriberList::for_each(path, |s| {
-        emails.push(s.email);
-        Ok(())
-    })?;
+    let list = CompactList::load(path)?;
+    let emails: Vec<SubscriberEmail> = (0..list.len())
+        .map(|i| SubscriberEmail::from_normalized(list.email(i).to_string()))
+        .collect();
     let index = crate::token::TokenIndex::build(keyring, &config.sender.list_id, emails.iter());
     index.resolve(token).with_context(|| {
         format!(
