@@ -185,6 +185,21 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{E0000}'..='\u{E007F}')
 }
 
+/// One pass over ASCII text: `Some(true)` when it holds only printable characters and no
+/// double space, `Some(false)` when it needs normalising, `None` when it is not ASCII.
+fn clean_ascii(bytes: &[u8]) -> Option<bool> {
+    let mut ok = true;
+    let mut prev = 0u8;
+    for &b in bytes {
+        if b >= 0x80 {
+            return None;
+        }
+        ok &= b >= b' ' && b != 0x7f && !(b == b' ' && prev == b' ');
+        prev = b;
+    }
+    Some(ok)
+}
+
 /// Whether `b` appears twice in a row (a plain loop: short strings, no search set-up).
 fn has_double(bytes: &[u8], b: u8) -> bool {
     bytes.windows(2).any(|w| w[0] == b && w[1] == b)
@@ -352,11 +367,15 @@ fn is_breaking(c: char) -> bool {
 /// the result is cut to `max_chars` characters. Borrows when nothing changes.
 pub fn normalize_text(raw: &str, max_chars: usize) -> Cow<'_, str> {
     let bytes = raw.as_bytes();
-    let trimmed = !raw.starts_with(' ') && !raw.ends_with(' ') && !has_double(bytes, b' ');
-    let clean = if raw.is_ascii() {
-        trimmed && raw.len() <= max_chars && bytes.iter().all(|&b| b >= b' ' && b != 0x7f)
-    } else {
-        trimmed && raw.chars().count() <= max_chars && !raw.chars().any(is_breaking)
+    let trimmed = !raw.starts_with(' ') && !raw.ends_with(' ');
+    let clean = match clean_ascii(bytes) {
+        Some(ok) => ok && trimmed && raw.len() <= max_chars,
+        None => {
+            trimmed
+                && !has_double(bytes, b' ')
+                && raw.chars().count() <= max_chars
+                && !raw.chars().any(is_breaking)
+        }
     };
     if clean {
         return Cow::Borrowed(raw);

@@ -190,10 +190,11 @@ pub(crate) fn normalize_tag(raw: &str) -> Cow<'_, str> {
 
 /// A `;`-separated tags cell with each tag normalised, empty tags dropped.
 fn normalize_tags_cell(cell: &str) -> Cow<'_, str> {
-    let clean = cell
-        .split(';')
-        .all(|t| !t.is_empty() && matches!(normalize_tag(t), Cow::Borrowed(_)));
-    if clean || cell.is_empty() {
+    if cell.is_empty()
+        || cell
+            .split(';')
+            .all(|t| !t.is_empty() && matches!(normalize_tag(t), Cow::Borrowed(_)))
+    {
         return Cow::Borrowed(cell);
     }
     Cow::Owned(join_tags(cell.split(';').map(normalize_tag)))
@@ -546,19 +547,20 @@ fn split_point(rows: &[u8]) -> Option<usize> {
 }
 
 /// Reads the list on two threads when it is large: the rows are cut in two at a record
-/// boundary, each half fills its own `R` (made by `init`, filled by `f`), and the results
+/// boundary, each half fills its own `R` (made by `init` from the part's number, 0 or 1, and
+/// filled by `f`), and the results
 /// come back in file order with the problems of both halves. Falls back to one thread when
 /// the cut turns out to be inside a quoted field.
 pub(crate) fn read_list_parallel<R: Send>(
     buf: &[u8],
     file: &Path,
-    init: impl Fn() -> R + Sync,
+    init: impl Fn(usize) -> R + Sync,
     f: impl Fn(&mut R, &RowView<'_>) + Sync,
 ) -> Result<(Header, Vec<R>, Problems)> {
     let body = split_header(buf, file)?;
     let header = &body.header;
-    let run = |rows: &[u8], first_line: u64| -> Result<(R, Problems, Option<usize>)> {
-        let mut r = init();
+    let run = |part: usize, rows: &[u8], first_line: u64| -> Result<(R, Problems, Option<usize>)> {
+        let mut r = init(part);
         let mut problems = Problems::default();
         let last = scan_rows(
             rows,
@@ -576,8 +578,8 @@ pub(crate) fn read_list_parallel<R: Send>(
         let (head, tail) = body.rows.split_at(cut);
         let tail_line = body.first_line + count_newlines(head) as u64;
         let (first, second) = std::thread::scope(|s| {
-            let second = s.spawn(|| run(tail, tail_line));
-            let first = run(head, body.first_line);
+            let second = s.spawn(|| run(1, tail, tail_line));
+            let first = run(0, head, body.first_line);
             (first, second.join())
         });
         let (r1, mut p1, last) = first?;
@@ -591,7 +593,7 @@ pub(crate) fn read_list_parallel<R: Send>(
             return Ok((body.header.clone(), vec![r1, r2], p1));
         }
     }
-    let (r, p, _) = run(body.rows, body.first_line)?;
+    let (r, p, _) = run(0, body.rows, body.first_line)?;
     Ok((body.header.clone(), vec![r], p))
 }
 
@@ -608,7 +610,7 @@ pub(crate) fn read_list_checked<R: Send>(
     let (header, parts, mut problems) = read_list_parallel(
         buf,
         file,
-        || (init(), DupFinder::default()),
+        |_| (init(), DupFinder::default()),
         |(r, dups), row| {
             dups.add(&state, row.email(), row.line);
             f(r, row);
@@ -836,8 +838,14 @@ impl Table {
         let (header, parts, mut problems) = read_list_parallel(
             buf,
             path,
-            || TablePart {
-                arena: String::with_capacity(buf.len() / 2 + 64),
+            // The first part's arena becomes the table's: give it room for the whole
+            // list so that the second part is appended without moving the first.
+            |part| TablePart {
+                arena: String::with_capacity(if part == 0 {
+                    buf.len() + 64
+                } else {
+                    buf.len() / 2 + 64
+                }),
                 ..TablePart::default()
             },
             |part, row| part.push(&state, row),
@@ -849,10 +857,13 @@ impl Table {
         u32::try_from(total_text)
             .ok()
             .context("the subscriber list is too large to hold in memory (over 4 GiB of text)")?;
-        t.arena.reserve_exact(total_text);
-        t.rows.reserve(total_rows);
-        let mut hashes: Vec<u32> = Vec::with_capacity(total_rows);
-        let mut lines: Vec<u64> = Vec::with_capacity(total_rows);
+        let mut parts = parts.into_iter();
+        let first = parts.next().unwrap_or_default();
+        t.arena = first.arena;
+        t.rows = first.rows;
+        let mut hashes = first.hashes;
+        let mut lines = first.lines;
+        t.rows.reserve(total_rows - t.rows.len());
         for part in parts {
             let shift = t.arena.len() as u32;
             t.arena.push_str(&part.arena);

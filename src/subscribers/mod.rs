@@ -267,7 +267,7 @@ pub fn stats(path: &Path) -> Result<ListStats> {
     let mut st = ListStats::default();
     let mut domains: HashMap<String, usize> = HashMap::new();
     if let Some(buf) = read_list_bytes(path)? {
-        let (_, parts) = read_list_checked(&buf, path, Counts::default, |c, row| {
+        let (_, parts) = read_list_checked(&buf, path, Counts::default, |c: &mut Counts, row| {
             c.total += 1;
             *c.by_status.entry(row.status).or_default() += 1;
             let domain = row.email().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
