@@ -987,7 +987,8 @@ impl<'t> Importer<'t> {
 
     fn merge(&mut self, row: Incoming<'_>, file_idx: usize, line: u64) -> Result<()> {
         let mark = ((file_idx as u64 + 1) << LINE_BITS) | (line & ((1 << LINE_BITS) - 1));
-        let Some(i) = self.table.find(&row.email) else {
+        let (found, hash) = self.table.find_hashed(&row.email);
+        let Some(i) = found else {
             let n = self.table.extra.len();
             let mut extras: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); n];
             for (j, v) in &row.attrs {
@@ -1007,7 +1008,7 @@ impl<'t> Importer<'t> {
                 tags: Cow::Owned(join_tags(&row.tags)),
                 extras,
             };
-            let i = self.table.push(&new)?;
+            let i = self.table.push_hashed(&new, hash)?;
             self.first_seen.resize(self.table.len(), 0);
             self.first_seen[i] = mark;
             self.changed = true;

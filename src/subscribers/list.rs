@@ -931,27 +931,6 @@ impl Table {
         Ok((start, len as u32))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push_cells<S: AsRef<str>>(
-        &mut self,
-        email: &str,
-        name: &str,
-        status: Status,
-        since: &str,
-        source: &str,
-        tags: &str,
-        extras: impl Iterator<Item = S>,
-    ) -> Result<usize> {
-        let (start, len) =
-            Self::append_cells(&mut self.arena, email, name, since, source, tags, extras)?;
-        let idx = self.rows.len();
-        self.rows.push(TRow { start, len, status });
-        let h = short_hash(key_hash(&self.state, email));
-        self.index
-            .insert_unique(spread(h), (idx as u32, h), |&(_, hi)| spread(hi));
-        Ok(idx)
-    }
-
     /// Makes room for `rows` more rows without growing the index again.
     pub fn reserve(&mut self, rows: usize) {
         self.rows.reserve(rows);
@@ -960,13 +939,20 @@ impl Table {
 
     /// The row holding `email` (compared ignoring case).
     pub fn find(&self, email: &str) -> Option<usize> {
+        self.find_hashed(email).0
+    }
+
+    /// [`Table::find`], also returning the address's short hash for [`Table::push_hashed`].
+    pub fn find_hashed(&self, email: &str) -> (Option<usize>, u32) {
         let h = short_hash(key_hash(&self.state, email));
-        self.index
+        let found = self
+            .index
             .find(spread(h), |&(i, hi)| {
                 hi == h
                     && row_email(&self.arena, &self.rows[i as usize]).eq_ignore_ascii_case(email)
             })
-            .map(|&(i, _)| i as usize)
+            .map(|&(i, _)| i as usize);
+        (found, h)
     }
 
     pub fn row(&self, i: usize) -> RowRef<'_> {
@@ -994,18 +980,34 @@ impl Table {
     }
 
     /// Adds a row (the address must not be in the table yet).
+    #[cfg(test)]
     pub fn push(&mut self, row: &NewRow<'_>) -> Result<usize> {
+        let h = short_hash(key_hash(&self.state, &row.email));
+        self.push_hashed(row, h)
+    }
+
+    /// [`Table::push`] with the short hash [`Table::find_hashed`] returned for the address.
+    pub fn push_hashed(&mut self, row: &NewRow<'_>, h: u32) -> Result<usize> {
         debug_assert!(self.find(&row.email).is_none());
         let n = self.extra.len();
-        self.push_cells(
+        let (start, len) = Self::append_cells(
+            &mut self.arena,
             &row.email,
             &row.name,
-            row.status.unwrap_or(Status::Subscribed),
             &row.since,
             &row.source,
             &row.tags,
             (0..n).map(|j| row.extras.get(j).map(|c| c.as_ref()).unwrap_or("")),
-        )
+        )?;
+        let idx = self.rows.len();
+        self.rows.push(TRow {
+            start,
+            len,
+            status: row.status.unwrap_or(Status::Subscribed),
+        });
+        self.index
+            .insert_unique(spread(h), (idx as u32, h), |&(_, hi)| spread(hi));
+        Ok(idx)
     }
 
     /// Replaces the cells of row `i` (the address is kept).
@@ -1238,6 +1240,25 @@ mod tests {
         assert!(CompactList::load(&dir.path().join("missing.csv"))
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_growing_table_finds_every_address_ignoring_case() {
+        let mut t = Table::new();
+        for i in 0..5000 {
+            let email = format!("Person{i}@example.org");
+            let row = NewRow {
+                email: Cow::Borrowed(&email),
+                name: Cow::Borrowed("N"),
+                ..NewRow::default()
+            };
+            assert_eq!(t.push(&row).unwrap(), i);
+        }
+        for i in 0..5000 {
+            assert_eq!(t.find(&format!("person{i}@EXAMPLE.ORG")), Some(i));
+        }
+        assert_eq!(t.find("person5000@example.org"), None);
+        assert_eq!(t.count(Status::Subscribed), 5000);
     }
 
     #[test]
