@@ -986,7 +986,8 @@ impl Table {
         self.push_hashed(row, h)
     }
 
-    /// [`Table::push`] with the short hash [`Table::find_hashed`] returned for the address.
+    /// Adds a row (the address must not be in the table yet); `h` is the short hash
+    /// [`Table::find_hashed`] returned for its address.
     pub fn push_hashed(&mut self, row: &NewRow<'_>, h: u32) -> Result<usize> {
         debug_assert!(self.find(&row.email).is_none());
         let n = self.extra.len();
