@@ -214,7 +214,7 @@ fn config_for(dir: &Path) -> Config {
 
 fn load_and_group(c: &mut Criterion) {
     let mut group = c.benchmark_group("articles_load_and_group");
-    group.sample_size(20);
+    group.sample_size(10);
     for count in [1_000usize, 5_000] {
         let dir = tempfile::tempdir().expect("temp dir");
         let articles = dir.path().join("articles");

@@ -320,7 +320,7 @@ fn parse_all(found: &[Found]) -> Vec<FileOutcome> {
 
 fn read_and_parse(f: &Found) -> FileOutcome {
     match fs::read(&f.abs) {
-        Ok(bytes) => parse_file(&f.rel, &bytes),
+        Ok(bytes) => parse_file_owned(&f.rel, bytes),
         Err(e) => FileOutcome::Skipped(format!("cannot be read: {e}")),
     }
 }
@@ -331,9 +331,15 @@ fn is_markdown(rel: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
 }
 
+/// Parses one file's bytes (a copy; the loader hands over its buffer instead).
+#[cfg(test)]
+pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
+    parse_file_owned(rel, bytes.to_vec())
+}
+
 /// Parses one file's bytes; `rel` picks the format (`.md`/`.markdown` → Markdown; other
 /// files are page text unless they open with a front matter fence).
-pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
+fn parse_file_owned(rel: &Path, bytes: Vec<u8>) -> FileOutcome {
     let decoded = match decode(bytes) {
         Ok(d) => d,
         Err(reason) => return FileOutcome::Skipped(reason),
