@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{Datelike, NaiveDate, TimeDelta};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use fortnight::articles::Catalog;
 use fortnight::config::Config;
 
@@ -237,4 +237,26 @@ fn load_and_group(c: &mut Criterion) {
 }
 
 criterion_group!(benches, load_and_group);
-criterion_main!(benches);
+
+/// `FORTNIGHT_BENCH_WRITE=DIR [FORTNIGHT_BENCH_FILES=N] cargo bench --bench articles` writes
+/// the generated folder (`DIR/articles/`, N files, default 5,000) and `DIR/config.toml`
+/// instead of benchmarking, so that the real binary can be timed on it
+/// (`perf stat fortnight --config DIR/config.toml issues`).
+fn main() {
+    if let Some(dir) = std::env::var_os("FORTNIGHT_BENCH_WRITE") {
+        let dir = std::path::PathBuf::from(dir);
+        let count = std::env::var("FORTNIGHT_BENCH_FILES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(5_000);
+        let articles = dir.join("articles");
+        std::fs::create_dir_all(&articles).expect("create the articles folder");
+        write_folder(&articles, count);
+        let config = "[publication]\nname = \"Bench\"\nbase_url = \"https://analyst.example.org\"\n\n[sender]\nfrom = \"B <d@analyst.example.org>\"\nlist_id = \"d.analyst.example.org\"\n";
+        std::fs::write(dir.join("config.toml"), config).expect("write config.toml");
+        println!("wrote {count} articles to {}", articles.display());
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
