@@ -25,7 +25,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("personalised copy (12-article issue)");
     g.throughput(Throughput::Elements(1));
     g.bench_function("fast path (substitution)", |b| {
-        b.iter(|| digest.render_for(black_box(&subscriber), black_box(url)).expect("render"))
+        b.iter(|| {
+            digest
+                .render_for(black_box(&subscriber), black_box(url))
+                .expect("render")
+        })
     });
     g.sample_size(20);
     g.bench_function("full Tera render (fallback)", |b| {

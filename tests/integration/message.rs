@@ -99,22 +99,20 @@ fn lit(s: &str) -> Segment {
 
 /// A digest whose three parts are given as segments.
 fn digest_of(subject: Vec<Segment>, html: Vec<Segment>, text: Vec<Segment>) -> Digest {
-    Digest {
-        fast: Some([
-            Part {
-                segments: subject,
-                escape: Escape::None,
-            },
-            Part {
-                segments: html,
-                escape: Escape::Html,
-            },
-            Part {
-                segments: text,
-                escape: Escape::None,
-            },
-        ]),
-    }
+    Digest::from_parts([
+        Part {
+            segments: subject,
+            escape: Escape::None,
+        },
+        Part {
+            segments: html,
+            escape: Escape::Html,
+        },
+        Part {
+            segments: text,
+            escape: Escape::None,
+        },
+    ])
 }
 
 /// The header block (up to the empty line) and the body, as text.
