@@ -69,10 +69,7 @@ pub fn check_report(
     now: DateTime<Utc>,
 ) -> CheckReport {
     let mut r = CheckReport::default();
-    r.push(
-        Level::Ok,
-        format!("{} is valid", config.path.display()),
-    );
+    r.push(Level::Ok, format!("{} is valid", config.path.display()));
 
     let fixture;
     let issue = match issue {
