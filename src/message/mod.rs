@@ -641,3 +641,46 @@ fn parse_mailto(mailto: &str) -> Result<String> {
     }
     Ok(format!("<mailto:{address}?{query}>"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_composer_can_be_shared_by_sending_workers() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Composer>();
+        send_sync::<Outgoing>();
+    }
+
+    #[test]
+    fn unsubscribe_urls_must_be_https_with_a_token_and_header_safe() {
+        assert_eq!(
+            parse_unsubscribe_url("https://x.org/u?t={token}&l={token}").unwrap(),
+            vec!["https://x.org/u?t=", "&l=", ""]
+        );
+        for bad in [
+            "http://x.org/u?t={token}",
+            "https://x.org/u",
+            "https://x.org/u?t={token} x",
+            "https://x.org/u?t={token}>",
+            "https://x.org/ü?t={token}",
+        ] {
+            assert!(parse_unsubscribe_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mailto_gets_a_subject_unless_it_has_a_query() {
+        assert_eq!(
+            parse_mailto("unsub@x.org").unwrap(),
+            "<mailto:unsub@x.org?subject=unsubscribe>"
+        );
+        assert_eq!(
+            parse_mailto("MAILTO:unsub@x.org?subject=leave").unwrap(),
+            "<mailto:unsub@x.org?subject=leave>"
+        );
+        assert!(parse_mailto("not an address").is_err());
+        assert!(parse_mailto("u@x.org?subject=a b").is_err());
+    }
+}
