@@ -568,21 +568,17 @@ fn hex(bytes: &[u8]) -> String {
 /// address) in hex. Every retry of a message carries the same ID; 160 bits make a collision
 /// between two subscribers practically impossible.
 pub fn message_id(issue: IssueDate, email: &SubscriberEmail, domain: &str) -> String {
+    use chrono::Datelike;
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let d = issue.date();
+    let (y, m, day) = (d.year(), d.month(), d.day());
     let mut h = Sha256::new();
     h.update(b"fortnight/message-id\0");
     h.update(domain.as_bytes());
-    h.update(b"\0");
-    h.update(issue.to_string().as_bytes());
-    h.update(b"\0");
+    h.update(format!("\0{y:04}-{m:02}-{day:02}\0").as_bytes());
     h.update(email.key().as_bytes());
     let digest = h.finalize();
-    format!(
-        "<{}.{}@{}>",
-        issue.date().format("%Y%m%d"),
-        hex(&digest[..20]),
-        domain
-    )
+    format!("<{y:04}{m:02}{day:02}.{}@{domain}>", hex(&digest[..20]))
 }
 
 /// Whether `c` may appear in a URL inside `<…>` of a List-Unsubscribe field.
