@@ -834,6 +834,13 @@ impl Table {
 
     /// Parses list bytes read from `path` (on two threads when the list is large).
     pub fn load_bytes(buf: &[u8], path: &Path) -> Result<Table> {
+        Table::parse(buf, path, true)
+    }
+
+    /// Parses list bytes; with `indexed`, builds the index by address (needed to find and
+    /// add rows), otherwise only checks for repeated addresses (cheaper: a sort instead of
+    /// a hash table insert per row), leaving the index empty.
+    fn parse(buf: &[u8], path: &Path, indexed: bool) -> Result<Table> {
         let state = RandomState::new();
         let (header, parts, mut problems) = read_list_parallel(
             buf,
@@ -874,30 +881,74 @@ impl Table {
             hashes.extend(part.hashes);
             lines.extend(part.lines);
         }
-        // The index, built in file order so that a repeated address names its first line.
-        t.index.reserve(total_rows, |&(_, hi)| spread(hi));
-        for (i, &h) in hashes.iter().enumerate() {
-            let (arena, rows) = (&t.arena, &t.rows);
-            let email = row_email(arena, &rows[i]);
-            match t.index.entry(
-                spread(h),
-                |&(j, hj)| {
-                    hj == h && row_email(arena, &rows[j as usize]).eq_ignore_ascii_case(email)
-                },
-                |&(_, hj)| spread(hj),
-            ) {
-                Entry::Occupied(e) => {
-                    let first = lines[e.get().0 as usize];
-                    problems.add(lines[i], duplicate_message(email, first));
+        if indexed {
+            // Built in file order so that a repeated address names its first line.
+            t.index.reserve(total_rows, |&(_, hi)| spread(hi));
+            for (i, &h) in hashes.iter().enumerate() {
+                let (arena, rows) = (&t.arena, &t.rows);
+                let email = row_email(arena, &rows[i]);
+                match t.index.entry(
+                    spread(h),
+                    |&(j, hj)| {
+                        hj == h && row_email(arena, &rows[j as usize]).eq_ignore_ascii_case(email)
+                    },
+                    |&(_, hj)| spread(hj),
+                ) {
+                    Entry::Occupied(e) => {
+                        let first = lines[e.get().0 as usize];
+                        problems.add(lines[i], duplicate_message(email, first));
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert((i as u32, h));
+                    }
                 }
-                Entry::Vacant(v) => {
-                    v.insert((i as u32, h));
+            }
+        } else {
+            let mut order: Vec<(u32, u32)> = hashes
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| (h, i as u32))
+                .collect();
+            order.sort_unstable();
+            for group in order.chunk_by(|a, b| a.0 == b.0) {
+                for (k, &(_, later)) in group.iter().enumerate().skip(1) {
+                    let email = t.row(later as usize).email;
+                    if let Some(&(_, first)) = group[..k]
+                        .iter()
+                        .find(|&&(_, j)| t.row(j as usize).email.eq_ignore_ascii_case(email))
+                    {
+                        problems.add(
+                            lines[later as usize],
+                            duplicate_message(email, lines[first as usize]),
+                        );
+                    }
                 }
             }
         }
         problems.into_result(path)?;
         t.extra = header.extra;
         Ok(t)
+    }
+
+    /// An index by address over all rows (for a table parsed without one).
+    fn build_index(&self) -> HashTable<(u32, u32)> {
+        let mut index = HashTable::with_capacity(self.rows.len());
+        for (i, r) in self.rows.iter().enumerate() {
+            let h = short_hash(key_hash(&self.state, row_email(&self.arena, r)));
+            index.insert_unique(spread(h), (i as u32, h), |&(_, hi)| spread(hi));
+        }
+        index
+    }
+
+    /// The row holding `email` in `index` (one made by [`Table::build_index`]).
+    fn find_in(&self, index: &HashTable<(u32, u32)>, email: &str) -> Option<usize> {
+        let h = short_hash(key_hash(&self.state, email));
+        index
+            .find(spread(h), |&(i, hi)| {
+                hi == h
+                    && row_email(&self.arena, &self.rows[i as usize]).eq_ignore_ascii_case(email)
+            })
+            .map(|&(i, _)| i as usize)
     }
 
     pub fn len(&self) -> usize {
@@ -1109,14 +1160,21 @@ impl Table {
 /// [`Subscriber`]s one at a time, when asked for.
 pub struct CompactList {
     table: Table,
+    /// Built on the first [`CompactList::position`]: a send never needs it.
+    index: std::sync::OnceLock<HashTable<(u32, u32)>>,
 }
 
 impl CompactList {
     /// Loads and checks the list like [`SubscriberList::load`] (malformed rows and duplicate
     /// addresses are errors naming the lines; a missing file is an empty list).
     pub fn load(path: &Path) -> Result<CompactList> {
+        let table = match read_list_bytes(path)? {
+            Some(buf) => Table::parse(&buf, path, false)?,
+            None => Table::new(),
+        };
         Ok(CompactList {
-            table: Table::load(path)?,
+            table,
+            index: std::sync::OnceLock::new(),
         })
     }
 
@@ -1151,7 +1209,8 @@ impl CompactList {
 
     /// The row of `email` (compared ignoring case).
     pub fn position(&self, email: &SubscriberEmail) -> Option<usize> {
-        self.table.find(email.as_str())
+        let index = self.index.get_or_init(|| self.table.build_index());
+        self.table.find_in(index, email.as_str())
     }
 
     /// Counts rows with `status`.
