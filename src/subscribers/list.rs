@@ -1144,8 +1144,8 @@ impl Table {
         }
     }
 
-    /// The table as a `SubscriberList` (tests and small lists).
-    #[allow(dead_code)]
+    /// The table as a `SubscriberList`.
+    #[cfg(test)]
     pub fn to_list(&self) -> SubscriberList {
         SubscriberList {
             subscribers: (0..self.len()).map(|i| self.subscriber(i)).collect(),

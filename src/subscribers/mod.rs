@@ -5,6 +5,11 @@
 //! the list is atomic (temp file in the same folder, fsync, rename) and serialised by a lock
 //! so that concurrent writers (the unsubscribe endpoint, bounce processing, a send marking
 //! bounces) never lose each other's updates. It never sends anything.
+//!
+//! [`email`] holds the address policy and name normalisation, `list` the strict reader and
+//! the compact in-memory table, `store` the lock, the atomic rewrite and status updates,
+//! `decode` the detection of encodings, [`import`] the export formats and the merge rules;
+//! this file has the public types and the `subscribers` / `unsubscribe` commands.
 
 pub mod email;
 pub mod import;
