@@ -253,12 +253,26 @@ pub struct UnsubscribeConfig {
 pub struct JournalConfig {
     #[serde(default = "default_journal_path")]
     pub path: PathBuf,
+    /// SQLite durability of each commit: `normal` (survives the process being killed; an OS
+    /// crash can lose the last second) or `full` (fsync per commit).
+    #[serde(default)]
+    pub synchronous: JournalSync,
+}
+
+/// `[journal] synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum JournalSync {
+    #[default]
+    Normal,
+    Full,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
         JournalConfig {
             path: default_journal_path(),
+            synchronous: JournalSync::default(),
         }
     }
 }

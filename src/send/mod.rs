@@ -1,16 +1,980 @@
 //! Send: deliver one issue to the list over SMTP (or to files in a dry-run).
 //!
-//! Plans the recipients from the list and the journal, throttles globally right before each
-//! transaction, keeps `concurrency` SMTP connections (one per worker), classifies replies
-//! (sent / deferred / failed / ambiguous / stop the run) and journals every state change
-//! before moving on, so that a rerun after a crash resumes without resending.
+//! Plans the recipients from the list and the journal ([`plan`]), throttles globally right
+//! before each transaction ([`throttle`]), keeps `concurrency` SMTP connections, one per
+//! worker ([`smtp`], [`deliver`]), classifies replies (sent / deferred / failed / ambiguous /
+//! stop the run) and journals every state change before moving on, so that a rerun after a
+//! crash resumes without resending. A dry-run builds the same messages in the same order and
+//! writes them to files ([`dryrun`]); it opens no socket.
+//!
+//! This module is the command: checks before a real send (SMTP settings, unsubscribe key,
+//! deliverability), the confirmation prompt, Ctrl-C, progress ([`progress`]) and the summary.
 
-use anyhow::Result;
+pub mod deliver;
+pub mod dryrun;
+pub mod plan;
+pub mod progress;
+pub mod smtp;
+pub mod throttle;
 
-use crate::config::Config;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::articles::{Catalog, Issue, IssueDate};
+use crate::cli::SendArgs;
+use crate::config::{Config, Secrets};
+use crate::digest::Digest;
+use crate::journal::{AttemptKind, Journal, JournalKey, RunLock};
+use crate::message::{deliverability_findings, Composer, Severity};
+use crate::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberList};
+use crate::token::{KeySource, Keyring};
+use crate::Exit;
+
+use self::deliver::{
+    ComposeFn, ComposerFactory, Deliverer, DeliveryOptions, Planned, RunReport, Stats, StopReason,
+    Stopper,
+};
+use self::dryrun::{human_duration, Outbox, SharedComposerFactory};
+use self::plan::{FileStamp, ListWatch, Plan, PlanOptions, Skipped};
+use self::smtp::SmtpSettings;
+use self::throttle::{DailyBudget, Throttle};
+
+/// How often a running send looks at the list file for unsubscribes.
+const LIST_WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// `fortnight send`.
-pub fn cmd_send(config: &Config, args: &crate::cli::SendArgs) -> Result<crate::Exit> {
-    let _ = (config, args);
-    anyhow::bail!("`fortnight send` is not implemented yet")
+pub fn cmd_send(config: &Config, args: &SendArgs) -> Result<Exit> {
+    let issue_date = args
+        .issue
+        .as_deref()
+        .map(IssueDate::parse)
+        .transpose()
+        .context("invalid --issue")?;
+    if args.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
+    let catalog = Catalog::load(config)?;
+    for w in &catalog.warnings {
+        crate::report::warn(w);
+    }
+    let issue = catalog.select(issue_date)?;
+    let now = Utc::now();
+    let digest = Arc::new(
+        Digest::prepare(config, issue, now)
+            .with_context(|| format!("cannot render the issue of {}", issue.date))?,
+    );
+    if args.dry_run {
+        return dry_run(config, args, issue, digest, now);
+    }
+    real_send(config, args, issue, digest, now)
+}
+
+/// The summary `--json` prints.
+#[derive(Debug, Serialize)]
+pub struct SendSummary {
+    pub issue: String,
+    /// `send`, `test` (`--to`) or `dry-run`.
+    pub mode: &'static str,
+    pub server: Option<String>,
+    pub list: Option<ListSummary>,
+    pub run: Option<RunReport>,
+    pub outbox: Option<Outbox>,
+    /// Rows left `in_flight` by an earlier run, now `ambiguous`.
+    pub recovered_in_flight: u64,
+    /// Addresses this run marked `bounced` in the list.
+    pub marked_bounced: usize,
+    pub notes: Vec<String>,
+    pub exit_code: u8,
+}
+
+/// What the plan made of the list.
+#[derive(Debug, Serialize)]
+pub struct ListSummary {
+    pub rows: u64,
+    pub planned: u64,
+    pub suppressed: BTreeMap<String, u64>,
+    pub skipped: Skipped,
+    pub retrying_deferred: u64,
+    pub resending_ambiguous: u64,
+}
+
+impl ListSummary {
+    fn of(p: &Plan) -> ListSummary {
+        ListSummary {
+            rows: p.list_rows,
+            planned: p.recipients.len() as u64,
+            suppressed: p
+                .suppressed
+                .iter()
+                .map(|(s, n)| (s.as_str().to_string(), *n))
+                .collect(),
+            skipped: p.skipped.clone(),
+            retrying_deferred: p.retrying_deferred,
+            resending_ambiguous: p.resending_ambiguous,
+        }
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let suppressed: u64 = self.suppressed.values().sum();
+        let mut line = format!(
+            "List: {} rows, {} recipient(s) planned",
+            self.rows, self.planned
+        );
+        if suppressed > 0 {
+            let parts: Vec<String> = self
+                .suppressed
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect();
+            line.push_str(&format!("; not subscribed: {}", parts.join(", ")));
+        }
+        lines.push(line);
+        let s = &self.skipped;
+        let mut skipped = Vec::new();
+        for (n, what) in [
+            (s.already_sent, "already sent"),
+            (s.failed, "failed earlier (see `fortnight status`)"),
+            (
+                s.ambiguous,
+                "ambiguous (may have been delivered; --resend-ambiguous resends them)",
+            ),
+            (s.deferred_not_due, "deferred, retry not yet due"),
+            (s.beyond_limit, "left for a later run by --limit"),
+        ] {
+            if n > 0 {
+                skipped.push(format!("{n} {what}"));
+            }
+        }
+        if !skipped.is_empty() {
+            lines.push(format!("Skipped: {}", skipped.join("; ")));
+        }
+        if let Some(t) = s.next_retry_at {
+            lines.push(format!(
+                "The next deferred retry is due at {} (run again after that).",
+                t.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
+        if self.retrying_deferred > 0 {
+            lines.push(format!(
+                "Retrying {} deferred recipient(s).",
+                self.retrying_deferred
+            ));
+        }
+        if self.resending_ambiguous > 0 {
+            lines.push(format!(
+                "Resending {} ambiguous message(s) with their original Message-ID.",
+                self.resending_ambiguous
+            ));
+        }
+        lines
+    }
+}
+
+/// The From address's domain (for the sample subscriber).
+fn sender_domain(config: &Config) -> String {
+    let from = &config.sender.from;
+    let addr = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if b > a => &from[a + 1..b],
+        _ => from.as_str(),
+    };
+    addr.rsplit_once('@')
+        .map(|(_, d)| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "example.org".to_string())
+}
+
+/// A stand-in subscriber for the rendered digest files and the deliverability check.
+fn sample_subscriber(config: &Config) -> Result<Subscriber> {
+    let address = format!("reader@{}", sender_domain(config));
+    Ok(Subscriber {
+        email: SubscriberEmail::parse(&address)
+            .map_err(|e| anyhow!("cannot build a sample address `{address}`: {e}"))?,
+        name: "Sample Reader".to_string(),
+        status: Status::Subscribed,
+        since: String::new(),
+        source: "sample".to_string(),
+        tags: Vec::new(),
+        attrs: BTreeMap::new(),
+    })
+}
+
+/// The unsubscribe URL of one address (as the messages carry it).
+fn unsubscribe_url(config: &Config, keyring: &Keyring, email: &SubscriberEmail) -> String {
+    let token = keyring.current().mint(&config.sender.list_id, email);
+    match &config.unsubscribe {
+        Some(u) => u.url.replace("{token}", &token),
+        None => String::new(),
+    }
+}
+
+fn composer_parts(
+    config: &Config,
+    issue: IssueDate,
+    digest: Arc<Digest>,
+    keyring: Keyring,
+    now: DateTime<Utc>,
+    test_copies: bool,
+) -> impl Fn() -> Result<ComposeFn> + Send + Sync + 'static {
+    let config = config.clone();
+    move || {
+        let mut composer = Composer::new(&config, issue, digest.clone(), keyring.clone(), now)?;
+        if test_copies {
+            composer = composer.for_test_copies();
+        }
+        Ok(Box::new(move |s: &Subscriber| composer.compose(s)) as ComposeFn)
+    }
+}
+
+fn print_json(summary: &SendSummary) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, summary)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn dry_run(
+    config: &Config,
+    args: &SendArgs,
+    issue: &Issue,
+    digest: Arc<Digest>,
+    now: DateTime<Utc>,
+) -> Result<Exit> {
+    let (keyring, source) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), true)?;
+    let mut notes = Vec::new();
+    if source == KeySource::Throwaway {
+        notes.push(format!(
+            "{} is not set: the unsubscribe links in these files use a throwaway key (a real send \
+             refuses to start without it).",
+            crate::config::ENV_UNSUBSCRIBE_KEY
+        ));
+    }
+    let test_copies = !args.to.is_empty();
+    let (recipients, list) = if test_copies {
+        (test_recipients(config, &args.to)?, None)
+    } else {
+        let list = SubscriberList::load(&config.subscribers_file()).with_context(|| {
+            format!(
+                "cannot read the subscriber list `{}`",
+                config.subscribers_file().display()
+            )
+        })?;
+        let p = plan::plan(
+            list.subscribers,
+            None,
+            &PlanOptions {
+                limit: args.limit,
+                resend_ambiguous: false,
+                now,
+            },
+        );
+        let summary = ListSummary::of(&p);
+        let recipients = p.recipients.into_iter().map(|r| r.subscriber).collect();
+        (recipients, Some(summary))
+    };
+
+    let sample = sample_subscriber(config)?;
+    let rendered = digest
+        .render_for(&sample, &unsubscribe_url(config, &keyring, &sample.email))
+        .context("cannot render the digest for a sample subscriber")?;
+    for f in deliverability_findings(config, &rendered) {
+        let label = match f.severity {
+            Severity::Error => "deliverability error (a real send refuses to start)",
+            Severity::Warning => "deliverability warning",
+        };
+        crate::report::warn(format!("{label}: {}", f.message));
+    }
+
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => default_outbox(config, issue.date),
+    };
+    dryrun::prepare_dir(&dir)?;
+    for (name, text) in [
+        ("digest.html", &rendered.html),
+        ("digest.txt", &rendered.text),
+    ] {
+        let path = dir.join(name);
+        dryrun::create_private(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(4);
+    let factory: SharedComposerFactory = Arc::new(composer_parts(
+        config,
+        issue.date,
+        digest,
+        keyring,
+        now,
+        test_copies,
+    ));
+    let outbox = dryrun::write_outbox(&dir, recipients, factory, threads)?;
+
+    // What a real send would skip, when a journal exists (the files hold everyone).
+    if !test_copies {
+        if let Ok(Some(j)) = Journal::open_existing(&config.journal_path()) {
+            let counts = j.counts(&issue.date.to_string())?;
+            if counts.sent > 0 {
+                notes.push(format!(
+                    "The journal records {} message(s) of this issue as sent: a real send would skip them \
+                     (the dry-run plans as if nothing had been sent).",
+                    counts.sent
+                ));
+            }
+        }
+    }
+    let n = outbox.messages as u64;
+    if let Some(est) = throttle::estimate(n, &config.throttle) {
+        let how_long = if est < Duration::from_millis(500) {
+            "less than a second".to_string()
+        } else {
+            format!("about {}", human_duration(est))
+        };
+        notes.push(format!(
+            "At the configured rate a real send of {n} message(s) takes {how_long}."
+        ));
+    } else {
+        notes.push(format!(
+            "No rate limit is configured: a real send goes as fast as the server and {} connection(s) allow.",
+            config.throttle.concurrency
+        ));
+    }
+    if let Some(cap) = config.throttle.per_day {
+        if n > u64::from(cap) {
+            notes.push(format!(
+                "[throttle] per_day = {cap}: that is {} days of sending (each run stops at the cap; \
+                 the next run continues).",
+                n.div_ceil(u64::from(cap))
+            ));
+        }
+    }
+    if let Some(smtp) = &config.smtp {
+        notes.push(format!(
+            "Server: {}:{} (tls = {}); nothing was sent and no connection was opened.",
+            smtp.host,
+            smtp.port(),
+            smtp.tls
+        ));
+    }
+
+    if args.json {
+        print_json(&SendSummary {
+            issue: issue.date.to_string(),
+            mode: "dry-run",
+            server: config
+                .smtp
+                .as_ref()
+                .map(|s| format!("{}:{}", s.host, s.port())),
+            list,
+            run: None,
+            outbox: Some(outbox),
+            recovered_in_flight: 0,
+            marked_bounced: 0,
+            notes,
+            exit_code: 0,
+        })?;
+        return Ok(Exit::Success);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Dry run of the issue of {}: {} message(s), {:.1} MB, written to {} in {} ({:.0} messages/s).",
+        issue.date,
+        outbox.messages,
+        outbox.bytes as f64 / 1e6,
+        outbox.dir.display(),
+        human_duration(Duration::from_secs_f64(outbox.elapsed_secs)),
+        outbox.messages as f64 / outbox.elapsed_secs.max(1e-9),
+    )?;
+    if test_copies {
+        writeln!(out, "Test copies to: {}", args.to.join(", "))?;
+    }
+    if let Some(l) = &list {
+        for line in l.describe() {
+            writeln!(out, "{line}")?;
+        }
+    }
+    for n in &notes {
+        writeln!(out, "{n}")?;
+    }
+    Ok(Exit::Success)
+}
+
+/// The `--to` recipients: list rows when the address is in the list (so the copy is
+/// personalised like the real one), else a bare subscriber.
+fn test_recipients(config: &Config, to: &[String]) -> Result<Vec<Subscriber>> {
+    let list = SubscriberList::load(&config.subscribers_file()).with_context(|| {
+        format!(
+            "cannot read the subscriber list `{}`",
+            config.subscribers_file().display()
+        )
+    })?;
+    let by_key: HashMap<String, &Subscriber> = list
+        .subscribers
+        .iter()
+        .map(|s| (s.email.key(), s))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for a in to {
+        let email = SubscriberEmail::parse(a)
+            .map_err(|e| anyhow!("--to `{a}` is not a usable address: {e}"))?;
+        if !seen.insert(email.key()) {
+            continue;
+        }
+        let mut s = match by_key.get(&email.key()) {
+            Some(s) => (*s).clone(),
+            None => Subscriber {
+                email,
+                name: String::new(),
+                status: Status::Subscribed,
+                since: String::new(),
+                source: "test".to_string(),
+                tags: Vec::new(),
+                attrs: BTreeMap::new(),
+            },
+        };
+        s.status = Status::Subscribed;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Asks on the terminal; `--yes` skips; no terminal and no `--yes` refuses.
+fn confirm(yes: bool, question: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to send without confirmation: standard input is not a terminal \
+             (pass --yes to send from a script)"
+        );
+    }
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    drop(err);
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        bail!("not sent: the send was not confirmed")
+    }
+}
+
+/// First SIGINT/SIGTERM: stop starting transactions; second: stop waiting for them.
+#[cfg(unix)]
+fn listen_for_interrupts(stop: Stopper, grace: Duration) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!(
+            "\nInterrupted: no new message starts; waiting up to {} for the transactions in \
+             flight (Ctrl-C again to stop waiting).",
+            human_duration(grace)
+        );
+        stop.stop(StopReason::Interrupted);
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        stop.abandon();
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn listen_for_interrupts(stop: Stopper, _grace: Duration) -> Result<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.stop(StopReason::Interrupted);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.abandon();
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Writes statuses the journal holds for the list (5.1.x bounces) into the list.
+fn apply_list_updates(config: &Config, journal: &mut Journal) -> Result<usize> {
+    let updates = journal.pending_list_updates()?;
+    if updates.is_empty() {
+        return Ok(0);
+    }
+    let changes: Vec<(SubscriberEmail, Status)> = updates
+        .iter()
+        .filter_map(|u| {
+            Some((
+                SubscriberEmail::parse(&u.address).ok()?,
+                Status::parse(&u.status)?,
+            ))
+        })
+        .collect();
+    let changed = crate::subscribers::set_statuses(&config.subscribers_file(), &changes)
+        .with_context(|| {
+            format!(
+                "cannot mark {} address(es) bounced in `{}` (the journal keeps them; the next run \
+                 tries again)",
+                changes.len(),
+                config.subscribers_file().display()
+            )
+        })?;
+    let done: Vec<(String, String)> = updates.into_iter().map(|u| (u.issue, u.key)).collect();
+    journal.clear_list_updates(&done)?;
+    Ok(changed.len())
+}
+
+struct RealSend<'a> {
+    config: &'a Config,
+    args: &'a SendArgs,
+    issue: &'a Issue,
+    digest: Arc<Digest>,
+    keyring: Keyring,
+    smtp: SmtpSettings,
+    now: DateTime<Utc>,
+    subject: String,
+}
+
+fn real_send(
+    config: &Config,
+    args: &SendArgs,
+    issue: &Issue,
+    digest: Arc<Digest>,
+    now: DateTime<Utc>,
+) -> Result<Exit> {
+    let smtp_cfg = config.smtp.as_ref().ok_or_else(|| {
+        anyhow!(
+            "`{}` has no [smtp] section: a real send needs one (host, port, tls, username); \
+             `fortnight send --dry-run` needs none",
+            config.path.display()
+        )
+    })?;
+    let secrets = Secrets::from_env();
+    let smtp = SmtpSettings::from_config(smtp_cfg, secrets.smtp_password.as_deref())
+        .with_context(|| format!("invalid [smtp] section in `{}`", config.path.display()))?;
+    if config.unsubscribe.is_none() {
+        bail!(
+            "`{}` has no [unsubscribe] section: a real send needs an HTTPS one-click unsubscribe \
+             URL (url = \"https://…?t={{token}}\")",
+            config.path.display()
+        );
+    }
+    let (keyring, _) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), false)?;
+    let sample = sample_subscriber(config)?;
+    let rendered = digest
+        .render_for(&sample, &unsubscribe_url(config, &keyring, &sample.email))
+        .context("cannot render the digest for a sample subscriber")?;
+    let findings = deliverability_findings(config, &rendered);
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| f.message.clone())
+        .collect();
+    for f in findings.iter().filter(|f| f.severity == Severity::Warning) {
+        crate::report::warn(format!("deliverability: {}", f.message));
+    }
+    let test_copies = !args.to.is_empty();
+    if !errors.is_empty() {
+        if test_copies {
+            for e in &errors {
+                crate::report::warn(format!(
+                    "deliverability error (a send to the list would be refused): {e}"
+                ));
+            }
+        } else {
+            bail!(
+                "refusing to send: {} deliverability error(s):\n  - {}\n(`fortnight check` shows every finding)",
+                errors.len(),
+                errors.join("\n  - ")
+            );
+        }
+    }
+    let run = RealSend {
+        config,
+        args,
+        issue,
+        digest,
+        keyring,
+        smtp,
+        now,
+        subject: rendered.subject,
+    };
+    if test_copies {
+        run.send_test_copies()
+    } else {
+        run.send_to_list()
+    }
+}
+
+impl RealSend<'_> {
+    fn runtime() -> Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("fortnight-send")
+            .build()
+            .context("cannot start the async runtime")
+    }
+
+    fn budget(&self, journal: &Journal) -> Result<Option<Arc<DailyBudget>>> {
+        Ok(match self.config.throttle.per_day {
+            Some(cap) => {
+                let used = journal.accepted_since(self.now - chrono::Duration::hours(24))?;
+                Some(Arc::new(DailyBudget::new(u64::from(cap), used)))
+            }
+            None => None,
+        })
+    }
+
+    fn cap_note(&self, journal: &Journal, left_for_later: u64) -> Result<String> {
+        let cap = self.config.throttle.per_day.unwrap_or(0);
+        let since = Utc::now() - chrono::Duration::hours(24);
+        let used = journal.accepted_since(since)?;
+        let next = journal
+            .oldest_accepted_since(since)?
+            .map(|t| t + chrono::Duration::hours(24));
+        let mut s = format!(
+            "Daily cap reached: {used} message(s) in the last 24 hours ([throttle] per_day = {cap})."
+        );
+        if left_for_later > 0 {
+            s.push_str(&format!(
+                " {left_for_later} recipient(s) are left for the next run"
+            ));
+            if let Some(t) = next {
+                s.push_str(&format!(
+                    ", which can start sending after {}",
+                    t.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+            s.push('.');
+        }
+        Ok(s)
+    }
+
+    /// Runs the engine on a fresh runtime with progress and Ctrl-C handling.
+    fn deliver(
+        &self,
+        kind: AttemptKind,
+        journal: Journal,
+        recipients: Vec<Planned>,
+        budget: Option<Arc<DailyBudget>>,
+        watch: Option<Arc<ListWatch>>,
+    ) -> Result<(RunReport, Journal)> {
+        let total = recipients.len() as u64;
+        let options = DeliveryOptions::from_config(self.issue.date, kind, &self.config.throttle);
+        let grace = options.interrupt_grace;
+        let factory = composer_parts(
+            self.config,
+            self.issue.date,
+            self.digest.clone(),
+            self.keyring.clone(),
+            self.now,
+            kind == AttemptKind::Test,
+        );
+        let composer: ComposerFactory = Box::new(move || factory());
+        let (handle, writer) = journal.into_writer();
+        let deliverer = Deliverer {
+            options,
+            smtp: Arc::new(self.smtp.clone()),
+            throttle: Arc::new(Throttle::from_config(&self.config.throttle)),
+            budget,
+            journal: handle,
+            stop: Stopper::new(),
+            stats: Arc::new(Stats::default()),
+            list_watch: watch,
+        };
+        let runtime = Self::runtime()?;
+        let tty = std::io::stderr().is_terminal();
+        let report = runtime.block_on(async {
+            listen_for_interrupts(deliverer.stop.clone(), grace)?;
+            let progress = progress::Progress::start(deliverer.stats.clone(), total, tty);
+            let report = deliverer.deliver(recipients, composer).await;
+            progress.finish().await;
+            Ok::<_, anyhow::Error>(report)
+        });
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        let report = report?;
+        let journal = writer.finish()?;
+        Ok((report, journal))
+    }
+
+    fn finish(
+        &self,
+        mode: &'static str,
+        report: RunReport,
+        list: Option<ListSummary>,
+        recovered: u64,
+        marked_bounced: usize,
+        mut notes: Vec<String>,
+    ) -> Result<Exit> {
+        let (exit, fatal) = match &report.stopped {
+            Some(StopReason::Fatal(m)) => (None, Some(m.clone())),
+            Some(StopReason::Interrupted) => (Some(Exit::Interrupted), None),
+            _ if report.failed + report.ambiguous + report.deferred > 0 => {
+                (Some(Exit::Failures), None)
+            }
+            _ => (Some(Exit::Success), None),
+        };
+        if report.ambiguous > 0 {
+            notes.push(format!(
+                "{} message(s) are ambiguous (the connection was lost after the final dot): they may \
+                 have been delivered. A plain rerun never resends them; `fortnight send \
+                 --resend-ambiguous` does, with the same Message-ID.",
+                report.ambiguous
+            ));
+        }
+        if report.deferred > 0 {
+            notes.push(format!(
+                "{} message(s) are deferred: run `fortnight send` again later to retry them.",
+                report.deferred
+            ));
+        }
+        if marked_bounced > 0 {
+            notes.push(format!(
+                "{marked_bounced} address(es) were marked bounced in the list (5.1.x replies)."
+            ));
+        }
+        let code = exit.map_or(crate::EXIT_FATAL, Exit::code);
+        if self.args.json {
+            print_json(&SendSummary {
+                issue: self.issue.date.to_string(),
+                mode,
+                server: Some(self.smtp.to_string()),
+                list,
+                run: Some(report),
+                outbox: None,
+                recovered_in_flight: recovered,
+                marked_bounced,
+                notes,
+                exit_code: code,
+            })?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            if let Some(l) = &list {
+                for line in l.describe() {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            if report.planned == 0 && report.stopped.is_none() {
+                for n in &notes {
+                    writeln!(out, "{n}")?;
+                }
+            } else {
+                let title = format!(
+                    "{} of the issue of {} via {}:",
+                    if mode == "test" {
+                        "Test copies"
+                    } else {
+                        "Send"
+                    },
+                    self.issue.date,
+                    self.smtp
+                );
+                progress::print_summary(&mut out, &title, &report, &notes)?;
+            }
+        }
+        match (exit, fatal) {
+            (Some(e), _) => Ok(e),
+            (None, Some(msg)) => Err(anyhow!(
+                "{msg}\n(the journal records what was sent; fix the cause and run the same command \
+                 again to resume)"
+            )),
+            (None, None) => unreachable!("a stop without an exit code is fatal"),
+        }
+    }
+
+    fn send_test_copies(self) -> Result<Exit> {
+        let recipients: Vec<Planned> = test_recipients(self.config, &self.args.to)?
+            .into_iter()
+            .map(|subscriber| Planned {
+                subscriber,
+                prior_attempts: 0,
+            })
+            .collect();
+        // Test copies are logged as attempts (they count towards the daily cap), never as
+        // the issue's deliveries; they do not take the run lock or recover in-flight rows.
+        let journal = Journal::open(&self.config.journal_path(), self.config.journal.synchronous)?;
+        let budget = self.budget(&journal)?;
+        if budget.as_ref().is_some_and(|b| b.left() == 0) {
+            println!("{}", self.cap_note(&journal, recipients.len() as u64)?);
+            return Ok(Exit::Success);
+        }
+        let to: Vec<String> = recipients
+            .iter()
+            .map(|r| r.subscriber.email.to_string())
+            .collect();
+        confirm(
+            self.args.yes,
+            &format!(
+                "Send a TEST copy of the issue of {} (\"{}\") to {} via {}?",
+                self.issue.date,
+                self.subject,
+                to.join(", "),
+                self.smtp
+            ),
+        )?;
+        let (report, journal) =
+            self.deliver(AttemptKind::Test, journal, recipients, budget, None)?;
+        let mut notes = Vec::new();
+        if report.stopped == Some(StopReason::DailyCap) {
+            notes.push(self.cap_note(&journal, report.not_attempted)?);
+        }
+        self.finish("test", report, None, 0, 0, notes)
+    }
+
+    fn send_to_list(self) -> Result<Exit> {
+        let config = self.config;
+        let journal_path = config.journal_path();
+        let _lock = RunLock::acquire(&journal_path)?;
+        let mut journal = Journal::open(&journal_path, config.journal.synchronous)?;
+        let recovered = journal.recover_in_flight(self.now)?;
+        let mut notes = Vec::new();
+        if recovered > 0 {
+            notes.push(format!(
+                "{recovered} message(s) were in flight when an earlier run ended: they are now \
+                 ambiguous (see `fortnight status`)."
+            ));
+        }
+        let mut marked_bounced = match apply_list_updates(config, &mut journal) {
+            Ok(n) => n,
+            Err(e) => {
+                crate::report::warn(format!("{e:#}"));
+                0
+            }
+        };
+
+        let list_path = config.subscribers_file();
+        let stamp = FileStamp::of(&list_path);
+        let list = SubscriberList::load(&list_path).with_context(|| {
+            format!("cannot read the subscriber list `{}`", list_path.display())
+        })?;
+        let rows = journal.rows_for_issue(self.issue.date)?;
+        let p = plan::plan(
+            list.subscribers,
+            Some(&rows),
+            &PlanOptions {
+                limit: self.args.limit,
+                resend_ambiguous: self.args.resend_ambiguous,
+                now: self.now,
+            },
+        );
+        drop(rows);
+        let summary = ListSummary::of(&p);
+        let budget = self.budget(&journal)?;
+
+        if p.recipients.is_empty() || budget.as_ref().is_some_and(|b| b.left() == 0) {
+            if !p.recipients.is_empty() {
+                notes.push(self.cap_note(&journal, p.recipients.len() as u64)?);
+            } else {
+                notes.push(format!(
+                    "Nothing to send for the issue of {}.",
+                    self.issue.date
+                ));
+            }
+            let report = RunReport {
+                planned: 0,
+                sent: 0,
+                failed: 0,
+                ambiguous: 0,
+                deferred: 0,
+                suppressed: 0,
+                not_attempted: 0,
+                attempts: 0,
+                slowdowns: 0,
+                bounced: 0,
+                stopped: None,
+                problems: Vec::new(),
+                elapsed_secs: 0.0,
+            };
+            return self.finish(
+                "send",
+                report,
+                Some(summary),
+                recovered,
+                marked_bounced,
+                notes,
+            );
+        }
+
+        let mut question = format!(
+            "Send the issue of {} (\"{}\") to {} recipient(s) via {}?",
+            self.issue.date,
+            self.subject,
+            p.recipients.len(),
+            self.smtp
+        );
+        if let Some(b) = &budget {
+            if (b.left()) < p.recipients.len() as u64 {
+                question.push_str(&format!(
+                    " (the daily cap allows {} now; the rest goes in later runs)",
+                    b.left()
+                ));
+            }
+        }
+        confirm(self.args.yes, &question)?;
+
+        let keys: Vec<JournalKey> = p
+            .recipients
+            .iter()
+            .map(|r| JournalKey {
+                key: r.subscriber.email.key(),
+                address: r.subscriber.email.to_string(),
+            })
+            .collect();
+        journal.ensure_pending(self.issue.date, &keys)?;
+        drop(keys);
+
+        let watch = ListWatch::new(&list_path, &p.recipients, stamp);
+        let watcher = watch.spawn(LIST_WATCH_EVERY);
+        let delivered = self.deliver(
+            AttemptKind::Delivery,
+            journal,
+            p.recipients,
+            budget,
+            Some(watch.clone()),
+        );
+        watch.shutdown(watcher);
+        let (report, mut journal) = delivered?;
+
+        match apply_list_updates(config, &mut journal) {
+            Ok(n) => marked_bounced += n,
+            Err(e) => notes.push(format!("warning: {e:#}")),
+        }
+        if report.stopped == Some(StopReason::DailyCap) {
+            notes.push(self.cap_note(
+                &journal,
+                report.not_attempted + summary.skipped.beyond_limit,
+            )?);
+        }
+        self.finish(
+            "send",
+            report,
+            Some(summary),
+            recovered,
+            marked_bounced,
+            notes,
+        )
+    }
+}
+
+/// The default dry-run folder for an issue (`outbox/ISSUE/` next to the config file).
+pub fn default_outbox(config: &Config, issue: IssueDate) -> PathBuf {
+    config.resolve(Path::new("outbox")).join(issue.to_string())
 }

@@ -156,3 +156,5 @@ impl Run {
         self
     }
 }
+
+pub mod smtp;

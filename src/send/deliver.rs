@@ -1,0 +1,1013 @@
+//! Deliver: the worker pool that turns planned recipients into SMTP transactions, and the
+//! classification of what happened to each one.
+//!
+//! Three kinds of actors:
+//! - a *composer* thread walks the plan (and the retry queue) in order, builds each message
+//!   with the composer it is given and pushes it into a bounded channel (twice the worker
+//!   count), so messages are streamed, never all held in memory;
+//! - `concurrency` *workers*, each with its own SMTP connection, take a message, check that
+//!   the address is still subscribed, wait for the global throttle, take a unit of the daily
+//!   cap, mark the row `in_flight` (and wait for that commit), run the transaction and queue
+//!   its outcome for the journal;
+//! - the *journal* thread ([`crate::journal::JournalWriter`]) commits in groups.
+//!
+//! Outcomes follow STANDARDS.md: 2xx after the final `.` is sent; 4xx is deferred with
+//! exponential backoff and jitter and retried within the run up to `retries` times (421,
+//! 4.7.x and 450 4.2.1 also halve the global rate); 5.1.x fails and asks for the address to
+//! be marked bounced; other 5xx fail; 5.7.x, 530, 535, 552 5.3.4 and TLS failures stop the
+//! run (the row stays deferred so the next run retries it); a connection lost before the final
+//! `.` is retried, one lost after it is ambiguous and never retried automatically.
+//!
+//! Stopping (fatal error, daily cap, Ctrl-C) means: no new transaction starts; transactions
+//! in flight finish (after Ctrl-C for at most the grace period, then they are abandoned and
+//! journaled as ambiguous); rows never started stay `pending` (or `deferred`).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::Utc;
+use lettre::Address;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::articles::IssueDate;
+use crate::config::ThrottleConfig;
+use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State};
+use crate::message::Outgoing;
+use crate::subscribers::Subscriber;
+
+use super::plan::ListWatch;
+use super::smtp::{self, classify, SmtpConnection, SmtpSettings, Stage, TxOutcome, Verdict};
+use super::throttle::{DailyBudget, Throttle};
+
+/// Builds one subscriber's message (runs on the composer thread).
+pub type ComposeFn = Box<dyn FnMut(&Subscriber) -> Result<Outgoing>>;
+/// Makes the [`ComposeFn`] on the composer thread (so the composer need not be `Send`).
+pub type ComposerFactory = Box<dyn FnOnce() -> Result<ComposeFn> + Send>;
+
+/// After waiting this long in the throttle, a worker checks its connection with NOOP.
+const PROBE_AFTER: Duration = Duration::from_secs(30);
+/// At most this many problems are kept for the report (all are in the journal).
+const PROBLEMS_KEPT: usize = 10_000;
+
+/// One recipient of the plan, with what the journal already counted.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub subscriber: Subscriber,
+    /// Attempts recorded by earlier runs (drives the backoff).
+    pub prior_attempts: u32,
+}
+
+/// Why a run stopped before its plan was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", content = "message", rename_all = "snake_case")]
+pub enum StopReason {
+    /// Ctrl-C.
+    Interrupted,
+    /// The daily cap (`[throttle] per_day`) was reached.
+    DailyCap,
+    /// Authentication, policy, TLS, connection, journal or composition failure.
+    Fatal(String),
+}
+
+#[derive(Debug, Clone, Default)]
+struct StopState {
+    reason: Option<StopReason>,
+    abandon: bool,
+}
+
+/// Tells every part of a run to stop; the first reason given wins.
+#[derive(Clone)]
+pub struct Stopper {
+    tx: Arc<watch::Sender<StopState>>,
+}
+
+impl Default for Stopper {
+    fn default() -> Self {
+        Stopper::new()
+    }
+}
+
+impl Stopper {
+    pub fn new() -> Stopper {
+        Stopper {
+            tx: Arc::new(watch::Sender::new(StopState::default())),
+        }
+    }
+    pub fn stop(&self, reason: StopReason) {
+        self.tx.send_if_modified(|s| {
+            if s.reason.is_none() {
+                s.reason = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+    /// Stop waiting for transactions in flight (a second Ctrl-C).
+    pub fn abandon(&self) {
+        self.tx.send_modify(|s| {
+            s.reason.get_or_insert(StopReason::Interrupted);
+            s.abandon = true;
+        });
+    }
+    pub fn reason(&self) -> Option<StopReason> {
+        self.tx.borrow().reason.clone()
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.tx.borrow().reason.is_some()
+    }
+    /// Resolves once a stop was asked for.
+    pub async fn stopped(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|s| s.reason.is_some()).await;
+    }
+    async fn abandoned(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|s| s.abandon).await;
+    }
+}
+
+/// Live counters, read by the progress display.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub planned: AtomicU64,
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub ambiguous: AtomicU64,
+    /// Left deferred for a later run.
+    pub deferred: AtomicU64,
+    /// Deferred and waiting for a retry within this run.
+    pub retrying: AtomicU64,
+    pub suppressed: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Transactions started.
+    pub attempts: AtomicU64,
+    /// Times the rate was halved.
+    pub slowdowns: AtomicU64,
+}
+
+impl Stats {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+    fn sub(c: &AtomicU64) {
+        c.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+    /// Recipients whose fate this run decided.
+    pub fn done(&self) -> u64 {
+        Stats::get(&self.sent)
+            + Stats::get(&self.failed)
+            + Stats::get(&self.ambiguous)
+            + Stats::get(&self.deferred)
+            + Stats::get(&self.suppressed)
+    }
+}
+
+/// One recipient that did not get the message, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub address: String,
+    pub state: State,
+    pub reply: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub planned: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub ambiguous: u64,
+    /// Left deferred (retried by a later run once the backoff passed).
+    pub deferred: u64,
+    /// Left the list during the run.
+    pub suppressed: u64,
+    /// Never attempted (the run stopped first); still pending.
+    pub not_attempted: u64,
+    pub attempts: u64,
+    pub slowdowns: u64,
+    /// Addresses marked bounced (5.1.x) in the list.
+    pub bounced: u64,
+    pub stopped: Option<StopReason>,
+    pub problems: Vec<Problem>,
+    pub elapsed_secs: f64,
+}
+
+impl RunReport {
+    pub fn rate(&self) -> f64 {
+        if self.elapsed_secs > 0.0 {
+            self.sent as f64 / self.elapsed_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The knobs of a run that come from `[throttle]`.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    pub issue: IssueDate,
+    pub kind: AttemptKind,
+    pub concurrency: usize,
+    /// Retries within the run after the first attempt.
+    pub retries: u32,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    /// After Ctrl-C, how long transactions in flight may take before they are abandoned.
+    pub interrupt_grace: Duration,
+}
+
+impl DeliveryOptions {
+    pub fn from_config(issue: IssueDate, kind: AttemptKind, t: &ThrottleConfig) -> Self {
+        DeliveryOptions {
+            issue,
+            kind,
+            concurrency: t.concurrency.max(1) as usize,
+            retries: t.retries,
+            backoff: Duration::from_secs_f64(t.backoff_secs.max(0.0)),
+            backoff_max: Duration::from_secs_f64(t.backoff_max_secs.max(0.0)),
+            interrupt_grace: Duration::from_secs(30),
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": the `n`th attempt (1-based) waits between
+    /// half and all of `backoff * 2^(n-1)`, capped at `backoff_max`.
+    pub fn backoff_delay(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let full = self
+            .backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.backoff_max);
+        let half = full / 2;
+        half + full.mul_f64(rand::random::<f64>() * 0.5)
+    }
+}
+
+/// Everything a run needs besides its recipients.
+pub struct Deliverer {
+    pub options: DeliveryOptions,
+    pub smtp: Arc<SmtpSettings>,
+    pub throttle: Arc<Throttle>,
+    pub budget: Option<Arc<DailyBudget>>,
+    pub journal: JournalHandle,
+    pub stop: Stopper,
+    pub stats: Arc<Stats>,
+    /// Re-reads the list during the run so addresses that leave it are skipped.
+    pub list_watch: Option<Arc<ListWatch>>,
+}
+
+struct Job {
+    planned: Planned,
+    attempts_in_run: u32,
+    message_id: String,
+    /// The whole message; `wire_len` bytes of it go on the wire (see [`smtp::wire_body`]).
+    bytes: Vec<u8>,
+    wire_len: usize,
+    envelope: Result<(Address, Address), String>,
+}
+
+struct Retry {
+    due: std::time::Instant,
+    seq: u64,
+    planned: Planned,
+    attempts_in_run: u32,
+}
+
+impl PartialEq for Retry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.due, self.seq) == (o.due, o.seq)
+    }
+}
+impl Eq for Retry {}
+impl PartialOrd for Retry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Retry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(o.due, o.seq))
+    }
+}
+
+struct InFlight {
+    attempt_id: i64,
+    who: JournalKey,
+}
+
+struct Ctx {
+    d: Deliverer,
+    issue: String,
+    retry_tx: Mutex<std::sync::mpsc::Sender<Retry>>,
+    outstanding: Arc<AtomicUsize>,
+    alive_workers: AtomicUsize,
+    in_flight: Mutex<HashMap<usize, InFlight>>,
+    problems: Mutex<Vec<Problem>>,
+    bounced: AtomicU64,
+}
+
+/// Decrements the outstanding-job count when a job is done with, whatever the path.
+struct Outstanding(Arc<AtomicUsize>);
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn journal_key(s: &Subscriber) -> JournalKey {
+    JournalKey {
+        key: s.email.key(),
+        address: s.email.as_str().to_string(),
+    }
+}
+
+impl Deliverer {
+    /// Runs the plan to its end (or to a stop) and reports.
+    pub async fn deliver(self, recipients: Vec<Planned>, composer: ComposerFactory) -> RunReport {
+        let started = std::time::Instant::now();
+        self.stats
+            .planned
+            .store(recipients.len() as u64, Ordering::Relaxed);
+        let recipients = recipients.into_iter();
+        let concurrency = self.options.concurrency;
+        let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(concurrency * 2);
+        let (retry_tx, retry_rx) = std::sync::mpsc::channel::<Retry>();
+        let outstanding = Arc::new(AtomicUsize::new(0));
+        let stop = self.stop.clone();
+        let stats = self.stats.clone();
+        let journal = self.journal.clone();
+        let issue = self.options.issue.to_string();
+        let grace = self.options.interrupt_grace;
+
+        let feeder = {
+            let outstanding = outstanding.clone();
+            let stop = stop.clone();
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("compose".into())
+                .spawn(move || {
+                    feed(
+                        recipients,
+                        composer,
+                        job_tx,
+                        retry_rx,
+                        outstanding,
+                        stop,
+                        stats,
+                    )
+                })
+                .expect("spawning the composer thread")
+        };
+
+        let ctx = Arc::new(Ctx {
+            issue: issue.clone(),
+            retry_tx: Mutex::new(retry_tx),
+            outstanding,
+            alive_workers: AtomicUsize::new(concurrency),
+            in_flight: Mutex::new(HashMap::new()),
+            problems: Mutex::new(Vec::new()),
+            bounced: AtomicU64::new(0),
+            d: self,
+        });
+        let jobs = Arc::new(tokio::sync::Mutex::new(job_rx));
+        let mut workers = tokio::task::JoinSet::new();
+        for id in 0..concurrency {
+            workers.spawn(worker(id, ctx.clone(), jobs.clone()));
+        }
+        drop(jobs);
+
+        let abandon = async {
+            stop.stopped().await;
+            if stop.reason() == Some(StopReason::Interrupted) {
+                tokio::select! {
+                    _ = tokio::time::sleep(grace) => {}
+                    _ = stop.abandoned() => {}
+                }
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let finished = async { while workers.join_next().await.is_some() {} };
+        let abandoned = tokio::select! {
+            _ = finished => false,
+            _ = abandon => true,
+        };
+        if abandoned {
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+            let left: Vec<InFlight> = ctx
+                .in_flight
+                .lock()
+                .expect("in-flight lock")
+                .drain()
+                .map(|(_, v)| v)
+                .collect();
+            for f in left {
+                Stats::sub(&stats.in_flight);
+                Stats::add(&stats.ambiguous, 1);
+                let reply =
+                    "abandoned after Ctrl-C while the transaction was in flight".to_string();
+                ctx.problem(&f.who.address, State::Ambiguous, &reply);
+                let _ = journal.end(End {
+                    kind: ctx.d.options.kind,
+                    attempt_id: f.attempt_id,
+                    issue: issue.clone(),
+                    who: f.who,
+                    state: State::Ambiguous,
+                    reply: Some(reply),
+                    next_attempt_at: None,
+                    list_update: None,
+                    at: Utc::now(),
+                });
+            }
+        }
+        // The composer thread ends once the workers are gone (its channel is closed) or
+        // the plan is done; joining it is a blocking call.
+        let _ = tokio::task::spawn_blocking(move || feeder.join()).await;
+        if let Err(e) = journal.flush().await {
+            stop.stop(StopReason::Fatal(format!("{e:#}")));
+        }
+
+        let g = |c: &AtomicU64| Stats::get(c);
+        let planned = g(&stats.planned);
+        let deferred = g(&stats.deferred) + g(&stats.retrying);
+        let done = g(&stats.sent)
+            + g(&stats.failed)
+            + g(&stats.ambiguous)
+            + deferred
+            + g(&stats.suppressed);
+        let problems = std::mem::take(&mut *ctx.problems.lock().expect("problems lock"));
+        RunReport {
+            planned,
+            sent: g(&stats.sent),
+            failed: g(&stats.failed),
+            ambiguous: g(&stats.ambiguous),
+            deferred,
+            suppressed: g(&stats.suppressed),
+            not_attempted: planned.saturating_sub(done),
+            attempts: g(&stats.attempts),
+            slowdowns: g(&stats.slowdowns),
+            bounced: ctx.bounced.load(Ordering::Relaxed),
+            stopped: stop.reason(),
+            problems,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// The composer thread: retries that are due first, then the plan in order.
+fn feed(
+    mut plan: std::vec::IntoIter<Planned>,
+    composer: ComposerFactory,
+    job_tx: tokio::sync::mpsc::Sender<Job>,
+    retry_rx: std::sync::mpsc::Receiver<Retry>,
+    outstanding: Arc<AtomicUsize>,
+    stop: Stopper,
+    stats: Arc<Stats>,
+) {
+    let mut compose = match composer() {
+        Ok(c) => c,
+        Err(e) => {
+            stop.stop(StopReason::Fatal(format!(
+                "cannot prepare the messages: {e:#}"
+            )));
+            return;
+        }
+    };
+    let mut heap: BinaryHeap<Reverse<Retry>> = BinaryHeap::new();
+    let mut plan_done = false;
+    loop {
+        if stop.is_stopped() {
+            return;
+        }
+        heap.extend(retry_rx.try_iter().map(Reverse));
+        let now = std::time::Instant::now();
+        let next = if heap.peek().is_some_and(|r| r.0.due <= now) {
+            let Reverse(r) = heap.pop().expect("peeked");
+            Stats::sub(&stats.retrying);
+            Some((r.planned, r.attempts_in_run))
+        } else if !plan_done {
+            match plan.next() {
+                Some(p) => Some((p, 0)),
+                None => {
+                    plan_done = true;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let Some((planned, attempts_in_run)) = next else {
+            // Outstanding first: a worker queues its retry before it stops counting the job.
+            if plan_done && outstanding.load(Ordering::SeqCst) == 0 {
+                heap.extend(retry_rx.try_iter().map(Reverse));
+                if heap.is_empty() {
+                    return;
+                }
+            }
+            let wait = heap
+                .peek()
+                .map_or(Duration::from_millis(50), |r| {
+                    r.0.due.saturating_duration_since(now)
+                })
+                .min(Duration::from_millis(50));
+            if let Ok(r) = retry_rx.recv_timeout(wait) {
+                heap.push(Reverse(r));
+            }
+            continue;
+        };
+        let out = match compose(&planned.subscriber) {
+            Ok(o) => o,
+            Err(e) => {
+                stop.stop(StopReason::Fatal(format!(
+                    "cannot build the message for {}: {e:#}",
+                    planned.subscriber.email
+                )));
+                return;
+            }
+        };
+        let envelope = match (
+            out.envelope_from.parse::<Address>(),
+            out.recipient.as_str().parse::<Address>(),
+        ) {
+            (Ok(f), Ok(t)) => Ok((f, t)),
+            (Err(e), _) => {
+                stop.stop(StopReason::Fatal(format!(
+                    "the envelope sender `{}` is not a valid address: {e}",
+                    out.envelope_from
+                )));
+                return;
+            }
+            (_, Err(e)) => Err(format!("the address is not valid for SMTP: {e}")),
+        };
+        // Usually the message is already clean: keep its buffer and send a prefix of it.
+        let normalised = match smtp::wire_body(&out.bytes) {
+            std::borrow::Cow::Borrowed(b) => Err(b.len()),
+            std::borrow::Cow::Owned(v) => Ok(v),
+        };
+        let (bytes, wire_len) = match normalised {
+            Ok(v) => {
+                let n = v.len();
+                (v, n)
+            }
+            Err(n) => (out.bytes, n),
+        };
+        let job = Job {
+            planned,
+            attempts_in_run,
+            message_id: out.message_id,
+            bytes,
+            wire_len,
+            envelope,
+        };
+        outstanding.fetch_add(1, Ordering::SeqCst);
+        if job_tx.blocking_send(job).is_err() {
+            outstanding.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+async fn worker(
+    id: usize,
+    ctx: Arc<Ctx>,
+    jobs: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Job>>>,
+) {
+    let mut conn: Option<SmtpConnection> = None;
+    let stop = ctx.d.stop.clone();
+    loop {
+        if stop.is_stopped() {
+            break;
+        }
+        let job = {
+            let mut rx = tokio::select! {
+                biased;
+                _ = stop.stopped() => break,
+                g = jobs.lock() => g,
+            };
+            tokio::select! {
+                biased;
+                _ = stop.stopped() => break,
+                j = rx.recv() => j,
+            }
+        };
+        let Some(job) = job else { break };
+        let guard = Outstanding(ctx.outstanding.clone());
+        let keep_going = ctx.handle(id, job, &mut conn).await;
+        drop(guard);
+        if !keep_going {
+            break;
+        }
+    }
+    if let Some(c) = conn {
+        c.quit(&ctx.d.smtp).await;
+    }
+}
+
+impl Ctx {
+    fn problem(&self, address: &str, state: State, reply: &str) {
+        let mut p = self.problems.lock().expect("problems lock");
+        if p.len() < PROBLEMS_KEPT {
+            p.push(Problem {
+                address: address.to_string(),
+                state,
+                reply: reply.to_string(),
+            });
+        }
+    }
+
+    fn requeue(&self, job: Job) {
+        Stats::add(&self.d.stats.retrying, 1);
+        let _ = self.retry_tx.lock().expect("retry lock").send(Retry {
+            due: std::time::Instant::now(),
+            seq: rand::random(),
+            planned: job.planned,
+            attempts_in_run: job.attempts_in_run,
+        });
+    }
+
+    /// Opens a connection, retrying network failures with backoff. `None`: this worker
+    /// gives up (the run stops if it was the last one).
+    async fn connect(&self) -> Option<SmtpConnection> {
+        let stop = &self.d.stop;
+        let mut failures = 0u32;
+        loop {
+            let attempt_started = tokio::time::Instant::now();
+            let r = tokio::select! {
+                biased;
+                _ = stop.stopped() => return None,
+                r = smtp::connect(&self.d.smtp) => r,
+            };
+            let e = match r {
+                Ok(c) => return Some(c),
+                Err(e) => e,
+            };
+            if e.is_fatal() {
+                stop.stop(StopReason::Fatal(format!(
+                    "SMTP server {}: {e}",
+                    self.d.smtp
+                )));
+                return None;
+            }
+            if e.asks_to_slow_down()
+                && self
+                    .d
+                    .throttle
+                    .slow_down(attempt_started, tokio::time::Instant::now())
+            {
+                Stats::add(&self.d.stats.slowdowns, 1);
+            }
+            failures += 1;
+            if failures > self.d.options.retries {
+                if self.alive_workers.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    stop.stop(StopReason::Fatal(format!(
+                        "cannot connect to the SMTP server {} ({failures} attempts): {e}",
+                        self.d.smtp
+                    )));
+                }
+                return None;
+            }
+            let delay = self.d.options.backoff_delay(failures);
+            tokio::select! {
+                biased;
+                _ = stop.stopped() => return None,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Handles one job; `false` when this worker should stop taking jobs.
+    async fn handle(&self, id: usize, job: Job, conn: &mut Option<SmtpConnection>) -> bool {
+        let d = &self.d;
+        let who = journal_key(&job.planned.subscriber);
+
+        if let Err(reason) = &job.envelope {
+            // Nothing can be sent to this address: record a failure without a transaction.
+            let reason = reason.clone();
+            return self.record_without_transaction(job, who, reason).await;
+        }
+
+        if conn.as_ref().is_none_or(|c| !c.is_usable()) {
+            *conn = None;
+            match self.connect().await {
+                Some(c) => *conn = Some(c),
+                None => {
+                    if !d.stop.is_stopped() {
+                        self.requeue(job);
+                    }
+                    return false;
+                }
+            }
+        }
+
+        if d.options.kind == AttemptKind::Delivery {
+            if let Some(w) = &d.list_watch {
+                if !w.is_subscribed(&who.key) {
+                    Stats::add(&d.stats.suppressed, 1);
+                    if let Err(e) = d.journal.suppress(&self.issue, &who.key) {
+                        d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+                    }
+                    return true;
+                }
+            }
+        }
+
+        let waited_from = tokio::time::Instant::now();
+        tokio::select! {
+            biased;
+            _ = d.stop.stopped() => return false,
+            _ = d.throttle.acquire() => {}
+        }
+        if let Some(b) = &d.budget {
+            if !b.take() {
+                d.stop.stop(StopReason::DailyCap);
+                return false;
+            }
+        }
+        let give_back = || {
+            if let Some(b) = &d.budget {
+                b.give_back();
+            }
+        };
+        if waited_from.elapsed() > PROBE_AFTER {
+            let alive = match conn.as_mut() {
+                Some(c) => c.probe(&d.smtp).await,
+                None => false,
+            };
+            if !alive {
+                *conn = None;
+                match self.connect().await {
+                    Some(c) => *conn = Some(c),
+                    None => {
+                        give_back();
+                        if !d.stop.is_stopped() {
+                            self.requeue(job);
+                        }
+                        return false;
+                    }
+                }
+            }
+        }
+        if d.stop.is_stopped() {
+            give_back();
+            return false;
+        }
+
+        let begin = Begin {
+            kind: d.options.kind,
+            issue: self.issue.clone(),
+            who: who.clone(),
+            message_id: job.message_id.clone(),
+            at: Utc::now(),
+        };
+        let attempt_id = match d.journal.begin(begin).await {
+            Ok(id) => id,
+            Err(e) => {
+                give_back();
+                d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+                return false;
+            }
+        };
+        Stats::add(&d.stats.attempts, 1);
+        Stats::add(&d.stats.in_flight, 1);
+        self.in_flight.lock().expect("in-flight lock").insert(
+            id,
+            InFlight {
+                attempt_id,
+                who: who.clone(),
+            },
+        );
+
+        let (from, to) = job.envelope.as_ref().expect("checked above");
+        let c = conn.as_mut().expect("connected above");
+        let started = tokio::time::Instant::now();
+        let outcome = c.send(&d.smtp, from, to, &job.bytes[..job.wire_len]).await;
+
+        self.in_flight.lock().expect("in-flight lock").remove(&id);
+        Stats::sub(&d.stats.in_flight);
+        if !c.is_usable() {
+            *conn = None;
+        }
+        let accepted_or_maybe = self.finish(job, attempt_id, who, outcome, started);
+        if !accepted_or_maybe {
+            give_back();
+        }
+        !d.stop.is_stopped()
+    }
+
+    async fn record_without_transaction(&self, job: Job, who: JournalKey, reason: String) -> bool {
+        let d = &self.d;
+        let begin = Begin {
+            kind: d.options.kind,
+            issue: self.issue.clone(),
+            who: who.clone(),
+            message_id: job.message_id.clone(),
+            at: Utc::now(),
+        };
+        match d.journal.begin(begin).await {
+            Ok(attempt_id) => {
+                self.end(attempt_id, &who, State::Failed, &reason, None, None);
+                Stats::add(&d.stats.failed, 1);
+                true
+            }
+            Err(e) => {
+                d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+                false
+            }
+        }
+    }
+
+    fn end(
+        &self,
+        attempt_id: i64,
+        who: &JournalKey,
+        state: State,
+        reply: &str,
+        next: Option<Duration>,
+        list_update: Option<&str>,
+    ) {
+        let now = Utc::now();
+        if state != State::Sent {
+            self.problem(&who.address, state, reply);
+        }
+        let end = End {
+            kind: self.d.options.kind,
+            attempt_id,
+            issue: self.issue.clone(),
+            who: who.clone(),
+            state,
+            reply: Some(reply.to_string()),
+            next_attempt_at: next.map(|d| now + chrono::Duration::from_std(d).unwrap_or_default()),
+            list_update: list_update.map(str::to_string),
+            at: now,
+        };
+        if let Err(e) = self.d.journal.end(end) {
+            self.d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+        }
+    }
+
+    /// Records the outcome; returns whether the relay (maybe) accepted the message.
+    fn finish(
+        &self,
+        job: Job,
+        attempt_id: i64,
+        who: JournalKey,
+        outcome: TxOutcome,
+        started: tokio::time::Instant,
+    ) -> bool {
+        let d = &self.d;
+        let stats = &d.stats;
+        match outcome {
+            TxOutcome::Replied { stage, reply } => {
+                let text = reply.to_string();
+                match classify(&reply) {
+                    Verdict::Sent if stage == Stage::AfterDot => {
+                        // Only the journal keeps successful replies.
+                        let now = Utc::now();
+                        let end = End {
+                            kind: d.options.kind,
+                            attempt_id,
+                            issue: self.issue.clone(),
+                            who,
+                            state: State::Sent,
+                            reply: Some(text),
+                            next_attempt_at: None,
+                            list_update: None,
+                            at: now,
+                        };
+                        if let Err(e) = d.journal.end(end) {
+                            d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+                        }
+                        Stats::add(&stats.sent, 1);
+                        true
+                    }
+                    Verdict::Sent => {
+                        // A positive reply where a negative one ended the transaction cannot
+                        // happen; treat it as a temporary failure.
+                        self.defer(
+                            job,
+                            attempt_id,
+                            &who,
+                            format!("unexpected reply at {stage}: {text}"),
+                        );
+                        false
+                    }
+                    Verdict::Defer { slow_down } => {
+                        if slow_down && d.throttle.slow_down(started, tokio::time::Instant::now()) {
+                            Stats::add(&stats.slowdowns, 1);
+                        }
+                        self.defer(job, attempt_id, &who, text);
+                        false
+                    }
+                    Verdict::Fail { bounce } => {
+                        let list_update = (bounce && d.options.kind == AttemptKind::Delivery)
+                            .then_some("bounced");
+                        if list_update.is_some() {
+                            self.bounced.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.end(attempt_id, &who, State::Failed, &text, None, list_update);
+                        Stats::add(&stats.failed, 1);
+                        false
+                    }
+                    Verdict::Stop => {
+                        // Not this recipient's fault: keep the row for the next run.
+                        self.end(
+                            attempt_id,
+                            &who,
+                            State::Deferred,
+                            &text,
+                            Some(Duration::ZERO),
+                            None,
+                        );
+                        Stats::add(&stats.deferred, 1);
+                        d.stop.stop(StopReason::Fatal(format!(
+                            "the SMTP server {} refused {stage} with `{text}`; this is not about one \
+                             recipient (policy, authentication or size), so the run stopped",
+                            d.smtp
+                        )));
+                        false
+                    }
+                }
+            }
+            TxOutcome::Lost {
+                stage: Stage::AfterDot,
+                error,
+            } => {
+                let text =
+                    format!("connection lost after the final dot, before the reply: {error}");
+                self.end(attempt_id, &who, State::Ambiguous, &text, None, None);
+                Stats::add(&stats.ambiguous, 1);
+                true
+            }
+            TxOutcome::Lost { stage, error } => {
+                self.defer(
+                    job,
+                    attempt_id,
+                    &who,
+                    format!("connection lost during {stage}: {error}"),
+                );
+                false
+            }
+            TxOutcome::Local(msg) => {
+                self.end(
+                    attempt_id,
+                    &who,
+                    State::Deferred,
+                    &msg,
+                    Some(Duration::ZERO),
+                    None,
+                );
+                Stats::add(&stats.deferred, 1);
+                d.stop.stop(StopReason::Fatal(format!(
+                    "cannot send through {}: {msg}",
+                    d.smtp
+                )));
+                false
+            }
+        }
+    }
+
+    fn defer(&self, job: Job, attempt_id: i64, who: &JournalKey, reply: String) {
+        let d = &self.d;
+        let total = job.planned.prior_attempts + job.attempts_in_run + 1;
+        let delay = d.options.backoff_delay(total);
+        let retry_here = job.attempts_in_run < d.options.retries && !d.stop.is_stopped();
+        // Only deferrals left for a later run are problems worth reporting.
+        let now = Utc::now();
+        let end = End {
+            kind: d.options.kind,
+            attempt_id,
+            issue: self.issue.clone(),
+            who: who.clone(),
+            state: State::Deferred,
+            reply: Some(reply.clone()),
+            next_attempt_at: Some(now + chrono::Duration::from_std(delay).unwrap_or_default()),
+            list_update: None,
+            at: now,
+        };
+        if let Err(e) = d.journal.end(end) {
+            d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+        }
+        if retry_here {
+            Stats::add(&d.stats.retrying, 1);
+            let planned = job.planned;
+            let _ = self.retry_tx.lock().expect("retry lock").send(Retry {
+                due: std::time::Instant::now() + delay,
+                seq: rand::random(),
+                planned,
+                attempts_in_run: job.attempts_in_run + 1,
+            });
+        } else {
+            self.problem(&who.address, State::Deferred, &reply);
+            Stats::add(&d.stats.deferred, 1);
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Dry-run: the same plan and the same messages as a real send, written to files instead.
+//!
+//! Every message goes to `NNNNNN-<safe-name>.eml` (plan order, 1-based; mode 0600: the files
+//! hold addresses and unsubscribe tokens) and one JSON line per message to `manifest.jsonl`
+//! (recipient, Message-ID, subject, size, sha256). File names are built from the address but
+//! can never leave the folder: only `[a-z0-9._-]` survive, `..` cannot appear, and the number
+//! comes first. Composing, hashing and writing run on worker threads; the manifest is written
+//! in plan order by the calling thread. This module opens no socket.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::subscribers::Subscriber;
+
+use super::deliver::ComposeFn;
+
+/// Makes one [`ComposeFn`] per worker thread.
+pub type SharedComposerFactory = Arc<dyn Fn() -> Result<ComposeFn> + Send + Sync>;
+
+/// The longest address part of a file name.
+const SAFE_NAME_MAX: usize = 64;
+
+/// A file-name-safe form of an address: lowercase `[a-z0-9._-]`, `@` as `_at_`, no `..`,
+/// no leading dot or dash, at most 64 bytes, never empty.
+pub fn safe_name(address: &str) -> String {
+    let mut out = String::with_capacity(address.len().min(SAFE_NAME_MAX) + 4);
+    for c in address.chars() {
+        let c = c.to_ascii_lowercase();
+        match c {
+            'a'..='z' | '0'..='9' | '_' | '-' => out.push(c),
+            '.' if !out.ends_with('.') => out.push('.'),
+            '.' => out.push('_'),
+            '@' => out.push_str("_at_"),
+            _ => out.push('_'),
+        }
+        if out.len() >= SAFE_NAME_MAX {
+            break;
+        }
+    }
+    out.truncate(SAFE_NAME_MAX);
+    let trimmed = out.trim_start_matches(['.', '-']).trim_end_matches('.');
+    if trimmed.is_empty() {
+        "recipient".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// `NNNNNN-<safe-name>.eml` for the `n`th message (1-based).
+pub fn file_name(n: usize, address: &str) -> String {
+    format!("{n:06}-{}.eml", safe_name(address))
+}
+
+/// One line of `manifest.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestLine {
+    pub n: usize,
+    pub file: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub subject: String,
+    pub size: usize,
+    pub sha256: String,
+}
+
+/// What a dry-run wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outbox {
+    pub dir: PathBuf,
+    pub messages: usize,
+    pub bytes: u64,
+    pub elapsed_secs: f64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Creates a file readable by its owner only (0600), replacing an older one.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let f = o.open(path)?;
+    #[cfg(unix)]
+    {
+        // An older file keeps its mode through `truncate`: set it.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
+/// Prepares the outbox folder: created (0700) if missing; files of an earlier dry-run
+/// (`NNNNNN-*.eml`, `manifest.jsonl`, `digest.html`, `digest.txt`) are removed, anything else
+/// is left alone.
+pub fn prepare_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
+            .with_context(|| format!("cannot create the outbox folder `{}`", dir.display()))?;
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the outbox folder `{}`", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = matches!(name, "manifest.jsonl" | "digest.html" | "digest.txt")
+            || (name.ends_with(".eml")
+                && name.len() > 7
+                && name.as_bytes()[..6].iter().all(u8::is_ascii_digit));
+        if ours && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove the old `{}`", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Composes every recipient in order and writes the outbox into `dir` (already prepared).
+/// `threads` workers compose and write in parallel; the manifest keeps plan order.
+pub fn write_outbox(
+    dir: &Path,
+    recipients: Vec<Subscriber>,
+    composer: SharedComposerFactory,
+    threads: usize,
+) -> Result<Outbox> {
+    let started = Instant::now();
+    let total = recipients.len();
+    let recipients = Arc::new(recipients);
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::sync_channel::<Result<ManifestLine>>(1024);
+    let threads = threads.clamp(1, 16).min(total.max(1));
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let (recipients, next, failed, tx, composer, dir) = (
+            recipients.clone(),
+            next.clone(),
+            failed.clone(),
+            tx.clone(),
+            composer.clone(),
+            dir.to_path_buf(),
+        );
+        handles.push(
+            std::thread::Builder::new()
+                .name("dry-run".into())
+                .spawn(move || {
+                    let mut compose = match composer() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            failed.store(true, Ordering::SeqCst);
+                            let _ = tx.send(Err(e.context("cannot prepare the messages")));
+                            return;
+                        }
+                    };
+                    loop {
+                        if failed.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(s) = recipients.get(i) else { return };
+                        let r = write_one(&dir, i + 1, s, &mut compose);
+                        if r.is_err() {
+                            failed.store(true, Ordering::SeqCst);
+                        }
+                        if tx.send(r).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("spawning a dry-run thread"),
+        );
+    }
+    drop(tx);
+
+    let manifest_path = dir.join("manifest.jsonl");
+    let mut manifest = BufWriter::with_capacity(
+        256 * 1024,
+        create_private(&manifest_path)
+            .with_context(|| format!("cannot create `{}`", manifest_path.display()))?,
+    );
+    let mut pending: BTreeMap<usize, ManifestLine> = BTreeMap::new();
+    let mut next_line = 1usize;
+    let mut bytes = 0u64;
+    let mut first_error: Option<anyhow::Error> = None;
+    for r in rx {
+        match r {
+            Ok(line) => {
+                pending.insert(line.n, line);
+                while let Some(line) = pending.remove(&next_line) {
+                    bytes += line.size as u64;
+                    serde_json::to_writer(&mut manifest, &line)?;
+                    manifest.write_all(b"\n")?;
+                    next_line += 1;
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    manifest
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot write `{}`", manifest_path.display()))?;
+    Ok(Outbox {
+        dir: dir.to_path_buf(),
+        messages: next_line - 1,
+        bytes,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn write_one(
+    dir: &Path,
+    n: usize,
+    s: &Subscriber,
+    compose: &mut ComposeFn,
+) -> Result<ManifestLine> {
+    let out = compose(s).with_context(|| format!("cannot build the message for {}", s.email))?;
+    let file = file_name(n, out.recipient.as_str());
+    let path = dir.join(&file);
+    let mut f =
+        create_private(&path).with_context(|| format!("cannot create `{}`", path.display()))?;
+    f.write_all(&out.bytes)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    let sha = Sha256::digest(&out.bytes);
+    Ok(ManifestLine {
+        n,
+        file,
+        recipient: out.recipient.to_string(),
+        message_id: out.message_id,
+        subject: out.subject,
+        size: out.bytes.len(),
+        sha256: hex(&sha),
+    })
+}
+
+/// Formats a duration for people: `45 s`, `12 min`, `3 h 20 min`, `2 days 4 h`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64().round() as u64;
+    if d < Duration::from_millis(500) {
+        "under 1 s".to_string()
+    } else if s < 90 {
+        format!("{s} s")
+    } else if s < 90 * 60 {
+        format!("{} min", (s + 30) / 60)
+    } else if s < 48 * 3600 {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{} days {} h", s / 86400, (s % 86400) / 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names_keep_only_harmless_characters() {
+        assert_eq!(
+            safe_name("Anna.Smith+news@Example.org"),
+            "anna.smith_news_at_example.org"
+        );
+        assert_eq!(
+            safe_name("../../etc/passwd@x.org"),
+            "__.__etc_passwd_at_x.org"
+        );
+        for nasty in [
+            "../../../etc/passwd",
+            "..@..",
+            "/abs/path@x.org",
+            "a/../../b@x.org",
+            "\u{0}\u{202e}evil@x.org",
+            ".hidden@x.org",
+            "-rf@x.org",
+            "",
+            "....",
+        ] {
+            let name = safe_name(nasty);
+            assert!(!name.is_empty(), "{nasty:?}");
+            assert!(!name.contains(".."), "{nasty:?} -> {name}");
+            assert!(!name.contains('/'), "{nasty:?} -> {name}");
+            assert!(!name.starts_with(['.', '-']), "{nasty:?} -> {name}");
+            assert!(name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+        }
+        assert!(safe_name(&format!("{}@x.org", "a".repeat(300))).len() <= SAFE_NAME_MAX);
+    }
+
+    #[test]
+    fn file_names_are_numbered_and_stay_in_the_folder() {
+        assert_eq!(file_name(7, "a@b.org"), "000007-a_at_b.org.eml");
+        assert_eq!(file_name(1_234_567, "a@b.org"), "1234567-a_at_b.org.eml");
+        let dir = Path::new("/out");
+        for nasty in ["../../x@y.org", "/etc/passwd", ".."] {
+            let p = dir.join(file_name(1, nasty));
+            assert_eq!(p.parent(), Some(dir), "{nasty}");
+        }
+    }
+
+    #[test]
+    fn hex_is_lowercase_pairs() {
+        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
+    }
+
+    #[test]
+    fn private_files_are_mode_0600_even_when_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.eml");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        create_private(&p).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn preparing_the_folder_removes_only_an_earlier_dry_run() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "000001-a.eml",
+            "manifest.jsonl",
+            "digest.html",
+            "notes.txt",
+            "x.eml",
+        ] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        prepare_dir(dir.path()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["notes.txt", "x.eml"]);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(human_duration(Duration::from_millis(2900)), "3 s");
+        assert_eq!(human_duration(Duration::from_millis(100)), "under 1 s");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 min");
+        assert_eq!(
+            human_duration(Duration::from_secs(3 * 3600 + 1200)),
+            "3 h 20 min"
+        );
+        assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3 days 0 h");
+    }
+}

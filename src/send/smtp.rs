@@ -1,0 +1,972 @@
+//! SMTP: one connection per worker, opened by us and driven through lettre's
+//! `AsyncSmtpConnection`, with every step under its own timeout.
+//!
+//! Why not lettre's pooled `AsyncSmtpTransport`: in 0.11.23 it never sets TCP_NODELAY, so
+//! Nagle holds the final `.` until the server's delayed ACK (~44 ms per message per
+//! connection), its timeout covers only the connect, and a failure after the final `.` cannot
+//! be told apart from one before it. Here the TCP stream is ours (`set_nodelay(true)`), TLS is
+//! implicit (a tokio-rustls stream) or STARTTLS (required: no AUTH or MAIL is ever sent if the
+//! upgrade is not offered or fails), and a transaction is MAIL, RCPT, DATA as separate
+//! commands (command timeout) followed by the body and the final `.` (data timeout). The body
+//! is handed to lettre through an iterator that records when the whole body was written, so a
+//! connection lost after that point is *ambiguous* while one lost before it is retryable.
+//!
+//! This module knows nothing about journals, throttles or subscribers: it reports what the
+//! server said ([`Reply`], [`TxOutcome`], [`ConnectError`]); [`classify`] maps a reply to what
+//! the delivery loop should do, per the table in STANDARDS.md.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Quit, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::Address;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::config::{SmtpConfig, TlsMode};
+
+/// Everything needed to open a connection; built once per run.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub helo: ClientId,
+    credentials: Option<Credentials>,
+    pub username: Option<String>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    starttls: Option<TlsParameters>,
+    implicit_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.credentials.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for SmtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tls = match self.tls {
+            TlsMode::Tls => "implicit TLS",
+            TlsMode::Starttls => "STARTTLS",
+            TlsMode::None => "no TLS",
+        };
+        write!(f, "{}:{} ({tls}", self.host, self.port)?;
+        if let Some(u) = &self.username {
+            write!(f, ", user {u}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// Whether `host` is a loopback host (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.eq_ignore_ascii_case("localhost") || h.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl SmtpSettings {
+    /// Checks `[smtp]` and builds the settings. `password` comes from
+    /// `FORTNIGHT_SMTP_PASSWORD`; it is required when a username is configured.
+    pub fn from_config(cfg: &SmtpConfig, password: Option<&str>) -> Result<SmtpSettings> {
+        let host = cfg.host.trim().to_string();
+        if host.is_empty() {
+            bail!("[smtp] host is empty");
+        }
+        if cfg.tls == TlsMode::None && !is_loopback_host(&host) {
+            bail!(
+                "[smtp] tls = \"none\" is only allowed for loopback hosts (localhost, 127.0.0.1, ::1), \
+                 not `{host}`: use tls = \"starttls\" (port 587) or tls = \"tls\" (port 465)"
+            );
+        }
+        let credentials = match (&cfg.username, password) {
+            (Some(u), Some(p)) => Some(Credentials::new(u.clone(), p.to_string())),
+            (Some(u), None) => bail!(
+                "[smtp] username is `{u}` but the environment variable {} is not set",
+                crate::config::ENV_SMTP_PASSWORD
+            ),
+            (None, _) => None,
+        };
+        let helo = match &cfg.helo_name {
+            Some(name) => ClientId::Domain(name.clone()),
+            None => ClientId::default(),
+        };
+        let tls_host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let starttls = match cfg.tls {
+            TlsMode::Starttls => Some(
+                TlsParameters::new(tls_host.clone())
+                    .with_context(|| format!("cannot set up TLS for `{host}`"))?,
+            ),
+            _ => None,
+        };
+        let implicit_tls = match cfg.tls {
+            TlsMode::Tls => Some(Arc::new(rustls_client_config()?)),
+            _ => None,
+        };
+        let secs = |s: u64, key: &str| -> Result<Duration> {
+            if s == 0 {
+                bail!("[smtp] {key} must be at least 1");
+            }
+            Ok(Duration::from_secs(s))
+        };
+        Ok(SmtpSettings {
+            port: cfg.port(),
+            host,
+            tls: cfg.tls,
+            helo,
+            credentials,
+            username: cfg.username.clone(),
+            connect_timeout: secs(cfg.connect_timeout_secs, "connect_timeout_secs")?,
+            command_timeout: secs(cfg.command_timeout_secs, "command_timeout_secs")?,
+            data_timeout: secs(cfg.data_timeout_secs, "data_timeout_secs")?,
+            starttls,
+            implicit_tls,
+        })
+    }
+
+    /// Overrides the timeouts (tests use sub-second ones).
+    pub fn with_timeouts(mut self, connect: Duration, command: Duration, data: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.command_timeout = command;
+        self.data_timeout = data;
+        self
+    }
+}
+
+fn rustls_client_config() -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("cannot set up TLS")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// An enhanced status code (RFC 3463), e.g. `5.1.1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enhanced {
+    pub class: u8,
+    pub subject: u16,
+    pub detail: u16,
+}
+
+impl fmt::Display for Enhanced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.class, self.subject, self.detail)
+    }
+}
+
+impl Enhanced {
+    /// Parses `X.Y.Z` at the start of `text`.
+    pub fn parse_prefix(text: &str) -> Option<Enhanced> {
+        let word = text.split_whitespace().next()?;
+        let mut parts = word.split('.');
+        let class: u8 = parts.next()?.parse().ok()?;
+        let subject: u16 = parts.next()?.parse().ok()?;
+        let detail: u16 = parts.next()?.parse().ok()?;
+        if parts.next().is_some() || !matches!(class, 2 | 4 | 5) {
+            return None;
+        }
+        Some(Enhanced {
+            class,
+            subject,
+            detail,
+        })
+    }
+}
+
+/// One SMTP reply: the code, the enhanced code if any, and the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub enhanced: Option<Enhanced>,
+    /// The text after the code (all lines joined), without the enhanced code.
+    pub text: String,
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(e) = self.enhanced {
+            write!(f, " {e}")?;
+        }
+        if !self.text.is_empty() {
+            write!(f, " {}", self.text)?;
+        }
+        Ok(())
+    }
+}
+
+/// At most this much of a reply goes into the journal and the reports.
+const REPLY_MAX: usize = 300;
+
+fn clip(s: &str) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = one_line.trim();
+    if trimmed.len() <= REPLY_MAX {
+        return trimmed.to_string();
+    }
+    let mut end = REPLY_MAX;
+    while !trimmed.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &trimmed[..end])
+}
+
+impl Reply {
+    fn new(code: u16, text: &str) -> Reply {
+        let text = text.trim();
+        let enhanced = Enhanced::parse_prefix(text);
+        let text = match enhanced {
+            Some(_) => text
+                .split_once(char::is_whitespace)
+                .map_or("", |(_, rest)| rest.trim_start()),
+            None => text,
+        };
+        Reply {
+            code,
+            enhanced,
+            text: clip(text),
+        }
+    }
+
+    /// Parses a reply line such as `550 5.1.1 <x@y>: user unknown`.
+    pub fn parse_line(line: &str) -> Option<Reply> {
+        let line = line.trim();
+        let code: u16 = line.get(..3)?.parse().ok()?;
+        if !(200..600).contains(&code) {
+            return None;
+        }
+        let rest = line.get(3..).unwrap_or("");
+        let rest = rest.strip_prefix(['-', ' ']).unwrap_or(rest);
+        Some(Reply::new(code, rest))
+    }
+
+    fn from_response(r: &lettre::transport::smtp::response::Response) -> Reply {
+        let text: Vec<&str> = r.message().collect();
+        Reply::new(u16::from(r.code()), &text.join(" "))
+    }
+
+    /// The server's reply inside a lettre error, if the error is one (lettre keeps the
+    /// enhanced code only in the error text).
+    pub fn from_error(e: &lettre::transport::smtp::Error) -> Option<Reply> {
+        let code = u16::from(e.status()?);
+        let text = std::error::Error::source(e)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        Some(Reply::new(code, &text))
+    }
+
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+}
+
+/// What the delivery loop does with a reply (the table in STANDARDS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx after the final `.`.
+    Sent,
+    /// 4xx: defer and retry with backoff; `slow_down` for 421, 4.7.x and 450 4.2.1.
+    Defer { slow_down: bool },
+    /// 5xx about this recipient; `bounce` (5.1.x) marks the address bounced.
+    Fail { bounce: bool },
+    /// 5.7.x, 530, 535, 552 5.3.4: systemic, stop the run.
+    Stop,
+}
+
+/// Classifies a reply per the table in STANDARDS.md.
+pub fn classify(reply: &Reply) -> Verdict {
+    let e = reply.enhanced;
+    match reply.code {
+        200..=399 => Verdict::Sent,
+        400..=499 => Verdict::Defer {
+            slow_down: reply.code == 421
+                || e.is_some_and(|e| e.subject == 7)
+                || (reply.code == 450 && e.is_some_and(|e| e.subject == 2 && e.detail == 1)),
+        },
+        _ => {
+            if e.is_some_and(|e| e.subject == 7)
+                || matches!(reply.code, 530 | 535)
+                || (reply.code == 552 && e.is_some_and(|e| e.subject == 3 && e.detail == 4))
+            {
+                Verdict::Stop
+            } else {
+                Verdict::Fail {
+                    bounce: e.is_some_and(|e| e.subject == 1),
+                }
+            }
+        }
+    }
+}
+
+/// Why a connection could not be set up.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connect, DNS, timeouts, lost connection: retry later.
+    #[error("{0}")]
+    Network(String),
+    /// The server refused the session (greeting, EHLO) with a reply.
+    #[error("the server refused the session: {0}")]
+    Refused(Reply),
+    /// TLS could not be set up (no STARTTLS offered, handshake or certificate failure).
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// Authentication was refused.
+    #[error("authentication failed: {0}")]
+    Auth(String, Option<Reply>),
+}
+
+impl ConnectError {
+    /// Fatal errors stop the run: retrying cannot help and may lock the account.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            ConnectError::Network(_) => false,
+            ConnectError::Refused(r) => r.code >= 500,
+            ConnectError::Tls(_) => true,
+            ConnectError::Auth(_, r) => r.as_ref().is_none_or(|r| r.code >= 500),
+        }
+    }
+    /// A refusal that asks us to slow down (421, 4.7.x).
+    pub fn asks_to_slow_down(&self) -> bool {
+        match self {
+            ConnectError::Refused(r) | ConnectError::Auth(_, Some(r)) => {
+                matches!(classify(r), Verdict::Defer { slow_down: true })
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where in a transaction something happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Mail,
+    Rcpt,
+    Data,
+    /// Writing the body (before the final `.` was written).
+    Body,
+    /// After the whole body and the final `.` were handed to the network.
+    AfterDot,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Mail => "MAIL FROM",
+            Stage::Rcpt => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::Body => "the message body",
+            Stage::AfterDot => "the reply to the final dot",
+        })
+    }
+}
+
+/// How one transaction ended.
+#[derive(Debug, Clone)]
+pub enum TxOutcome {
+    /// The server replied (2xx after the final `.`, or a negative reply at `stage`).
+    Replied { stage: Stage, reply: Reply },
+    /// The connection was lost or timed out at `stage` (AfterDot means ambiguous).
+    Lost { stage: Stage, error: String },
+    /// We refused to send (the message needs an extension the server lacks).
+    Local(String),
+}
+
+/// One open, ready SMTP session.
+pub struct SmtpConnection {
+    conn: AsyncSmtpConnection,
+    eight_bit: bool,
+    smtputf8: bool,
+    broken: bool,
+}
+
+/// Opens a connection: TCP (no Nagle), TLS, greeting, EHLO, STARTTLS, AUTH.
+pub async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
+    let target = format!("{}:{}", s.host, s.port);
+    let host = s.host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = match timeout(s.connect_timeout, TcpStream::connect((host, s.port))).await {
+        Err(_) => {
+            return Err(ConnectError::Network(format!(
+                "connecting to {target} timed out after {} s",
+                s.connect_timeout.as_secs_f64()
+            )))
+        }
+        Ok(Err(e)) => {
+            return Err(ConnectError::Network(format!(
+                "cannot connect to {target}: {e}"
+            )))
+        }
+        Ok(Ok(t)) => t,
+    };
+    tcp.set_nodelay(true)
+        .map_err(|e| ConnectError::Network(format!("cannot set TCP_NODELAY: {e}")))?;
+    let peer = tcp
+        .peer_addr()
+        .map_err(|e| ConnectError::Network(format!("connection to {target} lost: {e}")))?;
+
+    let stream: Box<dyn AsyncTokioStream> = match (&s.tls, &s.implicit_tls) {
+        (TlsMode::Tls, Some(config)) => {
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| ConnectError::Tls(format!("`{host}` is not a valid TLS name: {e}")))?;
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            let tls = match timeout(s.command_timeout, connector.connect(name, tcp)).await {
+                Err(_) => {
+                    return Err(ConnectError::Tls(format!(
+                        "the TLS handshake with {target} timed out"
+                    )))
+                }
+                Ok(Err(e)) => {
+                    return Err(ConnectError::Tls(format!(
+                        "the TLS handshake with {target} failed: {e}"
+                    )))
+                }
+                Ok(Ok(t)) => t,
+            };
+            Box::new(ImplicitTls { inner: tls, peer })
+        }
+        _ => Box::new(tcp),
+    };
+
+    let mut conn = match timeout(
+        s.command_timeout,
+        AsyncSmtpConnection::connect_with_transport(stream, &s.helo),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(ConnectError::Network(format!(
+                "{target} did not greet within {} s",
+                s.command_timeout.as_secs_f64()
+            )))
+        }
+        Ok(Err(e)) => {
+            return Err(match Reply::from_error(&e) {
+                Some(r) => ConnectError::Refused(r),
+                None if e.is_tls() => ConnectError::Tls(format!("{target}: {e}")),
+                None => ConnectError::Network(format!("{target}: {e}")),
+            })
+        }
+        Ok(Ok(c)) => c,
+    };
+
+    if s.tls == TlsMode::Starttls {
+        if !conn.can_starttls() {
+            conn.abort().await;
+            return Err(ConnectError::Tls(format!(
+                "{target} does not offer STARTTLS, and [smtp] tls = \"starttls\" requires it \
+                 (nothing was sent; use tls = \"tls\" for port 465, or fix the server)"
+            )));
+        }
+        let params = s
+            .starttls
+            .clone()
+            .expect("STARTTLS parameters are built with the settings");
+        match timeout(s.command_timeout, conn.starttls(params, &s.helo)).await {
+            Err(_) => {
+                return Err(ConnectError::Tls(format!(
+                    "the STARTTLS upgrade with {target} timed out"
+                )))
+            }
+            Ok(Err(e)) => {
+                conn.abort().await;
+                return Err(ConnectError::Tls(format!(
+                    "the STARTTLS upgrade with {target} failed: {}",
+                    crate::report::error_chain(&e)
+                )));
+            }
+            Ok(Ok(())) => {}
+        }
+        if !conn.is_encrypted() {
+            return Err(ConnectError::Tls(format!(
+                "the connection to {target} is not encrypted after STARTTLS"
+            )));
+        }
+    }
+
+    if let Some(creds) = &s.credentials {
+        match timeout(
+            s.command_timeout,
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], creds),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ConnectError::Network(format!(
+                    "{target} did not answer AUTH within {} s",
+                    s.command_timeout.as_secs_f64()
+                )))
+            }
+            Ok(Err(e)) => {
+                let reply = Reply::from_error(&e);
+                conn.abort().await;
+                let msg = match &reply {
+                    Some(r) => format!("{target} replied {r}"),
+                    None if e.is_client() => format!(
+                        "{target} offers no AUTH mechanism fortnight supports (PLAIN, LOGIN): {e}"
+                    ),
+                    None => {
+                        return Err(ConnectError::Network(format!(
+                            "{target}: connection lost during AUTH: {e}"
+                        )))
+                    }
+                };
+                return Err(ConnectError::Auth(msg, reply));
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+
+    let info = conn.server_info();
+    Ok(SmtpConnection {
+        eight_bit: info.supports_feature(Extension::EightBitMime),
+        smtputf8: info.supports_feature(Extension::SmtpUtfEight),
+        conn,
+        broken: false,
+    })
+}
+
+/// Yields the body once, then records that it was written completely (lettre asks for the
+/// next part only after the previous write succeeded, and writes the final `.` right after).
+struct BodyOnce<'a> {
+    body: Option<&'a [u8]>,
+    written: &'a AtomicBool,
+}
+
+impl<'a> Iterator for BodyOnce<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self.body.take() {
+            Some(b) => Some(b),
+            None => {
+                self.written.store(true, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+}
+
+impl SmtpConnection {
+    /// Whether the connection can carry another transaction.
+    pub fn is_usable(&self) -> bool {
+        !self.broken && !self.conn.has_broken()
+    }
+
+    /// One transaction: MAIL, RCPT, DATA, body, final `.`. `body` must be CRLF-normalised
+    /// (see [`wire_body`]).
+    pub async fn send(
+        &mut self,
+        s: &SmtpSettings,
+        from: &Address,
+        to: &Address,
+        body: &[u8],
+    ) -> TxOutcome {
+        let mut params = Vec::new();
+        if !body.is_ascii() {
+            if !self.eight_bit {
+                return TxOutcome::Local(
+                    "the message has 8-bit content but the server does not offer 8BITMIME".into(),
+                );
+            }
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        if !(AsRef::<str>::as_ref(from).is_ascii() && AsRef::<str>::as_ref(to).is_ascii()) {
+            if !self.smtputf8 {
+                return TxOutcome::Local(
+                    "an address is not ASCII but the server does not offer SMTPUTF8".into(),
+                );
+            }
+            params.push(MailParameter::SmtpUtfEight);
+        }
+        if let Some(out) = self
+            .command(s, Stage::Mail, Mail::new(Some(from.clone()), params))
+            .await
+        {
+            return out;
+        }
+        if let Some(out) = self
+            .command(s, Stage::Rcpt, Rcpt::new(to.clone(), vec![]))
+            .await
+        {
+            return out;
+        }
+        if let Some(out) = self.command(s, Stage::Data, Data).await {
+            return out;
+        }
+        let written = AtomicBool::new(false);
+        let parts = BodyOnce {
+            body: Some(body),
+            written: &written,
+        };
+        let result = timeout(s.data_timeout, self.conn.message_iter(parts)).await;
+        let stage = if written.load(Ordering::SeqCst) {
+            Stage::AfterDot
+        } else {
+            Stage::Body
+        };
+        match result {
+            Ok(Ok(resp)) => TxOutcome::Replied {
+                stage: Stage::AfterDot,
+                reply: Reply::from_response(&resp),
+            },
+            Ok(Err(e)) => match Reply::from_error(&e) {
+                Some(reply) => {
+                    if reply.code == 421 {
+                        self.broken = true;
+                    }
+                    TxOutcome::Replied {
+                        stage: Stage::AfterDot,
+                        reply,
+                    }
+                }
+                None => {
+                    self.broken = true;
+                    TxOutcome::Lost {
+                        stage,
+                        error: crate::report::error_chain(&e),
+                    }
+                }
+            },
+            Err(_) => {
+                self.broken = true;
+                TxOutcome::Lost {
+                    stage,
+                    error: format!(
+                        "no reply within {} s ([smtp] data_timeout_secs)",
+                        s.data_timeout.as_secs_f64()
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Sends one command; `None` when it was accepted, else how the transaction ended.
+    async fn command<C: fmt::Display>(
+        &mut self,
+        s: &SmtpSettings,
+        stage: Stage,
+        cmd: C,
+    ) -> Option<TxOutcome> {
+        match timeout(s.command_timeout, self.conn.command(cmd)).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => match Reply::from_error(&e) {
+                Some(reply) => {
+                    if reply.code == 421 {
+                        self.broken = true;
+                    } else {
+                        self.reset(s).await;
+                    }
+                    Some(TxOutcome::Replied { stage, reply })
+                }
+                None => {
+                    self.broken = true;
+                    Some(TxOutcome::Lost {
+                        stage,
+                        error: crate::report::error_chain(&e),
+                    })
+                }
+            },
+            Err(_) => {
+                self.broken = true;
+                Some(TxOutcome::Lost {
+                    stage,
+                    error: format!(
+                        "no reply to {stage} within {} s ([smtp] command_timeout_secs)",
+                        s.command_timeout.as_secs_f64()
+                    ),
+                })
+            }
+        }
+    }
+
+    /// RSET after a refused command, so the connection can carry the next message.
+    async fn reset(&mut self, s: &SmtpSettings) {
+        match timeout(s.command_timeout, self.conn.command(Rset)).await {
+            Ok(Ok(_)) => {}
+            _ => self.broken = true,
+        }
+    }
+
+    /// NOOP: is the connection still alive (after a long wait in the throttle)?
+    pub async fn probe(&mut self, s: &SmtpSettings) -> bool {
+        let ok = matches!(
+            timeout(s.command_timeout, self.conn.command(Noop)).await,
+            Ok(Ok(_))
+        );
+        if !ok {
+            self.broken = true;
+        }
+        ok
+    }
+
+    /// QUIT politely (bounded by the command timeout).
+    pub async fn quit(mut self, s: &SmtpSettings) {
+        if self.is_usable() {
+            let _ = timeout(s.command_timeout, self.conn.command(Quit)).await;
+        }
+    }
+}
+
+/// The message as it goes on the wire: every line ending CRLF (a bare CR or LF becomes CRLF,
+/// so no `.` line can end DATA early on a server that accepts bare LF: SMTP smuggling) and
+/// without the final CRLF, which the `\r\n.\r\n` terminator supplies (the server stores
+/// exactly the message).
+pub fn wire_body(message: &[u8]) -> Cow<'_, [u8]> {
+    let clean = {
+        let mut ok = true;
+        let mut i = 0;
+        while i < message.len() {
+            match message[i] {
+                b'\r' => {
+                    if message.get(i + 1) != Some(&b'\n') {
+                        ok = false;
+                        break;
+                    }
+                    i += 2;
+                }
+                b'\n' => {
+                    ok = false;
+                    break;
+                }
+                _ => i += 1,
+            }
+        }
+        ok
+    };
+    let mut body: Cow<'_, [u8]> = if clean {
+        Cow::Borrowed(message)
+    } else {
+        let mut out = Vec::with_capacity(message.len() + 64);
+        let mut i = 0;
+        while i < message.len() {
+            match message[i] {
+                b'\r' => {
+                    out.extend_from_slice(b"\r\n");
+                    i += if message.get(i + 1) == Some(&b'\n') {
+                        2
+                    } else {
+                        1
+                    };
+                }
+                b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        Cow::Owned(out)
+    };
+    if body.ends_with(b"\r\n") {
+        body = match body {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[..b.len() - 2]),
+            Cow::Owned(mut v) => {
+                v.truncate(v.len() - 2);
+                Cow::Owned(v)
+            }
+        };
+    }
+    body
+}
+
+/// An implicit-TLS stream (port 465) that lettre can drive like a plain one.
+struct ImplicitTls {
+    inner: tokio_rustls::client::TlsStream<TcpStream>,
+    peer: std::net::SocketAddr,
+}
+
+impl fmt::Debug for ImplicitTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImplicitTls")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        Ok(self.peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(line: &str) -> Reply {
+        Reply::parse_line(line).expect(line)
+    }
+
+    #[test]
+    fn replies_are_classified_per_the_standards_table() {
+        use Verdict::*;
+        for (line, verdict) in [
+            ("250 2.0.0 Ok: queued as ABC", Sent),
+            (
+                "421 4.7.0 Too many connections, slow down",
+                Defer { slow_down: true },
+            ),
+            (
+                "451 4.7.1 Greylisted, try again later",
+                Defer { slow_down: true },
+            ),
+            (
+                "450 4.2.1 Mailbox temporarily busy",
+                Defer { slow_down: true },
+            ),
+            (
+                "451 4.3.0 Temporary local problem",
+                Defer { slow_down: false },
+            ),
+            ("452 4.2.2 Mailbox full", Defer { slow_down: false }),
+            ("450 Requested action not taken", Defer { slow_down: false }),
+            (
+                "550 5.1.1 <a@b.org>: Recipient address rejected",
+                Fail { bounce: true },
+            ),
+            (
+                "553 5.1.3 Bad recipient address syntax",
+                Fail { bounce: true },
+            ),
+            ("552 5.2.2 Mailbox full", Fail { bounce: false }),
+            ("550 Mailbox unavailable", Fail { bounce: false }),
+            ("554 5.7.1 Relay access denied", Stop),
+            ("550 5.7.26 Unauthenticated email is not accepted", Stop),
+            ("530 5.7.0 Authentication required", Stop),
+            ("535 Authentication credentials invalid", Stop),
+            ("552 5.3.4 Message size exceeds fixed limit", Stop),
+        ] {
+            assert_eq!(classify(&reply(line)), verdict, "{line}");
+        }
+    }
+
+    #[test]
+    fn the_enhanced_code_is_parsed_out_of_the_text() {
+        let r = reply("550 5.1.1 <nobody@example.org>: user unknown");
+        assert_eq!(r.code, 550);
+        assert_eq!(
+            r.enhanced,
+            Some(Enhanced {
+                class: 5,
+                subject: 1,
+                detail: 1
+            })
+        );
+        assert_eq!(r.text, "<nobody@example.org>: user unknown");
+        assert_eq!(
+            r.to_string(),
+            "550 5.1.1 <nobody@example.org>: user unknown"
+        );
+        let plain = reply("250 Ok");
+        assert_eq!(plain.enhanced, None);
+        assert_eq!(plain.to_string(), "250 Ok");
+        // A version number is not an enhanced code.
+        assert_eq!(reply("220 1.2 ready").enhanced, None);
+    }
+
+    #[test]
+    fn replies_are_clipped_to_one_printable_line() {
+        let long = format!("550 5.1.1 {}\u{7}x", "a".repeat(1000));
+        let r = reply(&long);
+        assert!(r.text.len() <= REPLY_MAX + 3);
+        assert!(!r.text.contains('\u{7}'));
+    }
+
+    #[test]
+    fn wire_body_turns_bare_cr_and_lf_into_crlf_and_drops_the_last_crlf() {
+        assert_eq!(&*wire_body(b"a\r\nb\r\n"), b"a\r\nb");
+        assert!(matches!(wire_body(b"a\r\nb\r\n"), Cow::Borrowed(_)));
+        assert_eq!(
+            &*wire_body(b"a\n.\nb\r\r\n.\r\nc"),
+            b"a\r\n.\r\nb\r\n\r\n.\r\nc"
+        );
+        assert_eq!(&*wire_body(b"x\r"), b"x");
+    }
+
+    #[test]
+    fn plain_smtp_is_refused_for_a_remote_host() {
+        let cfg: SmtpConfig =
+            toml::from_str("host = \"smtp.example.org\"\ntls = \"none\"").unwrap();
+        let err = SmtpSettings::from_config(&cfg, None).unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        for host in ["127.0.0.1", "127.9.9.9", "::1", "[::1]", "localhost"] {
+            let cfg: SmtpConfig =
+                toml::from_str(&format!("host = \"{host}\"\ntls = \"none\"")).unwrap();
+            assert!(SmtpSettings::from_config(&cfg, None).is_ok(), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_username_without_the_password_variable_is_refused() {
+        let cfg: SmtpConfig =
+            toml::from_str("host = \"smtp.example.org\"\nusername = \"me\"").unwrap();
+        let err = SmtpSettings::from_config(&cfg, None).unwrap_err();
+        assert!(err.to_string().contains("FORTNIGHT_SMTP_PASSWORD"), "{err}");
+        let ok = SmtpSettings::from_config(&cfg, Some("hunter2")).unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+        assert!(!ok.to_string().contains("hunter2"));
+    }
+}
