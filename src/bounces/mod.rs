@@ -243,10 +243,12 @@ pub fn process(
                 .filter(|_| a.notices.len() == 1 || named.is_none())
                 .and_then(|e| view.by_key.get(&e.key()));
             let Some((email, current)) = by_token.or(named).cloned() else {
+                let worth_reporting = matches!(notice.event, Event::Failed(_) | Event::Complaint);
                 match notice.addresses.first() {
-                    Some(addr) => report
+                    Some(addr) if worth_reporting => report
                         .not_in_list
                         .push((addr.clone(), describe(&notice.event, notice.status))),
+                    Some(_) => {}
                     None => {
                         if matches!(notice.event, Event::Failed(_) | Event::Complaint) {
                             report.incomplete.push(origin.clone())
@@ -469,33 +471,34 @@ pub fn print_report(
 ) -> std::io::Result<()> {
     let code = |s: Option<StatusCode>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
     writeln!(out, "read {} messages", report.messages)?;
-    writeln!(out, "  hard bounces:     {}", report.hard.len())?;
-    writeln!(out, "  soft bounces:     {}", report.soft.len())?;
-    writeln!(out, "  complaints:       {}", report.complaints.len())?;
-    writeln!(
-        out,
-        "  policy rejections: {} (not held against the address)",
-        report.policy.len()
-    )?;
-    writeln!(
-        out,
-        "  delays:           {} (not bounces yet)",
-        report.delayed
-    )?;
+    let rows: [(&str, usize, &str); 8] = [
+        ("hard bounces", report.hard.len(), ""),
+        ("soft bounces", report.soft.len(), ""),
+        ("complaints", report.complaints.len(), ""),
+        (
+            "policy rejections",
+            report.policy.len(),
+            "  (not held against the address)",
+        ),
+        ("delays", report.delayed, "  (not bounces yet)"),
+        (
+            "unrecognised",
+            report.unrecognised.len(),
+            "  (not a bounce or a complaint: ignored)",
+        ),
+        ("no recipient found", report.incomplete.len(), ""),
+        ("not in the list", report.not_in_list.len(), ""),
+    ];
+    for (label, n, note) in rows {
+        writeln!(out, "  {:<20}{n:>5}{note}", format!("{label}:"))?;
+    }
     if report.other_feedback > 0 {
         writeln!(
             out,
-            "  other feedback:   {} (not acted on)",
-            report.other_feedback
+            "  {:<20}{:>5}  (not acted on)",
+            "other feedback:", report.other_feedback
         )?;
     }
-    writeln!(out, "  unrecognised:     {}", report.unrecognised.len())?;
-    writeln!(
-        out,
-        "  without a recognisable recipient: {}",
-        report.incomplete.len()
-    )?;
-    writeln!(out, "  not in the list:  {}", report.not_in_list.len())?;
 
     let verb = if report.dry_run {
         "would change"
