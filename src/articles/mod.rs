@@ -5,16 +5,32 @@
 //! those files, parses them into [`Article`]s, assigns each to a biweekly issue on the
 //! grid, and groups them into [`Issue`]s, newest first. Files that are not articles are
 //! skipped with a reason; it never renders or sends anything.
+//!
+//! Submodules: `text` (bytes to clean text), `page_text` and `markdown` (one parser per
+//! format, both producing a [`Draft`]), [`grid`] (issue dates), `load` (the folder walk,
+//! parallel parsing, issue assignment) and `output` (`fortnight issues`).
+
+mod grid;
+mod load;
+mod markdown;
+mod output;
+mod page_text;
+mod text;
+
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::Result;
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::Config;
+use crate::config::{Config, PublicationConfig};
+
+pub use grid::Grid;
 
 /// The date of a biweekly issue (the day it appears), `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,6 +128,67 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// What a parser makes of one file, before the issue and the URL are decided.
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub title: Option<String>,
+    pub authors: Vec<String>,
+    pub section: Option<String>,
+    pub date: NaiveDate,
+    /// The explicit issue (byline `issue of` marker or front matter `issue`).
+    pub issue: Option<IssueDate>,
+    pub url: Option<String>,
+    pub summary: Option<String>,
+    /// Plain-text paragraphs, never empty.
+    pub paragraphs: Vec<String>,
+    pub body_html: String,
+    pub read_count: Option<u64>,
+    /// Problems worth telling the editor about (without the file name; the loader adds it).
+    pub warnings: Vec<String>,
+}
+
+/// The verdict of a parser on one file's text.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    Article(Draft),
+    /// Not an article (a note, a draft…): skipped, with the reason.
+    NotArticle(String),
+    /// Meant as an article but wrong (bad front matter): an error, with what to fix.
+    Invalid(String),
+}
+
+/// Names as a reader would write them: `A`, `A and B`, `A, B and C`.
+pub fn join_names(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The title of an article that has none: what it is (the section in the singular) and who
+/// wrote it, or when: "Field Report by Gulnara Ismailova", "News Digest item of 25 February
+/// 2002", "Article by …" without a section. Never empty, never a file name.
+pub fn fallback_title(section: Option<&str>, authors: &[String], date: NaiveDate) -> String {
+    let kind = match section.map(str::trim).filter(|s| !s.is_empty()) {
+        None => "Article".to_string(),
+        Some(s) => {
+            let last = s.split_whitespace().last().unwrap_or(s).to_lowercase();
+            let plural =
+                last.ends_with('s') && !["ss", "us", "is", "ews"].iter().any(|e| last.ends_with(e));
+            match s.strip_suffix(['s', 'S']) {
+                Some(singular) if plural => singular.to_string(),
+                _ => format!("{s} item"),
+            }
+        }
+    };
+    if authors.is_empty() {
+        format!("{kind} of {}", date.format("%-d %B %Y"))
+    } else {
+        format!("{kind} by {}", join_names(authors))
+    }
+}
+
 /// Everything found in the articles folder.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -123,10 +200,37 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Loads the configured articles folder.
+    /// Loads the configured articles folder (`[publication] articles_dir`, resolved against
+    /// the config file's folder). Files that are not articles are listed in `skipped`; an
+    /// error means the folder is missing, holds no article at all, or holds a Markdown
+    /// article with invalid front matter (every such file is named).
     pub fn load(config: &Config) -> Result<Catalog> {
-        let _ = config;
-        anyhow::bail!("article loading is not implemented yet")
+        load::load(&config.articles_dir(), &config.publication, &config.path)
+    }
+
+    /// Loads `dir` with the given publication settings (`articles_dir` is ignored).
+    pub fn load_dir(dir: &Path, publication: &PublicationConfig) -> Result<Catalog> {
+        load::load(dir, publication, Path::new("config.toml"))
+    }
+
+    /// Prints one warning line per skipped file and per problem to stderr; `articles_dir`
+    /// is the folder the catalog was loaded from (for full file names).
+    pub fn print_warnings(&self, articles_dir: &Path) {
+        for s in &self.skipped {
+            crate::report::warn(format_args!(
+                "skipped `{}`: {}",
+                articles_dir.join(&s.file).display(),
+                s.reason
+            ));
+        }
+        for w in &self.warnings {
+            crate::report::warn(w);
+        }
+    }
+
+    /// Every article of every issue, newest issue first.
+    pub fn articles(&self) -> impl Iterator<Item = &Article> {
+        self.issues.iter().flat_map(|i| i.articles.iter())
     }
 
     pub fn newest(&self) -> &Issue {
@@ -150,6 +254,62 @@ impl Catalog {
 
 /// `fortnight issues [--json]`.
 pub fn cmd_issues(config: &Config, args: &crate::cli::IssuesArgs) -> Result<crate::Exit> {
-    let _ = (config, args);
-    anyhow::bail!("`fortnight issues` is not implemented yet")
+    let catalog = Catalog::load(config)?;
+    catalog.print_warnings(&config.articles_dir());
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        output::write_json(&mut stdout, &catalog)?;
+    } else {
+        output::write_table(&mut stdout, &catalog)?;
+    }
+    std::io::Write::flush(&mut stdout)?;
+    Ok(crate::Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn fallback_titles_name_the_kind_and_the_author_or_the_date() {
+        let gi = vec!["Gulnara Ismailova".to_string()];
+        let two = vec!["Aida Bekova".to_string(), "Timur Rakhimov".to_string()];
+        let cases: &[(Option<&str>, &[String], &str)] = &[
+            (
+                Some("Field Reports"),
+                &gi,
+                "Field Report by Gulnara Ismailova",
+            ),
+            (
+                Some("Analytical Articles"),
+                &two,
+                "Analytical Article by Aida Bekova and Timur Rakhimov",
+            ),
+            (
+                Some("News Digest"),
+                &[],
+                "News Digest item of 25 February 2002",
+            ),
+            (Some("News"), &[], "News item of 25 February 2002"),
+            (Some("Analysis"), &gi, "Analysis item by Gulnara Ismailova"),
+            (None, &gi, "Article by Gulnara Ismailova"),
+            (Some("  "), &[], "Article of 25 February 2002"),
+        ];
+        for (section, authors, want) in cases {
+            assert_eq!(fallback_title(*section, authors, d("2002-02-25")), *want);
+        }
+    }
+
+    #[test]
+    fn names_join_like_a_byline() {
+        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(join_names(&n(&[])), "");
+        assert_eq!(join_names(&n(&["A"])), "A");
+        assert_eq!(join_names(&n(&["A", "B"])), "A and B");
+        assert_eq!(join_names(&n(&["A", "B", "C"])), "A, B and C");
+    }
 }

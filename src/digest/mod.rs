@@ -8,12 +8,31 @@
 //! attributes) falls back to a full Tera render per subscriber. Nothing here builds MIME or
 //! sends anything.
 
+mod check;
+pub mod context;
+pub mod fast;
+pub mod filters;
+pub mod fixture;
+pub mod html;
+mod init;
+mod preview;
+pub mod templates;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use crate::articles::Issue;
 use crate::config::Config;
-use crate::subscribers::Subscriber;
+use crate::subscribers::{Status, Subscriber, SubscriberEmail};
+
+pub use check::check_report;
+pub use html::HtmlReport;
+pub use preview::{preview_issue, PreviewOutput};
+pub use templates::TemplateError;
 
 /// The three rendered texts of one subscriber's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +68,10 @@ pub enum Escape {
 }
 
 /// A rendered part as segments, with how its fields must be escaped.
+///
+/// The HTML part's literal segments are final HTML; the text part uses LF line endings.
+/// The subject's segments are joined and then trimmed of blanks and line breaks by
+/// [`Digest::render_for`]: use that (or [`normalize_line`]) rather than joining by hand.
 #[derive(Debug, Clone)]
 pub struct Part {
     pub segments: Vec<Segment>,
@@ -60,36 +83,390 @@ pub struct Part {
 pub struct Digest {
     /// Present when the templates allow the fast path: (subject, html, text).
     pub fast: Option<[Part; 3]>,
+    engine: Option<Arc<Engine>>,
+}
+
+/// What a full render needs, and what `check` wants to know about the templates.
+struct Engine {
+    set: templates::TemplateSet,
+    base: tera::Context,
+    /// `subscriber.attrs.NAME` printed by the templates (filled with "" when a row lacks it).
+    attrs: Vec<String>,
+    default_preheader: String,
+    /// Why every copy is rendered in full, when it is.
+    fallback: Option<String>,
+    /// The final pass's report on the HTML part (of the marker render).
+    report: HtmlReport,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("templates", &self.set)
+            .field("attrs", &self.attrs)
+            .field("fallback", &self.fallback)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which way copies are personalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderPath {
+    /// Rendered once; each copy is a substitution.
+    Fast,
+    /// Each copy is a full Tera render, for this reason.
+    Full(String),
+}
+
+/// One line for a header: line breaks and tabs become spaces, the ends are trimmed.
+pub fn normalize_line(s: &str) -> String {
+    let joined: String = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    joined.replace('\t', " ")
+}
+
+/// The text part: LF line endings, blank-only lines emptied, at most one blank line in a
+/// row, no blank lines at the start, one line break at the end.
+pub fn normalize_text(s: &str) -> String {
+    let s = s.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(s.len());
+    let mut blank_run = 0;
+    for line in s.split('\n') {
+        if line.trim().is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+            if blank_run > 0 {
+                out.push('\n');
+            }
+        }
+        blank_run = 0;
+        out.push_str(line);
+    }
+    out.push('\n');
+    out
+}
+
+fn probe(email: &str, name: &str, attr_value: &str, attrs: &[String]) -> Subscriber {
+    Subscriber {
+        email: SubscriberEmail::parse(email).expect("the probe address is valid"),
+        name: name.to_string(),
+        status: Status::Subscribed,
+        since: String::new(),
+        source: "probe".to_string(),
+        tags: vec![],
+        attrs: attrs
+            .iter()
+            .map(|a| (a.clone(), attr_value.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// The two probe copies the fast path must reproduce exactly.
+fn probes(attrs: &[String]) -> [(Subscriber, &'static str); 2] {
+    [
+        (
+            probe("probe.one@example.org", "", "", attrs),
+            "https://example.org/unsubscribe?t=probe-one",
+        ),
+        (
+            probe(
+                "Probe.Two+x@example.org",
+                "<Zoë & \"Bo\"> O'Neil",
+                "<b>Attr & \"v\"</b> it's",
+                attrs,
+            ),
+            "https://example.org/unsubscribe?t=probe-two&list=a%20b",
+        ),
+    ]
+}
+
+/// Where two strings first differ, shown briefly.
+fn first_difference(a: &str, b: &str) -> String {
+    let pos = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i);
+    let start = a[..pos].char_indices().rev().nth(30).map_or(0, |(i, _)| i);
+    let show = |s: &str| -> String { s[start.min(s.len())..].chars().take(80).collect() };
+    format!("`{}` vs `{}`", show(a), show(b))
+}
+
+impl Engine {
+    fn render_one(&self, name: &str, ctx: &tera::Context) -> Result<String> {
+        self.set
+            .tera
+            .render(name, ctx)
+            .map_err(|e| self.set.explain(e, name).into())
+    }
+
+    /// A full render for one subscriber (as a context value), plus the HTML report.
+    fn render(&self, subscriber: &Value, unsubscribe_url: &str) -> Result<(Rendered, HtmlReport)> {
+        let mut ctx = self.base.clone();
+        ctx.insert("subscriber", subscriber);
+        ctx.insert("unsubscribe_url", unsubscribe_url);
+        let preheader = if self.set.sources.contains_key(templates::PREHEADER) {
+            normalize_line(&self.render_one(templates::PREHEADER, &ctx)?)
+        } else {
+            self.default_preheader.clone()
+        };
+        ctx.insert("preheader", &preheader);
+        let subject = normalize_line(&self.render_one(templates::SUBJECT, &ctx)?);
+        ctx.insert("subject", &subject);
+        let html = self.render_one(templates::HTML, &ctx)?;
+        let (html, report) = html::finish(&html, &fast::marker(&Field::UnsubscribeUrl))?;
+        let text = normalize_text(&self.render_one(templates::TEXT, &ctx)?);
+        Ok((
+            Rendered {
+                subject,
+                html,
+                text,
+            },
+            report,
+        ))
+    }
+
+    fn render_subscriber(&self, s: &Subscriber, unsubscribe_url: &str) -> Result<Rendered> {
+        let v = context::subscriber_value(s, &self.attrs);
+        Ok(self.render(&v, unsubscribe_url)?.0)
+    }
 }
 
 impl Digest {
     /// Loads the templates and renders the issue once. `now` is injected for reproducible output.
     pub fn prepare(config: &Config, issue: &Issue, now: DateTime<Utc>) -> Result<Digest> {
-        let _ = (config, issue, now);
-        anyhow::bail!("rendering is not implemented yet")
+        let set = templates::load(config)?;
+        let has_preheader = set.sources.contains_key(templates::PREHEADER);
+
+        // Which context values differ per subscriber: subscriber data, and the subject or
+        // preheader when their templates use it.
+        let mut personal: HashSet<String> = ["subscriber", "unsubscribe_url"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if has_preheader
+            && fast::analyse(&set.tera, &[templates::PREHEADER.to_string()], &personal)
+                .uses_personal
+        {
+            personal.insert("preheader".to_string());
+        }
+        if fast::analyse(&set.tera, &[templates::SUBJECT.to_string()], &personal).uses_personal {
+            personal.insert("subject".to_string());
+        }
+        let mut roots = vec![
+            templates::HTML.to_string(),
+            templates::TEXT.to_string(),
+            templates::SUBJECT.to_string(),
+        ];
+        if has_preheader {
+            roots.push(templates::PREHEADER.to_string());
+        }
+        let analysis = fast::analyse(&set.tera, &roots, &personal);
+        for (template, kind, name) in &analysis.calls {
+            let known = match *kind {
+                // `safe` is handled by Tera itself, not a registered filter.
+                "filter" => name == "safe" || set.tera.get_filter(name).is_ok(),
+                "test" => set.tera.get_tester(name).is_ok(),
+                _ => set.tera.get_function(name).is_ok(),
+            };
+            if !known {
+                return Err(set.unknown_call(template, kind, name).into());
+            }
+        }
+
+        let base_map = context::base_context(config, issue, now);
+        let default_preheader = context::default_preheader(&base_map);
+        let base = tera::Context::from_value(Value::Object(base_map))
+            .expect("the context is a JSON object");
+        let attrs: Vec<String> = analysis.attrs.iter().cloned().collect();
+        let mut engine = Engine {
+            set,
+            base,
+            attrs: attrs.clone(),
+            default_preheader,
+            fallback: None,
+            report: HtmlReport::default(),
+        };
+
+        // The marker render.
+        let marker_subscriber = serde_json::json!({
+            "email": fast::marker(&Field::Email),
+            "name": fast::marker(&Field::Name),
+            "attrs": attrs
+                .iter()
+                .map(|a| (a.clone(), Value::String(fast::marker(&Field::Attr(a.clone())))))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        let (marked, report) =
+            engine.render(&marker_subscriber, &fast::marker(&Field::UnsubscribeUrl))?;
+        engine.report = report;
+
+        let mut fallback: Option<String> = None;
+        if !analysis.reasons.is_empty() {
+            fallback = Some(format!(
+                "the templates transform subscriber data: {}",
+                analysis.reasons.join("; ")
+            ));
+        } else if engine.report.personal_link {
+            fallback =
+                Some("a link address in the HTML template starts with subscriber data".to_string());
+        }
+        let parts = match (
+            fast::split(&marked.subject, Escape::None),
+            fast::split(&marked.html, Escape::Html),
+            fast::split(&marked.text, Escape::None),
+        ) {
+            (Ok(s), Ok(h), Ok(t)) => Some([s, h, t]),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                fallback.get_or_insert(e);
+                None
+            }
+        };
+
+        // Probes: a full render must equal the substituted copy, byte for byte.
+        let mut digest = Digest {
+            fast: parts,
+            engine: None,
+        };
+        for (p, url) in probes(&attrs) {
+            let full = engine.render_subscriber(&p, url)?;
+            if fallback.is_none() {
+                let quick = digest.substitute(&p, url);
+                for (what, a, b) in [
+                    ("subject", &quick.subject, &full.subject),
+                    ("HTML part", &quick.html, &full.html),
+                    ("text part", &quick.text, &full.text),
+                ] {
+                    if a != b {
+                        fallback = Some(format!(
+                            "the {what} depends on subscriber data in a way substitution cannot reproduce ({})",
+                            first_difference(a, b)
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        if fallback.is_some() {
+            digest.fast = None;
+        }
+        engine.fallback = fallback;
+        digest.engine = Some(Arc::new(engine));
+        Ok(digest)
+    }
+
+    /// A digest that only substitutes (no templates behind it): for tests of other modules.
+    pub fn from_parts(parts: [Part; 3]) -> Digest {
+        Digest {
+            fast: Some(parts),
+            engine: None,
+        }
+    }
+
+    fn substitute(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Rendered {
+        let [s, h, t] = self.fast.as_ref().expect("called with a fast path");
+        let mut subject = String::new();
+        fast::fill(s, subscriber, unsubscribe_url, &mut subject);
+        let mut html = String::with_capacity(fast::literal_len(h) + 64);
+        fast::fill(h, subscriber, unsubscribe_url, &mut html);
+        let mut text = String::with_capacity(fast::literal_len(t) + 64);
+        fast::fill(t, subscriber, unsubscribe_url, &mut text);
+        Rendered {
+            subject: normalize_line(&subject),
+            html,
+            text,
+        }
+    }
+
+    fn substitutable(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> bool {
+        let Some(parts) = &self.fast else {
+            return false;
+        };
+        parts.iter().flat_map(|p| &p.segments).all(|seg| match seg {
+            Segment::Lit(_) => true,
+            Segment::Field(f) => {
+                fast::value_is_substitutable(fast::field_value(f, subscriber, unsubscribe_url))
+            }
+        })
     }
 
     /// This subscriber's copy (fast path when possible, else a full render).
     pub fn render_for(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Result<Rendered> {
-        let _ = (subscriber, unsubscribe_url);
-        anyhow::bail!("rendering is not implemented yet")
+        if self.fast.is_some()
+            && (self.engine.is_none() || self.substitutable(subscriber, unsubscribe_url))
+        {
+            return Ok(self.substitute(subscriber, unsubscribe_url));
+        }
+        self.render_full_for(subscriber, unsubscribe_url)
+    }
+
+    /// This subscriber's copy by a full Tera render, whatever the path (tests, benchmarks).
+    pub fn render_full_for(
+        &self,
+        subscriber: &Subscriber,
+        unsubscribe_url: &str,
+    ) -> Result<Rendered> {
+        match &self.engine {
+            Some(e) => e.render_subscriber(subscriber, unsubscribe_url),
+            None => anyhow::bail!("this digest was built from parts and has no templates"),
+        }
+    }
+
+    /// How copies are personalised, and why not by substitution when they are not.
+    pub fn path(&self) -> RenderPath {
+        match (
+            &self.fast,
+            self.engine.as_ref().and_then(|e| e.fallback.clone()),
+        ) {
+            (Some(_), _) => RenderPath::Fast,
+            (None, Some(reason)) => RenderPath::Full(reason),
+            (None, None) => RenderPath::Full("no fast path".to_string()),
+        }
+    }
+
+    /// What the final HTML pass found (removed elements, kept `<style>` size).
+    pub fn html_report(&self) -> Option<&HtmlReport> {
+        self.engine.as_ref().map(|e| &e.report)
+    }
+
+    /// The `subscriber.attrs.NAME` the templates print.
+    pub fn attrs_used(&self) -> &[String] {
+        self.engine.as_ref().map_or(&[], |e| e.attrs.as_slice())
+    }
+
+    /// The templates in use: (name, where it came from), built-ins included.
+    pub fn templates_in_use(&self) -> Vec<(String, String)> {
+        self.engine.as_ref().map_or_else(Vec::new, |e| {
+            e.set
+                .sources
+                .iter()
+                .map(|(n, s)| (n.clone(), s.display.clone()))
+                .collect()
+        })
     }
 }
 
 /// `fortnight preview`.
 pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<crate::Exit> {
-    let _ = (config, args);
-    anyhow::bail!("`fortnight preview` is not implemented yet")
+    preview::cmd_preview(config, args)
 }
 
 /// `fortnight init DIR`.
 pub fn cmd_init(args: &crate::cli::InitArgs) -> Result<crate::Exit> {
-    let _ = args;
-    anyhow::bail!("`fortnight init` is not implemented yet")
+    init::cmd_init(args)
 }
 
 /// `fortnight check`.
 pub fn cmd_check(config: &Config, args: &crate::cli::CheckArgs) -> Result<crate::Exit> {
-    let _ = (config, args);
-    anyhow::bail!("`fortnight check` is not implemented yet")
+    check::cmd_check(config, args)
 }
+
+#[cfg(test)]
+mod tests;

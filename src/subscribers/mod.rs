@@ -6,85 +6,29 @@
 //! so that concurrent writers (the unsubscribe endpoint, bounce processing, a send marking
 //! bounces) never lose each other's updates. It never sends anything.
 
-use std::collections::BTreeMap;
+pub mod email;
+pub mod import;
+
+mod decode;
+mod list;
+mod store;
+
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::cli::{ImportArgs, SubscribersCommand, UnsubscribeArgs};
 use crate::config::Config;
 
-/// An address that passed the list's address policy (STANDARDS.md "Addresses").
-///
-/// The only constructor is [`SubscriberEmail::parse`]. The domain is lowercased (IDN as
-/// A-labels); the local part is kept as written. Equality, ordering and hashing are
-/// case-insensitive, so `Anna@x.org` and `anna@X.org` are the same subscriber.
-#[derive(Debug, Clone)]
-pub struct SubscriberEmail {
-    address: String,
-}
+pub use email::{normalize_name, AddressError, SubscriberEmail};
+pub use list::STANDARD_COLUMNS;
+pub use store::{lock_path, update_statuses, StatusOutcome};
 
-/// Why an address was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AddressError {
-    #[error("the address is not yet checked")]
-    NotImplemented,
-}
-
-impl SubscriberEmail {
-    pub fn parse(input: &str) -> Result<SubscriberEmail, AddressError> {
-        // Provisional check until the full policy lands (issue 4).
-        let input = input.trim();
-        match input.rsplit_once('@') {
-            Some((l, d))
-                if !l.is_empty() && d.contains('.') && !input.contains(char::is_whitespace) =>
-            {
-                Ok(SubscriberEmail {
-                    address: format!("{l}@{}", d.to_ascii_lowercase()),
-                })
-            }
-            _ => Err(AddressError::NotImplemented),
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.address
-    }
-    pub fn local_part(&self) -> &str {
-        self.address.rsplit_once('@').map(|(l, _)| l).unwrap_or("")
-    }
-    pub fn domain(&self) -> &str {
-        self.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
-    }
-    /// The case-insensitive identity used for equality and de-duplication.
-    pub fn key(&self) -> String {
-        self.address.to_ascii_lowercase()
-    }
-}
-
-impl PartialEq for SubscriberEmail {
-    fn eq(&self, other: &Self) -> bool {
-        self.address.eq_ignore_ascii_case(&other.address)
-    }
-}
-impl Eq for SubscriberEmail {}
-impl std::hash::Hash for SubscriberEmail {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for b in self.address.bytes() {
-            state.write_u8(b.to_ascii_lowercase());
-        }
-    }
-}
-impl fmt::Display for SubscriberEmail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.address)
-    }
-}
-impl Serialize for SubscriberEmail {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.address)
-    }
-}
+use list::{read_list, read_list_bytes, Table};
 
 /// A subscriber's state. Only `Subscribed` rows get mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -154,14 +98,45 @@ impl SubscriberList {
     /// Loads the list; malformed rows and duplicate addresses are errors naming the lines.
     /// A missing file is an empty list.
     pub fn load(path: &Path) -> Result<SubscriberList> {
-        let _ = path;
-        anyhow::bail!("loading the list is not implemented yet")
+        match read_list_bytes(path)? {
+            Some(buf) => SubscriberList::from_bytes(&buf, path),
+            None => Ok(SubscriberList::default()),
+        }
     }
 
-    /// Writes the list atomically (temp file in the same folder, fsync, rename).
+    /// Writes the list atomically (temp file in the same folder, fsync, rename), under the
+    /// list lock. Cells are normalised on the way out (no control characters; names capped).
     pub fn save_atomic(&self, path: &Path) -> Result<()> {
-        let _ = path;
-        anyhow::bail!("saving the list is not implemented yet")
+        let _lock = store::lock_list(path)?;
+        store::write_atomically(path, |out| self.write_csv(out))
+    }
+
+    /// Calls `f` with every subscriber in file order without holding the list in memory
+    /// (for a send over a large list). The whole file is checked first, so `f` only runs
+    /// when the list is valid; the file is read once, so a concurrent rewrite is not seen
+    /// half-way. Returns the extra column names. A missing file has no rows.
+    pub fn for_each(
+        path: &Path,
+        mut f: impl FnMut(Subscriber) -> Result<()>,
+    ) -> Result<Vec<String>> {
+        let Some(buf) = read_list_bytes(path)? else {
+            return Ok(Vec::new());
+        };
+        read_list(&buf, path, true, |_, _| Ok(()))?;
+        let header = read_list(&buf, path, false, |_, row| f(row.to_subscriber()))?;
+        Ok(header.extra)
+    }
+
+    /// The subscribers that get mail.
+    pub fn subscribed(&self) -> impl Iterator<Item = &Subscriber> {
+        self.subscribers
+            .iter()
+            .filter(|s| s.status == Status::Subscribed)
+    }
+
+    /// The row of `email`, if any (compared ignoring case).
+    pub fn get(&self, email: &SubscriberEmail) -> Option<&Subscriber> {
+        self.subscribers.iter().find(|s| &s.email == email)
     }
 }
 
@@ -172,21 +147,288 @@ pub fn set_statuses(
     path: &Path,
     changes: &[(SubscriberEmail, Status)],
 ) -> Result<Vec<SubscriberEmail>> {
-    let _ = (path, changes);
-    anyhow::bail!("updating the list is not implemented yet")
+    let outcomes = update_statuses(path, changes)?;
+    Ok(changes
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, StatusOutcome::Changed(_)))
+        .map(|((e, _), _)| e.clone())
+        .collect())
+}
+
+/// Prefixes a cell that a spreadsheet would run as a formula (`= + - @`, TAB, CR, NUL) with
+/// `'` (OWASP "CSV injection").
+pub fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
 }
 
 /// `fortnight subscribers …`.
-pub fn cmd_subscribers(
-    config: &Config,
-    cmd: &crate::cli::SubscribersCommand,
-) -> Result<crate::Exit> {
-    let _ = (config, cmd);
-    anyhow::bail!("`fortnight subscribers` is not implemented yet")
+pub fn cmd_subscribers(config: &Config, cmd: &SubscribersCommand) -> Result<crate::Exit> {
+    match cmd {
+        SubscribersCommand::Import(args) => cmd_import(config, args),
+        SubscribersCommand::Stats => cmd_stats(config),
+        SubscribersCommand::Export(args) => {
+            let status = match args.status.as_deref() {
+                None => None,
+                Some(s) => Some(Status::parse(s).with_context(|| {
+                    format!(
+                        "--status `{s}` is not one of subscribed, unsubscribed, bounced, complained"
+                    )
+                })?),
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            export(&config.subscribers_file(), status, &mut out)?;
+            out.flush().context("failed to write the export")?;
+            Ok(crate::Exit::Success)
+        }
+    }
+}
+
+fn cmd_import(config: &Config, args: &ImportArgs) -> Result<crate::Exit> {
+    let list_path = config.subscribers_file();
+    let delimiter = args
+        .delimiter
+        .as_deref()
+        .map(import::parse_delimiter)
+        .transpose()?;
+    let opts = import::ImportOptions {
+        format: args.format,
+        encoding: args.encoding,
+        delimiter,
+        resubscribe: args.resubscribe,
+        today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+    };
+    // Hold the lock from reading the list to writing it, so that an unsubscribe arriving
+    // meanwhile is neither lost nor overwritten. A dry run only reads.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(store::lock_list(&list_path)?)
+    };
+    let mut table = Table::load(&list_path)?;
+    let (report, changed) = import::import_files(&mut table, &args.files, opts)?;
+    let shown = list_path.display();
+    let written = if args.dry_run || !changed {
+        None
+    } else {
+        store::write_atomically(&list_path, |out| table.write_csv(out))?;
+        Some(())
+    };
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", report.render())?;
+    let totals = format!(
+        "{} addresses: {} subscribed, {} unsubscribed, {} bounced, {} complained",
+        table.len(),
+        table.count(Status::Subscribed),
+        table.count(Status::Unsubscribed),
+        table.count(Status::Bounced),
+        table.count(Status::Complained)
+    );
+    if args.dry_run {
+        writeln!(out, "dry run: {shown} not written (it would hold {totals})")?;
+    } else if written.is_some() {
+        writeln!(out, "wrote {shown}: {totals}")?;
+    } else {
+        writeln!(out, "{shown} unchanged: {totals}")?;
+    }
+    Ok(if report.invalid.is_empty() {
+        crate::Exit::Success
+    } else {
+        crate::Exit::Failures
+    })
+}
+
+/// Counts by status and by domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListStats {
+    pub total: usize,
+    pub by_status: BTreeMap<Status, usize>,
+    /// The ten most common domains, most common first (ties alphabetically).
+    pub top_domains: Vec<(String, usize)>,
+    /// How many distinct domains there are.
+    pub domains: usize,
+}
+
+/// Reads the list at `path` and counts it (a missing list counts zero).
+pub fn stats(path: &Path) -> Result<ListStats> {
+    let mut st = ListStats::default();
+    let mut domains: HashMap<String, usize> = HashMap::new();
+    if let Some(buf) = read_list_bytes(path)? {
+        read_list(&buf, path, true, |_, row| {
+            st.total += 1;
+            *st.by_status.entry(row.status).or_default() += 1;
+            let domain = row.email().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            match domains.get_mut(domain) {
+                Some(n) => *n += 1,
+                None => {
+                    domains.insert(domain.to_string(), 1);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    st.domains = domains.len();
+    let mut top: Vec<(String, usize)> = domains.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(10);
+    st.top_domains = top;
+    Ok(st)
+}
+
+fn cmd_stats(config: &Config) -> Result<crate::Exit> {
+    let path = config.subscribers_file();
+    let st = stats(&path)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: {} addresses", path.display(), st.total)?;
+    for s in [
+        Status::Subscribed,
+        Status::Unsubscribed,
+        Status::Bounced,
+        Status::Complained,
+    ] {
+        let n = st.by_status.get(&s).copied().unwrap_or(0);
+        writeln!(out, "  {:<13} {n}", s.as_str())?;
+    }
+    if !st.top_domains.is_empty() {
+        writeln!(
+            out,
+            "top domains ({} of {}):",
+            st.top_domains.len(),
+            st.domains
+        )?;
+        let width = st
+            .top_domains
+            .iter()
+            .map(|(d, _)| d.len())
+            .max()
+            .unwrap_or(0);
+        for (d, n) in &st.top_domains {
+            writeln!(out, "  {d:<width$} {n}")?;
+        }
+    }
+    Ok(crate::Exit::Success)
+}
+
+/// Writes the list (optionally only rows with `status`) as CSV to `out`, every cell passed
+/// through [`guard_cell`].
+pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
+    let buf = read_list_bytes(path)?.unwrap_or_default();
+    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+    let mut header_written = false;
+    let header = read_list(&buf, path, true, |h, row| {
+        if !header_written {
+            w.write_record(
+                STANDARD_COLUMNS
+                    .iter()
+                    .copied()
+                    .chain(h.extra.iter().map(String::as_str))
+                    .map(guard_cell)
+                    .map(|c| c.into_owned()),
+            )?;
+            header_written = true;
+        }
+        if status.is_some_and(|s| s != row.status) {
+            return Ok(());
+        }
+        w.write_field(guard_cell(row.email()).as_bytes())?;
+        w.write_field(guard_cell(&row.name()).as_bytes())?;
+        w.write_field(row.status.as_str())?;
+        w.write_field(guard_cell(&row.since()).as_bytes())?;
+        w.write_field(guard_cell(&row.source()).as_bytes())?;
+        w.write_field(guard_cell(&row.tags()).as_bytes())?;
+        for j in 0..h.extra.len() {
+            w.write_field(guard_cell(&row.extra(j)).as_bytes())?;
+        }
+        w.write_record(None::<&[u8]>)?;
+        Ok(())
+    })?;
+    if !header_written {
+        w.write_record(
+            STANDARD_COLUMNS
+                .iter()
+                .copied()
+                .chain(header.extra.iter().map(String::as_str))
+                .map(guard_cell)
+                .map(|c| c.into_owned()),
+        )?;
+    }
+    w.flush().context("failed to write the export")?;
+    Ok(())
 }
 
 /// `fortnight unsubscribe ADDR... | --token T`.
-pub fn cmd_unsubscribe(config: &Config, args: &crate::cli::UnsubscribeArgs) -> Result<crate::Exit> {
-    let _ = (config, args);
-    anyhow::bail!("`fortnight unsubscribe` is not implemented yet")
+pub fn cmd_unsubscribe(config: &Config, args: &UnsubscribeArgs) -> Result<crate::Exit> {
+    let path = config.subscribers_file();
+    let addresses: Vec<SubscriberEmail> = match &args.token {
+        Some(token) => vec![resolve_token(config, &path, token)?],
+        None => {
+            let mut ok = Vec::new();
+            let mut bad = Vec::new();
+            for a in &args.addresses {
+                match SubscriberEmail::parse(email::trim_cell(a)) {
+                    Ok(e) => ok.push(e),
+                    Err(e) => bad.push(format!("`{}`: {e}", a.escape_debug())),
+                }
+            }
+            if !bad.is_empty() {
+                bail!(
+                    "not a valid address, nothing was changed:\n  {}",
+                    bad.join("\n  ")
+                );
+            }
+            ok
+        }
+    };
+    let changes: Vec<(SubscriberEmail, Status)> = addresses
+        .iter()
+        .map(|a| (a.clone(), Status::Unsubscribed))
+        .collect();
+    let outcomes = update_statuses(&path, &changes)?;
+    let mut out = std::io::stdout().lock();
+    let mut missing = 0;
+    for (a, o) in addresses.iter().zip(outcomes) {
+        match o {
+            StatusOutcome::Changed(from) => writeln!(out, "unsubscribed: {a} (was {from})")?,
+            StatusOutcome::Unchanged => writeln!(out, "already unsubscribed: {a}")?,
+            StatusOutcome::NotFound => {
+                missing += 1;
+                crate::report::warn(format_args!("{a} is not in {}", path.display()));
+            }
+        }
+    }
+    Ok(if missing > 0 {
+        crate::Exit::Failures
+    } else {
+        crate::Exit::Success
+    })
+}
+
+/// The subscriber an unsubscribe token names (needs the key that signed it).
+fn resolve_token(config: &Config, path: &Path, token: &str) -> Result<SubscriberEmail> {
+    let (keyring, _) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), false)
+        .with_context(|| {
+            format!(
+                "`fortnight unsubscribe --token` needs the key that signed the token: set the \
+                 environment variable {}",
+                crate::config::ENV_UNSUBSCRIBE_KEY
+            )
+        })?;
+    let mut emails = Vec::new();
+    SubscriberList::for_each(path, |s| {
+        emails.push(s.email);
+        Ok(())
+    })?;
+    let index = crate::token::TokenIndex::build(keyring, &config.sender.list_id, emails.iter());
+    index.resolve(token).with_context(|| {
+        format!(
+            "the token does not unsubscribe anyone from {} (list id `{}`)",
+            path.display(),
+            config.sender.list_id
+        )
+    })
 }

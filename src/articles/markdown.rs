@@ -1,0 +1,748 @@
+//! Markdown articles with YAML (`---`) or TOML (`+++`) front matter.
+//!
+//! Split, then parse (the zola way): the front matter is cut off the top, read into a
+//! key/value map, and each known field is checked on its own so that an error names the
+//! field and says how to write it. The body is rendered to HTML with pulldown-cmark, with
+//! raw HTML dropped (an article file must not smuggle markup or scripts into a mail) and
+//! link targets limited to web and mail URLs, and is also kept as plain-text paragraphs for
+//! the text part of the digest. This module does not decide the issue or the URL.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
+
+use super::text::{fold_key, normalise, split_names};
+use super::{Draft, IssueDate, Parsed};
+
+/// The front matter keys fortnight reads.
+const KNOWN_KEYS: [&str; 9] = [
+    "title", "author", "authors", "date", "issue", "section", "url", "summary", "draft",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Syntax {
+    Yaml,
+    Toml,
+}
+
+impl Syntax {
+    fn fence(self) -> &'static str {
+        match self {
+            Syntax::Yaml => "---",
+            Syntax::Toml => "+++",
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Syntax::Yaml => "YAML",
+            Syntax::Toml => "TOML",
+        }
+    }
+    /// How to write `key` = `value` in this syntax, for hints.
+    fn example(self, key: &str, value: &str) -> String {
+        match self {
+            Syntax::Yaml => format!("`{key}: {value}`"),
+            Syntax::Toml if key == "date" || key == "issue" => format!("`{key} = {value}`"),
+            Syntax::Toml => format!("`{key} = \"{value}\"`"),
+        }
+    }
+}
+
+/// A front matter value, whichever syntax it came from.
+#[derive(Debug)]
+enum Value {
+    Text(String),
+    List(Vec<Value>),
+    Bool(bool),
+    Null,
+    /// Something else (a table, a number list…), with its kind for the error message.
+    Other(&'static str),
+}
+
+/// Does this text start with a front matter fence? (Used to read `.txt` files written as
+/// Markdown.)
+pub(crate) fn has_front_matter(text: &str) -> bool {
+    let first = super::text::split_lines(text).next().unwrap_or("");
+    matches!(first.trim_end(), "---" | "+++")
+}
+
+/// Parses a Markdown article.
+pub(crate) fn parse(text: &str) -> Parsed {
+    let (syntax, front, body) = match split(text) {
+        Split::None => {
+            return Parsed::NotArticle(
+                "Markdown without front matter (title, date…); did you forget to add `---` at the top and bottom of it?".to_string(),
+            )
+        }
+        Split::Unclosed(syntax) => {
+            return Parsed::Invalid(format!(
+                "the {} front matter opened with `{}` on line 1 is never closed; did you forget to add the closing `{}`?",
+                syntax.name(),
+                syntax.fence(),
+                syntax.fence()
+            ))
+        }
+        Split::Found {
+            syntax,
+            front,
+            body,
+        } => (syntax, front, body),
+    };
+    let map = match read_map(syntax, &front) {
+        Ok(m) => m,
+        Err(e) => return Parsed::Invalid(e),
+    };
+    match build(syntax, map, &body) {
+        Ok(parsed) => parsed,
+        Err(e) => Parsed::Invalid(e),
+    }
+}
+
+enum Split {
+    None,
+    Unclosed(Syntax),
+    Found {
+        syntax: Syntax,
+        front: String,
+        body: String,
+    },
+}
+
+fn split(text: &str) -> Split {
+    let mut lines = super::text::split_lines(text);
+    let syntax = match lines.next().map(str::trim_end) {
+        Some("---") => Syntax::Yaml,
+        Some("+++") => Syntax::Toml,
+        _ => return Split::None,
+    };
+    let mut front = Vec::new();
+    for line in lines.by_ref() {
+        if line.trim_end() == syntax.fence() {
+            let body: Vec<&str> = lines.collect();
+            return Split::Found {
+                syntax,
+                front: front.join("\n"),
+                body: body.join("\n"),
+            };
+        }
+        front.push(line);
+    }
+    Split::Unclosed(syntax)
+}
+
+fn read_map(syntax: Syntax, front: &str) -> Result<BTreeMap<String, Value>, String> {
+    let mut map = BTreeMap::new();
+    match syntax {
+        Syntax::Yaml => {
+            let value: serde_yaml::Value = serde_yaml::from_str(front)
+                .map_err(|e| format!("invalid YAML front matter: {e}"))?;
+            let mapping = match value {
+                serde_yaml::Value::Mapping(m) => m,
+                serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+                _ => {
+                    return Err(
+                        "the YAML front matter is not a list of `key: value` lines".to_string()
+                    )
+                }
+            };
+            for (k, v) in mapping {
+                let key = match k {
+                    serde_yaml::Value::String(s) => s,
+                    other => yaml_scalar(&other).unwrap_or_else(|| "?".to_string()),
+                };
+                map.insert(key, from_yaml(v));
+            }
+        }
+        Syntax::Toml => {
+            let table: toml::Table = front
+                .parse()
+                .map_err(|e| format!("invalid TOML front matter: {e}"))?;
+            for (k, v) in table {
+                map.insert(k, from_toml(v));
+            }
+        }
+    }
+    Ok(map)
+}
+
+fn yaml_scalar(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn from_yaml(v: serde_yaml::Value) -> Value {
+    match v {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => Value::Bool(b),
+        serde_yaml::Value::Number(n) => Value::Text(n.to_string()),
+        serde_yaml::Value::String(s) => Value::Text(s),
+        serde_yaml::Value::Sequence(items) => {
+            Value::List(items.into_iter().map(from_yaml).collect())
+        }
+        serde_yaml::Value::Mapping(_) => Value::Other("a nested table"),
+        serde_yaml::Value::Tagged(t) => from_yaml(t.value),
+    }
+}
+
+fn from_toml(v: toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::Text(s),
+        toml::Value::Integer(i) => Value::Text(i.to_string()),
+        toml::Value::Float(f) => Value::Text(f.to_string()),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::Text(d.to_string()),
+        toml::Value::Array(items) => Value::List(items.into_iter().map(from_toml).collect()),
+        toml::Value::Table(_) => Value::Other("a nested table"),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Text(_) => "text",
+        Value::List(_) => "a list",
+        Value::Bool(_) => "true/false",
+        Value::Null => "empty",
+        Value::Other(k) => k,
+    }
+}
+
+/// A text field: `None` when absent or empty.
+fn text_field(
+    syntax: Syntax,
+    map: &BTreeMap<String, Value>,
+    key: &str,
+) -> Result<Option<String>, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Text(s)) => {
+            let s = normalise(s);
+            Ok((!s.is_empty()).then_some(s))
+        }
+        Some(other) => Err(format!(
+            "front matter field `{key}` must be text, not {}; write it like {}",
+            kind(other),
+            syntax.example(key, "…")
+        )),
+    }
+}
+
+fn date_field(
+    syntax: Syntax,
+    map: &BTreeMap<String, Value>,
+    key: &str,
+) -> Result<Option<NaiveDate>, String> {
+    let example = syntax.example(key, "2002-02-13");
+    match text_field(syntax, map, key) {
+        Ok(None) => Ok(None),
+        Ok(Some(s)) => parse_front_matter_date(&s).map(Some).ok_or_else(|| {
+            format!("front matter field `{key}`: `{s}` is not a date; write it as YYYY-MM-DD, like {example}")
+        }),
+        Err(_) => Err(format!(
+            "front matter field `{key}` must be a date, not {}; write it like {example}",
+            map.get(key).map_or("empty", kind)
+        )),
+    }
+}
+
+/// `2002-02-12`, or a date-time (`2002-02-12T09:00:00Z`, `2002-02-12 09:00`) whose day is taken.
+fn parse_front_matter_date(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    let day = s.get(..10).unwrap_or(s);
+    let rest = s.get(10..).unwrap_or("");
+    if !(rest.is_empty() || rest.starts_with(['T', 't', ' '])) {
+        return None;
+    }
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+fn build(syntax: Syntax, map: BTreeMap<String, Value>, body: &str) -> Result<Parsed, String> {
+    let mut warnings = Vec::new();
+    if let Some(v) = map.get("draft") {
+        match v {
+            Value::Bool(true) => {
+                return Ok(Parsed::NotArticle(
+                    "a draft (`draft` is true in its front matter)".to_string(),
+                ))
+            }
+            Value::Bool(false) | Value::Null => {}
+            other => {
+                return Err(format!(
+                    "front matter field `draft` must be true or false, not {}",
+                    kind(other)
+                ))
+            }
+        }
+    }
+    for key in map.keys() {
+        if KNOWN_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        // Other keys (tags, layout…) are fine; a near miss of a known one is a typo.
+        if let Some(meant) = KNOWN_KEYS
+            .iter()
+            .find(|k| edit_distance(k, &key.to_lowercase()) <= 2 && key.len() > 3)
+        {
+            warnings.push(format!(
+                "front matter field `{key}` is not one fortnight reads; did you mean `{meant}`?"
+            ));
+        }
+    }
+
+    let title = text_field(syntax, &map, "title")?;
+    let authors = match (map.get("author"), map.get("authors")) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "front matter has both `author` and `authors`; keep one of them (a name or a list of names)".to_string(),
+            )
+        }
+        (Some(v), None) => names_of(syntax, "author", v)?,
+        (None, Some(v)) => names_of(syntax, "authors", v)?,
+        (None, None) => Vec::new(),
+    };
+    let date = date_field(syntax, &map, "date")?.ok_or_else(|| {
+        format!(
+            "front matter has no `date`; add the article's date, like {}",
+            syntax.example("date", "2002-02-12")
+        )
+    })?;
+    let issue = date_field(syntax, &map, "issue")?.map(IssueDate::new);
+    let section = text_field(syntax, &map, "section")?;
+    let url = text_field(syntax, &map, "url")?;
+    if let Some(u) = &url {
+        let lower = u.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) || u.contains(' ') {
+            return Err(format!(
+                "front matter field `url`: `{u}` is not an absolute web address; write it like {}",
+                syntax.example("url", "https://analyst.example.org/articles/manas")
+            ));
+        }
+    }
+    let summary = text_field(syntax, &map, "summary")?;
+
+    let rendered = render(body);
+    if rendered.dropped_html {
+        warnings
+            .push("raw HTML in the Markdown body was dropped (write Markdown instead)".to_string());
+    }
+    if rendered.paragraphs.is_empty() {
+        return Ok(Parsed::NotArticle(
+            "no body text below the front matter".to_string(),
+        ));
+    }
+    Ok(Parsed::Article(Draft {
+        title,
+        authors,
+        section,
+        date,
+        issue,
+        url,
+        summary,
+        paragraphs: rendered.paragraphs,
+        body_html: rendered.html,
+        read_count: None,
+        warnings,
+    }))
+}
+
+fn names_of(syntax: Syntax, key: &str, v: &Value) -> Result<Vec<String>, String> {
+    let bad = |what: &str| {
+        format!(
+            "front matter field `{key}` must be a name or a list of names, not {what}; write it like {} or `{key}: [\"Aida Bekova\", \"Timur Rakhimov\"]`",
+            syntax.example(key, "Aida Bekova")
+        )
+    };
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Text(s) => Ok(split_names(s)),
+        Value::List(items) => {
+            let mut names = Vec::new();
+            for item in items {
+                match item {
+                    Value::Text(s) => {
+                        let s = normalise(s);
+                        if !s.is_empty() {
+                            names.push(s);
+                        }
+                    }
+                    other => return Err(bad(&format!("a list holding {}", kind(other)))),
+                }
+            }
+            Ok(names)
+        }
+        other => Err(bad(kind(other))),
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+pub(crate) struct Rendered {
+    pub html: String,
+    pub paragraphs: Vec<String>,
+    pub dropped_html: bool,
+}
+
+/// Renders Markdown to HTML (raw HTML dropped, unsafe link schemes neutralised) and to
+/// plain-text paragraphs (one per paragraph, heading, list item, quote or code block).
+pub(crate) fn render(body: &str) -> Rendered {
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_SMART_PUNCTUATION;
+    let mut dropped_html = false;
+    let events: Vec<Event> = Parser::new_ext(body, options)
+        .filter_map(|event| match event {
+            Event::Html(_) | Event::InlineHtml(_) => {
+                dropped_html = true;
+                None
+            }
+            Event::Start(Tag::HtmlBlock) | Event::End(TagEnd::HtmlBlock) => None,
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Some(Event::Start(Tag::Link {
+                link_type,
+                dest_url: safe_url(dest_url),
+                title,
+                id,
+            })),
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Some(Event::Start(Tag::Image {
+                link_type,
+                dest_url: safe_url(dest_url),
+                title,
+                id,
+            })),
+            other => Some(other),
+        })
+        .collect();
+
+    let mut paragraphs = Vec::new();
+    let mut current = String::new();
+    for event in &events {
+        match event {
+            Event::Text(t) | Event::Code(t) | Event::InlineMath(t) | Event::DisplayMath(t) => {
+                current.push_str(t)
+            }
+            Event::SoftBreak | Event::HardBreak => current.push(' '),
+            Event::Start(Tag::Item) => {
+                flush(&mut current, &mut paragraphs);
+                current.push_str("- ");
+            }
+            Event::Start(Tag::TableCell) if !current.is_empty() => current.push_str(" | "),
+            Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::CodeBlock
+                | TagEnd::TableRow
+                | TagEnd::TableHead
+                | TagEnd::BlockQuote(_)
+                | TagEnd::FootnoteDefinition,
+            ) => flush(&mut current, &mut paragraphs),
+            _ => {}
+        }
+    }
+    flush(&mut current, &mut paragraphs);
+
+    let mut html = String::with_capacity(body.len() * 2);
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    Rendered {
+        html: html.trim_end().to_string(),
+        paragraphs,
+        dropped_html,
+    }
+}
+
+fn flush(current: &mut String, paragraphs: &mut Vec<String>) {
+    let p = normalise(current);
+    current.clear();
+    if !p.is_empty() && p != "-" {
+        paragraphs.push(p);
+    }
+}
+
+/// Keeps web, mail and relative link targets; anything else (`javascript:`, `data:`…)
+/// becomes `#`.
+fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
+    let key = fold_key(&url);
+    let scheme_end =
+        key.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')));
+    let has_scheme = scheme_end.is_some_and(|i| i > 0 && key[i..].starts_with(':'));
+    if !has_scheme
+        || key.starts_with("https:")
+        || key.starts_with("http:")
+        || key.starts_with("mailto:")
+    {
+        url
+    } else {
+        CowStr::Borrowed("#")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn article(text: &str) -> Draft {
+        match parse(text) {
+            Parsed::Article(d) => d,
+            Parsed::NotArticle(r) => panic!("not an article: {r}"),
+            Parsed::Invalid(e) => panic!("invalid: {e}"),
+        }
+    }
+
+    fn invalid(text: &str) -> String {
+        match parse(text) {
+            Parsed::Invalid(e) => e,
+            Parsed::Article(_) => panic!("parsed as an article:\n{text}"),
+            Parsed::NotArticle(r) => panic!("skipped ({r}) instead of an error:\n{text}"),
+        }
+    }
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn yaml_and_toml_front_matter_give_the_same_article() {
+        let yaml = "---\ntitle: \"Manas Air Base\"\nauthor: Aida Bekova\ndate: 2002-02-12\nissue: 2002-02-13\nsection: Analytical Articles\nurl: https://example.org/analyst/manas\nsummary: The base changes the calculus.\n---\n\nThe arrival of **coalition** aircraft.\n\nSecond paragraph.\n";
+        let toml = "+++\r\ntitle = \"Manas Air Base\"\r\nauthor = \"Aida Bekova\"\r\ndate = 2002-02-12\r\nissue = \"2002-02-13\"\r\nsection = \"Analytical Articles\"\r\nurl = \"https://example.org/analyst/manas\"\r\nsummary = \"The base changes the calculus.\"\r\n+++\r\n\r\nThe arrival of **coalition** aircraft.\r\n\r\nSecond paragraph.\r\n";
+        for text in [yaml, toml] {
+            let a = article(text);
+            assert_eq!(a.title.as_deref(), Some("Manas Air Base"));
+            assert_eq!(a.authors, ["Aida Bekova"]);
+            assert_eq!(a.date, d(2002, 2, 12));
+            assert_eq!(a.issue.map(|i| i.date()), Some(d(2002, 2, 13)));
+            assert_eq!(a.section.as_deref(), Some("Analytical Articles"));
+            assert_eq!(a.url.as_deref(), Some("https://example.org/analyst/manas"));
+            assert_eq!(a.summary.as_deref(), Some("The base changes the calculus."));
+            assert_eq!(
+                a.paragraphs,
+                ["The arrival of coalition aircraft.", "Second paragraph."]
+            );
+            assert_eq!(
+                a.body_html,
+                "<p>The arrival of <strong>coalition</strong> aircraft.</p>\n<p>Second paragraph.</p>"
+            );
+        }
+    }
+
+    #[test]
+    fn authors_may_be_a_string_a_list_or_absent() {
+        let cases: &[(&str, &[&str])] = &[
+            ("author: Aida Bekova", &["Aida Bekova"]),
+            (
+                "author: Aida Bekova and Timur Rakhimov",
+                &["Aida Bekova", "Timur Rakhimov"],
+            ),
+            (
+                "authors: [Aida Bekova, Rəşad Əliyev]",
+                &["Aida Bekova", "Rəşad Əliyev"],
+            ),
+            (
+                "authors:\n  - Гульнара Исмаилова\n  - Timur Rakhimov",
+                &["Гульнара Исмаилова", "Timur Rakhimov"],
+            ),
+            ("authors: Aida Bekova", &["Aida Bekova"]),
+            ("author:", &[]),
+            ("section: News Digest", &[]),
+        ];
+        for (line, want) in cases {
+            let a = article(&format!(
+                "---\ntitle: T\ndate: 2002-02-12\n{line}\n---\nBody.\n"
+            ));
+            assert_eq!(a.authors, *want, "{line}");
+        }
+    }
+
+    #[test]
+    fn dates_accept_date_times_and_toml_dates() {
+        let cases = [
+            "---\ndate: 2002-02-12T09:30:00Z\n---\nB\n",
+            "---\ndate: '2002-02-12 09:30'\n---\nB\n",
+            "+++\ndate = 2002-02-12T09:30:00+04:00\n+++\nB\n",
+            "+++\ndate = 2002-02-12\n+++\nB\n",
+        ];
+        for text in cases {
+            assert_eq!(article(text).date, d(2002, 2, 12), "{text}");
+        }
+    }
+
+    /// (front matter, words the error must contain)
+    #[test]
+    fn invalid_front_matter_errors_name_the_field_and_the_fix() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "---\ntitle: T\n---\nBody\n",
+                &["no `date`", "date: 2002-02-12"],
+            ),
+            (
+                "+++\ntitle = \"T\"\n+++\nBody\n",
+                &["no `date`", "date = 2002-02-12"],
+            ),
+            (
+                "---\ndate: 12/02/2002\n---\nBody\n",
+                &["`date`", "12/02/2002", "YYYY-MM-DD"],
+            ),
+            (
+                "---\ndate: 2002-02-30\n---\nBody\n",
+                &["`date`", "2002-02-30"],
+            ),
+            (
+                "---\ndate: 2002-02-12\nissue: next week\n---\nBody\n",
+                &["`issue`", "next week"],
+            ),
+            (
+                "---\ndate: [2002-02-12]\n---\nBody\n",
+                &["`date`", "must be a date"],
+            ),
+            (
+                "---\ndate: 2002-02-12\ntitle: [a, b]\n---\nBody\n",
+                &["`title`", "must be text"],
+            ),
+            (
+                "---\ndate: 2002-02-12\nauthor: {name: x}\n---\nBody\n",
+                &["`author`", "list of names"],
+            ),
+            (
+                "---\ndate: 2002-02-12\nauthor: A\nauthors: [B]\n---\nBody\n",
+                &["both `author` and `authors`"],
+            ),
+            (
+                "---\ndate: 2002-02-12\nurl: /relative/path\n---\nBody\n",
+                &["`url`", "https://"],
+            ),
+            (
+                "---\ndate: 2002-02-12\ndraft: maybe\n---\nBody\n",
+                &["`draft`"],
+            ),
+            (
+                "---\ndate: 2002-02-12\ntitle: \"unclosed\n---\nBody\n",
+                &["invalid YAML"],
+            ),
+            ("+++\ndate = \n+++\nBody\n", &["invalid TOML"]),
+            (
+                "---\ndate: 2002-02-12\ntitle: T\n\nBody without a closing fence\n",
+                &["never closed", "closing `---`"],
+            ),
+            (
+                "---\n- a list\n- not a map\n---\nBody\n",
+                &["not a list of `key: value`"],
+            ),
+        ];
+        for (text, words) in cases {
+            let err = invalid(text);
+            for w in *words {
+                assert!(err.contains(w), "error for {text:?} lacks {w:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn markdown_without_front_matter_is_skipped_with_a_hint() {
+        match parse("# Notes\n\nIdeas for the next issue.\n") {
+            Parsed::NotArticle(r) => assert!(r.contains("did you forget to add `---`"), "{r}"),
+            _ => panic!("expected a skip"),
+        }
+    }
+
+    #[test]
+    fn drafts_and_empty_bodies_are_skipped() {
+        assert!(
+            matches!(parse("---\ndate: 2002-02-12\ndraft: true\n---\nBody\n"), Parsed::NotArticle(r) if r.contains("draft"))
+        );
+        assert!(
+            matches!(parse("---\ndate: 2002-02-12\n---\n\n<!-- nothing -->\n"), Parsed::NotArticle(r) if r.contains("no body"))
+        );
+        assert!(matches!(
+            parse("---\ndate: 2002-02-12\ndraft: false\n---\nBody\n"),
+            Parsed::Article(_)
+        ));
+    }
+
+    #[test]
+    fn raw_html_never_reaches_the_output() {
+        let a = article("---\ndate: 2002-02-12\n---\n<script>alert('x')</script>\n\nText with <b>bold</b> and <img src=x onerror=alert(1)>.\n\n<div onclick=\"evil()\">\nblock\n</div>\n");
+        for bad in ["<script", "<b>", "<img", "onerror", "<div", "onclick"] {
+            assert!(!a.body_html.contains(bad), "{bad} in {}", a.body_html);
+        }
+        assert_eq!(a.paragraphs, ["Text with bold and ."]);
+        assert!(a.warnings.iter().any(|w| w.contains("raw HTML")));
+    }
+
+    #[test]
+    fn unsafe_link_schemes_are_neutralised() {
+        let a = article("---\ndate: 2002-02-12\n---\n[ok](https://a.example/x) [mail](mailto:e@a.example) [rel](/x) [bad](javascript:alert(1)) [bad2](JaVaScRiPt:x) ![img](data:image/png;base64,AAA)\n");
+        assert!(a.body_html.contains("href=\"https://a.example/x\""));
+        assert!(a.body_html.contains("href=\"mailto:e@a.example\""));
+        assert!(a.body_html.contains("href=\"/x\""));
+        assert!(
+            !a.body_html.to_lowercase().contains("javascript"),
+            "{}",
+            a.body_html
+        );
+        assert!(!a.body_html.contains("data:"), "{}", a.body_html);
+    }
+
+    #[test]
+    fn plain_text_keeps_headings_lists_and_quotes_as_paragraphs() {
+        let a = article("---\ndate: 2002-02-12\n---\n## Background\n\nFirst *para*\nwrapped.\n\n- one\n- two `code`\n\n> quoted \"text\"\n");
+        assert_eq!(
+            a.paragraphs,
+            [
+                "Background",
+                "First para wrapped.",
+                "- one",
+                "- two code",
+                "quoted \u{201C}text\u{201D}"
+            ]
+        );
+    }
+
+    #[test]
+    fn near_miss_keys_are_warned_about_and_other_keys_ignored() {
+        let a = article(
+            "---\ndate: 2002-02-12\nautor: Aida Bekova\ntags: [x]\nlayout: post\n---\nBody\n",
+        );
+        assert!(a.authors.is_empty());
+        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+        assert!(a.warnings[0].contains("`autor`") && a.warnings[0].contains("`author`"));
+    }
+
+    #[test]
+    fn empty_title_means_no_title() {
+        let a = article("---\ndate: 2002-02-12\ntitle: \"  \"\n---\nBody\n");
+        assert_eq!(a.title, None);
+    }
+
+    #[test]
+    fn front_matter_detection() {
+        assert!(has_front_matter("---\r\ntitle: x\r\n---\r\n"));
+        assert!(has_front_matter("+++\n"));
+        assert!(!has_front_matter("Wednesday, 27 February 2002\n---\n"));
+    }
+}

@@ -1,0 +1,220 @@
+//! `fortnight preview`: the digest of one issue written to files for a person to look at.
+//!
+//! Writes `digest.html`, `digest.txt` and `sample.eml` (the real MIME message a sample
+//! subscriber would get, built by [`crate::message::Composer`]). Everything is rendered
+//! before anything is written, so a broken template writes nothing. Without
+//! `FORTNIGHT_UNSUBSCRIBE_KEY` the unsubscribe link is signed with a throwaway key, and
+//! without `[unsubscribe]` it is a placeholder; both are said on the terminal.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::{Digest, Rendered};
+use crate::articles::{Catalog, Issue, IssueDate};
+use crate::config::Config;
+use crate::subscribers::{Status, Subscriber, SubscriberList};
+use crate::token::{KeySource, Keyring};
+
+/// The unsubscribe URL used when `[unsubscribe]` is not configured.
+pub const PLACEHOLDER_UNSUBSCRIBE: &str =
+    "https://unsubscribe.invalid/configure-the-unsubscribe-url?t=";
+
+/// What `preview` wrote.
+#[derive(Debug)]
+pub struct PreviewOutput {
+    pub html_path: PathBuf,
+    pub text_path: PathBuf,
+    /// `None` when the message could not be built (see `eml_error`).
+    pub eml_path: Option<PathBuf>,
+    pub eml_error: Option<anyhow::Error>,
+    pub rendered: Rendered,
+    pub eml_bytes: usize,
+    /// Things the person should know (throwaway key, placeholder link, sample subscriber).
+    pub notes: Vec<String>,
+}
+
+/// The subscriber previews and checks render for: the first subscribed row of the list when
+/// it has one, else a made-up reader. The second value says which.
+pub fn sample_subscriber(config: &Config) -> (Subscriber, String) {
+    match SubscriberList::load(&config.subscribers_file()) {
+        Ok(list) => {
+            if let Some(s) = list
+                .subscribers
+                .iter()
+                .find(|s| s.status == Status::Subscribed)
+            {
+                return (
+                    s.clone(),
+                    format!("the first subscribed address of the list, {}", s.email),
+                );
+            }
+            (
+                builtin_sample(&list.extra_columns),
+                "a made-up reader (the list has no subscribed address)".to_string(),
+            )
+        }
+        Err(_) => (
+            builtin_sample(&[]),
+            "a made-up reader (the subscriber list could not be read)".to_string(),
+        ),
+    }
+}
+
+fn builtin_sample(columns: &[String]) -> Subscriber {
+    let mut s = super::fixture::subscriber("reader@example.org", "Sample Reader");
+    s.source = "preview".to_string();
+    s.attrs = columns.iter().map(|c| (c.clone(), String::new())).collect();
+    s
+}
+
+/// The unsubscribe URL of `subscriber`, or the placeholder (and a note) without `[unsubscribe]`.
+pub fn unsubscribe_url(
+    config: &Config,
+    keyring: &Keyring,
+    subscriber: &Subscriber,
+    notes: &mut Vec<String>,
+) -> String {
+    let token = keyring
+        .current()
+        .mint(&config.sender.list_id, &subscriber.email);
+    match &config.unsubscribe {
+        Some(u) => u.url.replace("{token}", &token),
+        None => {
+            notes.push(format!(
+                "no `[unsubscribe] url` in {}: the unsubscribe link is a placeholder ({PLACEHOLDER_UNSUBSCRIBE}…); a send is refused until it is set",
+                config.path.display()
+            ));
+            format!("{PLACEHOLDER_UNSUBSCRIBE}{token}")
+        }
+    }
+}
+
+/// The keyring for previews and checks, with a note when the key is a throwaway.
+pub fn preview_keyring(config: &Config, notes: &mut Vec<String>) -> Result<Keyring> {
+    let (keyring, source) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), true)?;
+    if source == KeySource::Throwaway {
+        notes.push(format!(
+            "{} is not set: the unsubscribe link is signed with a throwaway key and will not work",
+            crate::config::ENV_UNSUBSCRIBE_KEY
+        ));
+    }
+    Ok(keyring)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Renders `issue` for `sample` and writes the three files into `out`.
+pub fn preview_issue(
+    config: &Config,
+    issue: &Issue,
+    out: &Path,
+    now: DateTime<Utc>,
+    sample: &Subscriber,
+) -> Result<PreviewOutput> {
+    let mut notes = Vec::new();
+    let digest = Digest::prepare(config, issue, now)?;
+    let keyring = preview_keyring(config, &mut notes)?;
+    let url = unsubscribe_url(config, &keyring, sample, &mut notes);
+    let rendered = digest.render_for(sample, &url)?;
+    let message = crate::message::Composer::new(config, issue.date, Arc::new(digest), keyring, now)
+        .and_then(|c| c.compose(sample));
+
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the folder `{}`", out.display()))?;
+    let html_path = out.join("digest.html");
+    let text_path = out.join("digest.txt");
+    write_private(&html_path, rendered.html.as_bytes())?;
+    write_private(&text_path, rendered.text.as_bytes())?;
+    let eml = out.join("sample.eml");
+    let (eml_path, eml_error, eml_bytes) = match message {
+        Ok(m) => {
+            write_private(&eml, &m.bytes)?;
+            (Some(eml), None, m.bytes.len())
+        }
+        Err(e) => {
+            // Never leave an older sample.eml that no longer matches the digest.
+            let _ = std::fs::remove_file(&eml);
+            (None, Some(e), 0)
+        }
+    };
+    Ok(PreviewOutput {
+        html_path,
+        text_path,
+        eml_path,
+        eml_error,
+        rendered,
+        eml_bytes,
+        notes,
+    })
+}
+
+fn kb(n: usize) -> String {
+    format!("{:.1} KB", n as f64 / 1024.0)
+}
+
+pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<crate::Exit> {
+    let date = args
+        .issue
+        .as_deref()
+        .map(IssueDate::parse)
+        .transpose()
+        .context("invalid --issue")?;
+    let catalog = Catalog::load(config)?;
+    for w in &catalog.warnings {
+        crate::report::warn(w);
+    }
+    let issue = catalog.select(date)?;
+    let (sample, which) = sample_subscriber(config);
+    let out = preview_issue(config, issue, &args.out, Utc::now(), &sample)?;
+    for n in &out.notes {
+        println!("note: {n}");
+    }
+    println!(
+        "issue:   {} ({} articles)",
+        issue.date,
+        issue.articles.len()
+    );
+    println!("subject: {}", out.rendered.subject);
+    println!("sample:  {which}");
+    println!(
+        "wrote {} ({})",
+        out.html_path.display(),
+        kb(out.rendered.html.len())
+    );
+    println!(
+        "wrote {} ({})",
+        out.text_path.display(),
+        kb(out.rendered.text.len())
+    );
+    match (&out.eml_path, &out.eml_error) {
+        (Some(p), _) => {
+            println!("wrote {} ({})", p.display(), kb(out.eml_bytes));
+            Ok(crate::Exit::Success)
+        }
+        (None, Some(e)) => {
+            eprintln!(
+                "error: sample.eml was not written: {}",
+                crate::report::error_chain(e.as_ref())
+            );
+            Ok(crate::Exit::Failures)
+        }
+        (None, None) => Ok(crate::Exit::Failures),
+    }
+}

@@ -1,0 +1,683 @@
+//! Tests of the digest renderer on the fixed sample issue (fixed clock, sorted input).
+
+use unicode_width::UnicodeWidthStr;
+
+use super::check::{check_report, digest_links_visible_to, Level};
+use super::fixture;
+use super::*;
+use crate::subscribers::SubscriberList;
+
+const URL: &str = "https://analyst.example.org/unsubscribe?t=AQJrMQ-sample&list=x";
+
+fn render(config: &Config, issue: &Issue) -> (Digest, Rendered) {
+    let d = Digest::prepare(config, issue, fixture::now()).expect("prepare");
+    let s = fixture::subscriber("anna.petrova@example.org", "Anna Petrova");
+    let r = d.render_for(&s, URL).expect("render");
+    (d, r)
+}
+
+/// A config in a temporary folder with the given template files.
+fn project(files: &[(&str, &str)], extra_config: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join("templates").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let text = format!("{}\n{extra_config}", fixture::CONFIG);
+    let text = if extra_config.contains("[digest]") {
+        text.replace("[digest]\ntemplates_dir = \"templates\"\n", "")
+    } else {
+        text
+    };
+    let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
+    (dir, config)
+}
+
+fn is_lone_url(line: &str) -> bool {
+    let t = line.trim();
+    let t = t
+        .strip_prefix('[')
+        .and_then(|r| r.split_once("] "))
+        .map_or(t, |(_, u)| u);
+    !t.contains(char::is_whitespace)
+        && (t.starts_with("https://") || t.starts_with("http://") || t.starts_with("mailto:"))
+}
+
+fn with_article_text(issue: &mut Issue, i: usize, text: &str) {
+    let a = &mut issue.articles[i];
+    a.lead = text.to_string();
+    a.paragraphs[0] = text.to_string();
+    a.body_html = format!("<p>{}</p>{text}", filters::escape_html(text));
+}
+
+#[test]
+fn snapshot_of_the_html_part() {
+    let (_, r) = render(&fixture::config(), &fixture::issue(4));
+    insta::assert_snapshot!("html_part", r.html);
+}
+
+#[test]
+fn snapshot_of_the_text_part_and_subject() {
+    let (_, r) = render(&fixture::config(), &fixture::issue(4));
+    insta::assert_snapshot!("text_part", format!("Subject: {}\n\n{}", r.subject, r.text));
+}
+
+#[test]
+fn rendering_is_reproducible() {
+    let (_, a) = render(&fixture::config(), &fixture::issue(5));
+    let mut shuffled = fixture::issue(5);
+    shuffled.articles.reverse();
+    let (_, b) = render(&fixture::config(), &shuffled);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn script_in_an_article_is_inert_in_html_and_plain_in_text() {
+    let evil = "Attack <script>alert(\"x\")</script> & <b>bold</b> claims";
+    for body in ["lead", "full"] {
+        let (_, config) = project(&[], &format!("[digest]\nbody = \"{body}\"\n"));
+        let mut issue = fixture::issue(3);
+        with_article_text(&mut issue, 0, evil);
+        issue.articles[0].title = "Title with <script>x()</script>".into();
+        let (_, r) = render(&config, &issue);
+        let lower = r.html.to_ascii_lowercase();
+        assert!(!lower.contains("<script"), "{body}: live script in HTML");
+        assert!(
+            r.html.contains("Attack &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt; claims"),
+            "{body}: the text is not shown escaped"
+        );
+        assert!(r.text.contains(evil), "{body}: text part changed the data");
+        assert!(r.text.contains("Title with <script>x()</script>"));
+        for entity in ["&lt;", "&gt;", "&amp;", "&quot;", "&#39;", "&nbsp;"] {
+            assert!(
+                !r.text.contains(entity),
+                "{body}: {entity} leaked into the text"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_link_in_the_html_appears_in_the_text() {
+    for body in ["lead", "full"] {
+        let (_, config) = project(&[], &format!("[digest]\nbody = \"{body}\"\n"));
+        let mut issue = fixture::issue(5);
+        issue.articles[1].body_html.push_str(
+            "<p>See <a href=\"https://example.org/report?id=7&amp;p=2\">the report</a>.</p>",
+        );
+        let (_, r) = render(&config, &issue);
+        let (_, report) = html::canonicalize(&r.html, "");
+        assert!(report.links.len() > 5, "{body}: {:?}", report.links);
+        for link in &report.links {
+            assert!(
+                r.text.contains(&link.href),
+                "{body}: {} is in the HTML but not in the text",
+                link.href
+            );
+        }
+        if body == "full" {
+            assert!(r.text.contains("https://example.org/report?id=7&p=2"));
+        }
+    }
+}
+
+#[test]
+fn unsubscribe_link_is_visible_in_html_and_present_in_text() {
+    let (_, r) = render(&fixture::config(), &fixture::issue(3));
+    assert!(digest_links_visible_to(&r.html, URL));
+    assert!(
+        r.text.trim_end().ends_with(URL),
+        "the URL is not at the end"
+    );
+    assert!(r
+        .html
+        .contains("https://analyst.example.org/unsubscribe?t=AQJrMQ-sample&amp;list=x"));
+}
+
+#[test]
+fn text_lines_fit_in_78_columns() {
+    for body in ["lead", "full"] {
+        let (_, config) = project(&[], &format!("[digest]\nbody = \"{body}\"\n"));
+        let mut issue = fixture::issue(5);
+        issue.articles[2].title = "An Exceptionally Long Title About Pipelines, Ports, Railways and the Politics of Transit Across the Caspian Region".into();
+        let (_, r) = render(&config, &issue);
+        for line in r.text.lines() {
+            assert!(
+                line.width() <= 78 || is_lone_url(line),
+                "{body}: {} columns: {line:?}",
+                line.width()
+            );
+        }
+    }
+}
+
+#[test]
+fn html_of_a_twelve_article_issue_is_under_100_kb() {
+    for body in ["lead", "full"] {
+        let (_, config) = project(&[], &format!("[digest]\nbody = \"{body}\"\n"));
+        let issue = fixture::sample_issue();
+        assert_eq!(issue.articles.len(), 12);
+        let (_, r) = render(&config, &issue);
+        assert!(r.html.len() < 100 * 1024, "{body}: {} bytes", r.html.len());
+    }
+}
+
+#[test]
+fn style_appears_only_in_head_and_is_small() {
+    let custom = fixture_template_with(
+        "<body class=\"body-root\">",
+        "<body class=\"body-root\"><style data-css-inline=\"keep\">p { color: red; }</style>",
+    );
+    let (_dir, config) = project(&[("digest.html.tera", &custom)], "");
+    let (d, r) = render(&config, &fixture::issue(2));
+    let head_end = r.html.find("</head>").expect("a head");
+    let styles: Vec<usize> = r.html.match_indices("<style").map(|(i, _)| i).collect();
+    assert_eq!(styles.len(), 1, "one <style> block (media queries) is kept");
+    assert!(styles.iter().all(|i| *i < head_end));
+    let rep = d.html_report().unwrap();
+    assert!(rep.head_style_bytes > 100 && rep.head_style_bytes < 16 * 1024);
+    assert!(rep
+        .removed
+        .iter()
+        .any(|m| m.contains("<style> block outside <head>")));
+    // and the layout CSS was inlined
+    assert!(r.html.contains("style=\"font-family: Georgia, serif;"));
+}
+
+fn fixture_template_with(from: &str, to: &str) -> String {
+    let builtin = templates::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == templates::HTML)
+        .unwrap()
+        .1;
+    assert!(builtin.contains(from));
+    builtin.replace(from, to)
+}
+
+fn subscribers_for_equality() -> Vec<Subscriber> {
+    let mut list = vec![
+        fixture::subscriber("anna.petrova@example.org", "Anna Petrova"),
+        fixture::subscriber("j.smith@example.com", ""),
+        fixture::subscriber("Mehmet.Yilmaz@example.net", "Mehmet Yılmaz"),
+        fixture::subscriber("zoe@example.org", "<Zoë & \"Bo\"> O'Neil"),
+        fixture::subscriber("lena@example.de", "Müller, Lena"),
+        fixture::subscriber("odd@example.org", "  padded\r\nname\t"),
+    ];
+    list[2]
+        .attrs
+        .insert("city".into(), "İstanbul & <Ankara>".into());
+    list
+}
+
+#[test]
+fn fast_path_equals_a_full_render_for_several_subscribers() {
+    let custom = fixture_template_with(
+        "<div class=\"masthead-meta\">",
+        "<p>Dear {{ subscriber.name }} ({{ subscriber.attrs.city }}), <a href=\"mailto:{{ subscriber.email }}\">you</a></p><div class=\"masthead-meta\">",
+    );
+    let (_dir, config) = project(
+        &[("digest.html.tera", &custom)],
+        "[digest]\nsubject = \"Hi {{ subscriber.name }}: {{ issue.title }}\"\n",
+    );
+    let d = Digest::prepare(&config, &fixture::issue(3), fixture::now()).unwrap();
+    assert_eq!(d.path(), RenderPath::Fast);
+    assert_eq!(d.attrs_used(), ["city"]);
+    for (i, s) in subscribers_for_equality().iter().enumerate() {
+        let url = format!("https://analyst.example.org/unsubscribe?t=tok{i}&x=<{i}>");
+        let fast = d.render_for(s, &url).unwrap();
+        let full = d.render_full_for(s, &url).unwrap();
+        assert_eq!(fast, full, "subscriber {}", s.email);
+    }
+    let zoe = d
+        .render_for(&fixture::subscriber("zoe@example.org", "Zoë"), URL)
+        .unwrap();
+    assert!(zoe.subject.starts_with("Hi Zoë: Issue 5"));
+    assert!(zoe.html.contains("Dear Zoë ()"));
+    let anon = d
+        .render_for(&fixture::subscriber("x@example.org", ""), URL)
+        .unwrap();
+    assert!(anon.subject.starts_with("Hi : Issue 5"), "{}", anon.subject);
+}
+
+#[test]
+fn default_templates_use_the_fast_path_with_segments_for_email_and_unsubscribe_url() {
+    let d = Digest::prepare(&fixture::config(), &fixture::issue(3), fixture::now()).unwrap();
+    let [subject, html, text] = d.fast.as_ref().expect("fast path");
+    assert!(subject
+        .segments
+        .iter()
+        .all(|s| matches!(s, Segment::Lit(_))));
+    for part in [html, text] {
+        let fields: Vec<&Field> = part
+            .segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Field(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert!(fields.contains(&&Field::Email));
+        assert!(fields.contains(&&Field::UnsubscribeUrl));
+    }
+    assert_eq!(html.escape, Escape::Html);
+    assert_eq!(text.escape, Escape::None);
+}
+
+#[test]
+fn template_using_subscriber_name_upper_falls_back_to_full_rendering() {
+    let custom = fixture_template_with(
+        "<div class=\"masthead-meta\">",
+        "<p>HELLO {{ subscriber.name | upper }}</p><div class=\"masthead-meta\">",
+    );
+    let (_dir, config) = project(&[("digest.html.tera", &custom)], "");
+    let d = Digest::prepare(&config, &fixture::issue(3), fixture::now()).unwrap();
+    match d.path() {
+        RenderPath::Full(reason) => {
+            assert!(
+                reason.contains("`subscriber.name` goes through the filter `upper`"),
+                "{reason}"
+            );
+            assert!(reason.contains("digest.html.tera"), "{reason}");
+        }
+        RenderPath::Fast => panic!("expected the full-render fallback"),
+    }
+    assert!(d.fast.is_none());
+    let r = d
+        .render_for(&fixture::subscriber("zoe@example.org", "Zoë Bo"), URL)
+        .unwrap();
+    assert!(r.html.contains("HELLO ZOË BO"));
+}
+
+#[test]
+fn condition_on_an_attribute_value_falls_back_and_renders_per_subscriber() {
+    let custom = fixture_template_with(
+        "<div class=\"masthead-meta\">",
+        "{% if subscriber.attrs.plan == \"pro\" %}<p>PRO READER</p>{% endif %}<div class=\"masthead-meta\">",
+    );
+    let (_dir, config) = project(&[("digest.html.tera", &custom)], "");
+    let d = Digest::prepare(&config, &fixture::issue(2), fixture::now()).unwrap();
+    assert!(matches!(d.path(), RenderPath::Full(r) if r.contains("condition")));
+    let mut pro = fixture::subscriber("p@example.org", "P");
+    pro.attrs.insert("plan".into(), "pro".into());
+    let free = fixture::subscriber("f@example.org", "F");
+    assert!(d.render_for(&pro, URL).unwrap().html.contains("PRO READER"));
+    assert!(!d
+        .render_for(&free, URL)
+        .unwrap()
+        .html
+        .contains("PRO READER"));
+}
+
+#[test]
+fn probes_catch_what_the_syntax_check_cannot() {
+    // css-inline writes `class` values without escaping them, so a name printed there comes
+    // out differently from a substituted one: the probe with `<`, `&` and `"` exposes it.
+    let custom = fixture_template_with(
+        "<div class=\"masthead-meta\">",
+        "<p class=\"{{ subscriber.name }}\">x</p><div class=\"masthead-meta\">",
+    );
+    let (_dir, config) = project(&[("digest.html.tera", &custom)], "");
+    let d = Digest::prepare(&config, &fixture::issue(2), fixture::now()).unwrap();
+    assert!(
+        matches!(d.path(), RenderPath::Full(r) if r.contains("substitution cannot reproduce")),
+        "{:?}",
+        d.path()
+    );
+}
+
+fn prepare_err(files: &[(&str, &str)], extra: &str) -> String {
+    let (_dir, config) = project(files, extra);
+    let err = Digest::prepare(&config, &fixture::issue(3), fixture::now()).unwrap_err();
+    assert!(err.downcast_ref::<TemplateError>().is_some(), "{err:#}");
+    crate::report::error_chain(err.as_ref())
+}
+
+#[test]
+fn syntax_error_names_the_file_and_line() {
+    let msg = prepare_err(
+        &[("digest.txt.tera", "line one\nline two\n{{ issue.title }\n")],
+        "",
+    );
+    assert!(msg.starts_with("syntax error"), "{msg}");
+    assert!(msg.contains("templates/digest.txt.tera line 3"), "{msg}");
+}
+
+#[test]
+fn unknown_variable_names_file_line_suggestion_and_context() {
+    let custom = "{{ issue.title }}\n{% for section in sections %}{% for article in section.articles %}\n{{ artcle.title }}\n{% endfor %}{% endfor %}\n{{ unsubscribe_url }}";
+    let msg = prepare_err(&[("digest.txt.tera", custom)], "");
+    assert!(
+        msg.starts_with("unknown variable `artcle.title` in templates/digest.txt.tera line 3; did you mean `article.title`?"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("the context has: publication, issue, sections"),
+        "{msg}"
+    );
+    // the whole chain: Tera's own messages follow
+    assert!(msg.contains("Variable `artcle.title` not found"), "{msg}");
+}
+
+#[test]
+fn unknown_filter_names_the_filter_and_line() {
+    let msg = prepare_err(
+        &[(
+            "partials/footer.html.tera",
+            "<tr><td>\n{{ publication.name | uppr }}\n<a href=\"{{ unsubscribe_url }}\">u</a></td></tr>",
+        )],
+        "",
+    );
+    assert!(
+        msg.starts_with("unknown filter `uppr` in templates/partials/footer.html.tera line 2"),
+        "{msg}"
+    );
+    assert!(msg.contains("date_format, excerpt, wrap"), "{msg}");
+}
+
+#[test]
+fn broken_subject_template_names_the_config_key() {
+    let msg = prepare_err(&[], "[digest]\nsubject = \"{{ issue.titel }}\"\n");
+    assert!(msg.contains("unknown variable `issue.titel`"), "{msg}");
+    assert!(msg.contains("`[digest] subject` of"), "{msg}");
+    assert!(msg.contains("did you mean `issue.title`"), "{msg}");
+}
+
+#[test]
+fn user_templates_override_builtins_and_may_add_partials() {
+    let (_dir, config) = project(
+        &[
+            (
+                "digest.txt.tera",
+                "{% include \"partials/mine.txt.tera\" %}\n{{ unsubscribe_url }}",
+            ),
+            (
+                "partials/mine.txt.tera",
+                "MY TEXT {{ issue.date | date_format(fmt=\"%d.%m.%Y\") }}",
+            ),
+        ],
+        "",
+    );
+    let (d, r) = render(&config, &fixture::issue(2));
+    assert!(r.text.starts_with("MY TEXT 27.02.2002\n"), "{}", r.text);
+    assert!(r.html.contains("In this issue"), "the HTML stays built in");
+    let used = d.templates_in_use();
+    assert!(used
+        .iter()
+        .any(|(n, d)| n == "partials/mine.txt.tera"
+            && d.ends_with("templates/partials/mine.txt.tera")));
+}
+
+#[test]
+fn sections_follow_the_configured_order_then_alphabetical_and_empty_ones_are_omitted() {
+    let mut issue = fixture::issue(12);
+    issue.articles[0].section = Some("Zeta Notes".into());
+    issue.articles[1].section = Some("Book Reviews".into());
+    issue.articles[2].section = None;
+    // No Field Reports at all.
+    issue
+        .articles
+        .retain(|a| a.section.as_deref() != Some("Field Reports"));
+    let config = fixture::config();
+    let names: Vec<Option<String>> = context::ordered_sections(&config, &issue)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("Analytical Articles".to_string()),
+            Some("News Digest".to_string()),
+            Some("Book Reviews".to_string()),
+            Some("Zeta Notes".to_string()),
+            None
+        ]
+    );
+    let (_, r) = render(&config, &issue);
+    assert!(!r.text.contains("FIELD REPORTS"));
+    let pos = |s: &str| r.text.find(s).unwrap();
+    assert!(pos("ANALYTICAL ARTICLES") < pos("NEWS DIGEST"));
+    assert!(pos("NEWS DIGEST") < pos("BOOK REVIEWS"));
+    assert!(pos("BOOK REVIEWS") < pos("ZETA NOTES"));
+}
+
+#[test]
+fn issue_number_counts_from_the_configured_first_issue() {
+    let config = fixture::config();
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    assert_eq!(context::issue_number(&config, d("2002-01-02")), Some(1));
+    assert_eq!(context::issue_number(&config, d("2002-02-27")), Some(5));
+    assert_eq!(context::issue_number(&config, d("2001-12-01")), None);
+    let (_, no_number) = project(&[], "");
+    let mut c = no_number;
+    c.publication.first_issue_number = None;
+    assert_eq!(context::issue_number(&c, d("2002-02-27")), None);
+}
+
+#[test]
+fn full_body_puts_whole_articles_in_both_parts() {
+    let (_, config) = project(&[], "[digest]\nbody = \"full\"\n");
+    let issue = fixture::issue(1);
+    let (_, r) = render(&config, &issue);
+    let last = issue.articles[0].paragraphs.last().unwrap();
+    assert!(r.html.contains(last.as_str()));
+    let first_words: String = last
+        .split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(r.text.contains(&first_words));
+    let (_, lead) = render(&fixture::config(), &issue);
+    assert!(!lead.html.contains(last.as_str()));
+}
+
+#[test]
+fn non_web_article_urls_are_replaced_by_the_publication_site() {
+    let mut issue = fixture::issue(1);
+    issue.articles[0].url = "javascript:alert(1)".into();
+    let (_, r) = render(&fixture::config(), &issue);
+    assert!(!r.html.contains("javascript"));
+    assert!(!r.text.contains("javascript"));
+}
+
+#[test]
+fn crlf_templates_give_lf_text() {
+    let (_dir, config) = project(
+        &[(
+            "digest.txt.tera",
+            "A\r\n\r\n\r\n\r\nB {{ issue.date }}\r\n{{ unsubscribe_url }}\r\n",
+        )],
+        "",
+    );
+    let (_, r) = render(&config, &fixture::issue(1));
+    assert_eq!(r.text, format!("A\n\nB 2002-02-27\n{URL}\n"));
+}
+
+#[test]
+fn preview_writes_html_and_text_and_nothing_when_a_template_is_broken() {
+    let out = tempfile::tempdir().unwrap();
+    let sample = fixture::subscriber("reader@example.org", "Sample Reader");
+    let config = fixture::config();
+    let p = preview_issue(
+        &config,
+        &fixture::issue(3),
+        &out.path().join("p"),
+        fixture::now(),
+        &sample,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&p.html_path).unwrap(),
+        p.rendered.html
+    );
+    assert_eq!(
+        std::fs::read_to_string(&p.text_path).unwrap(),
+        p.rendered.text
+    );
+    assert!(p
+        .rendered
+        .text
+        .contains("https://analyst.example.org/unsubscribe?t="));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p.html_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "preview files hold tokens: owner-only");
+    }
+
+    let (_dir, broken) = project(&[("digest.html.tera", "{% if %}")], "");
+    let target = out.path().join("q");
+    assert!(preview_issue(
+        &broken,
+        &fixture::issue(3),
+        &target,
+        fixture::now(),
+        &sample
+    )
+    .is_err());
+    assert!(!target.exists(), "nothing is written for a broken template");
+}
+
+#[test]
+fn preview_without_unsubscribe_config_uses_a_placeholder_and_says_so() {
+    let out = tempfile::tempdir().unwrap();
+    let mut config = fixture::config();
+    config.unsubscribe = None;
+    let sample = fixture::subscriber("reader@example.org", "Sample Reader");
+    let p = preview_issue(
+        &config,
+        &fixture::issue(1),
+        out.path(),
+        fixture::now(),
+        &sample,
+    )
+    .unwrap();
+    assert!(p.rendered.text.contains(preview::PLACEHOLDER_UNSUBSCRIBE));
+    assert!(p.notes.iter().any(|n| n.contains("placeholder")));
+}
+
+fn empty_list() -> SubscriberList {
+    SubscriberList::default()
+}
+
+#[test]
+fn check_passes_on_the_sample_and_says_which_path_applies() {
+    let config = fixture::config();
+    let issue = fixture::issue(3);
+    let list = empty_list();
+    let r = check_report(&config, Ok(&issue), Ok(&list), fixture::now());
+    assert_eq!(r.errors(), 0, "{:#?}", r.lines);
+    assert!(r.has(Level::Ok, "fast path"));
+    assert!(r.has(Level::Ok, "visible unsubscribe link"));
+    assert!(r.has(Level::Ok, "text part shows the unsubscribe URL"));
+    assert!(r.has(Level::Ok, "under 100 KB"));
+}
+
+#[test]
+fn check_reports_template_errors_missing_unsubscribe_and_full_path() {
+    let issue = fixture::issue(2);
+    let list = empty_list();
+    let (_dir, broken) = project(&[("digest.txt.tera", "{{ artcle.title }}")], "");
+    let r = check_report(&broken, Ok(&issue), Ok(&list), fixture::now());
+    assert!(r.has(
+        Level::Error,
+        "unknown variable `artcle.title` in templates/digest.txt.tera line 1"
+    ));
+    assert!(r.has(Level::Error, "caused by:"));
+
+    let mut no_unsub = fixture::config();
+    no_unsub.unsubscribe = None;
+    let r = check_report(&no_unsub, Ok(&issue), Ok(&list), fixture::now());
+    assert!(r.has(Level::Error, "no `[unsubscribe] url`"));
+
+    let upper = fixture_template_with(
+        "<title>{{ subject }}</title>",
+        "<title>{{ subject }}</title>",
+    )
+    .replace(
+        "<title>{{ subject }}</title>",
+        "<title>{{ subject }} {{ subscriber.name | upper }}</title>",
+    );
+    let (_dir2, c) = project(
+        &[
+            ("partials/footer.html.tera", "<tr><td>no link</td></tr>"),
+            ("digest.html.tera", &upper),
+        ],
+        "",
+    );
+    let r = check_report(&c, Ok(&issue), Ok(&list), fixture::now());
+    assert!(
+        r.has(Level::Note, "full render for every copy"),
+        "{:#?}",
+        r.lines
+    );
+    assert!(r.has(Level::Error, "no visible link"), "{:#?}", r.lines);
+
+    let r = check_report(
+        &fixture::config(),
+        Err("no articles".into()),
+        Err("bad list".into()),
+        fixture::now(),
+    );
+    assert!(r.has(Level::Error, "articles: no articles"));
+    assert!(r.has(Level::Error, "bad list"));
+    assert!(r.has(Level::Note, "built-in sample issue"));
+}
+
+#[test]
+fn init_writes_a_working_project_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+    let written = init::init_dir(dir.path(), date).unwrap();
+    assert!(written.len() >= 9);
+    let config = Config::load(&dir.path().join("config.toml")).unwrap();
+    assert_eq!(config.templates_dir(), dir.path().join("templates"));
+    assert!(config.unsubscribe.is_some());
+    let article = std::fs::read_to_string(dir.path().join("articles/welcome.md")).unwrap();
+    assert!(article.contains("date: 2026-03-04"));
+    // The written templates are the built-ins, and they render.
+    for (name, text) in templates::BUILTIN {
+        assert_eq!(
+            &std::fs::read_to_string(dir.path().join("templates").join(name)).unwrap(),
+            text
+        );
+    }
+    let (d, r) = render(&config, &fixture::issue(2));
+    assert!(d
+        .templates_in_use()
+        .iter()
+        .any(|(_, s)| s.ends_with("templates/digest.html.tera")));
+    assert!(
+        r.subject.starts_with("My Publication: Issue"),
+        "{}",
+        r.subject
+    );
+
+    // A second init refuses, naming the files, and writes nothing.
+    let again = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(again.path().join("templates")).unwrap();
+    std::fs::write(again.path().join("templates/digest.txt.tera"), "mine").unwrap();
+    let err = init::init_dir(again.path(), date).unwrap_err().to_string();
+    assert!(
+        err.contains("digest.txt.tera") && err.contains("never overwrites"),
+        "{err}"
+    );
+    assert!(!again.path().join("config.toml").exists());
+    assert_eq!(
+        std::fs::read_to_string(again.path().join("templates/digest.txt.tera")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn personal_values_with_control_characters_take_the_full_path() {
+    let d = Digest::prepare(&fixture::config(), &fixture::issue(2), fixture::now()).unwrap();
+    let odd = fixture::subscriber("odd@example.org", "Line\r\nBreak");
+    assert_eq!(
+        d.render_for(&odd, URL).unwrap(),
+        d.render_full_for(&odd, URL).unwrap()
+    );
+}
