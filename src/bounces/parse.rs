@@ -1250,4 +1250,17 @@ url = "https://analyst.example.org/unsubscribe?t={token}"
             vec!["redacted@isp.example.com".to_string()]
         );
     }
+
+    #[test]
+    fn the_issue_is_read_from_the_message_id_the_composer_writes() {
+        let email = crate::subscribers::SubscriberEmail::parse("reader@example.org").unwrap();
+        let issue = IssueDate::parse("2002-02-13").unwrap();
+        let id = crate::message::message_id(issue, &email, "analyst.example.org");
+        let raw = format!(
+            "From: MAILER-DAEMON@mx.example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-9@mx.example.org>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\nFinal-Recipient: rfc822; reader@example.org\r\nAction: failed\r\nStatus: 4.2.2\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {id}\r\n\r\n--b--\r\n"
+        );
+        let a = analyst().analyse(raw.as_bytes());
+        assert_eq!(a.original_issue, Some(issue), "{id}");
+        assert_eq!(a.notices[0].event, Event::Failed(BounceClass::Soft));
+    }
 }

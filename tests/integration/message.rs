@@ -634,7 +634,11 @@ fn a_composer_without_an_https_unsubscribe_url_is_refused() {
 fn an_address_that_cannot_go_into_a_header_cannot_reach_the_composer() {
     // The address policy (SubscriberEmail's only constructor) rejects header specials, so
     // the composer never sees them.
-    for bad in ["a>b@example.org", "a,b@example.org", "a\r\nBcc: x@example.org"] {
+    for bad in [
+        "a>b@example.org",
+        "a,b@example.org",
+        "a\r\nBcc: x@example.org",
+    ] {
         assert!(SubscriberEmail::parse(bad).is_err(), "{bad:?} accepted");
     }
 }
