@@ -311,3 +311,169 @@ fn a_complaint_with_a_redacted_recipient_is_resolved_through_the_quoted_unsubscr
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(status(&p, "anna@example.org"), Status::Complained);
 }
+
+/// The loop closed end to end: send an issue to a fixture list through the test SMTP
+/// server, feed back a bounce for one recipient (made from the very message the server
+/// received, VERP envelope and all) and a one-click unsubscribe for another (from the
+/// List-Unsubscribe URL of the message it received, POSTed to the running `serve`), then
+/// send the next issue: neither of them receives it.
+mod end_to_end {
+    use crate::serve::{one_click, Server};
+    use crate::support::smtp::{Policy, Received, TestSmtpServer};
+    use crate::support::{TestProject, TEST_UNSUBSCRIBE_KEY};
+    use fortnight::subscribers::Status;
+
+    const FIRST: &str = "---\ntitle: \"Ferries Return to the Caspian\"\nauthor: Test Author\n\
+        date: 2026-11-02\nissue: 2026-11-04\nsection: Field Reports\n---\n\n\
+        The ferry between Baku and Aktau runs again after the autumn storms.\n";
+    const SECOND: &str = "---\ntitle: \"Rail Freight Doubles at Khorgos\"\nauthor: Test Author\n\
+        date: 2026-11-16\nissue: 2026-11-18\nsection: Field Reports\n---\n\n\
+        Container trains crossed the border twice as often as a year ago.\n";
+
+    fn send(p: &TestProject) {
+        let out = p
+            .cmd(&["send", "--yes"])
+            .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+            .output()
+            .expect("run fortnight send");
+        assert!(
+            out.status.success(),
+            "send failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn copy_to<'a>(received: &'a [Received], address: &str) -> &'a Received {
+        received
+            .iter()
+            .find(|r| r.rcpt_to.iter().any(|t| t.eq_ignore_ascii_case(address)))
+            .unwrap_or_else(|| panic!("no copy for {address}"))
+    }
+
+    /// A Postfix DSN for `copy`, quoting its headers the way Postfix does.
+    fn postfix_dsn(copy: &Received, address: &str) -> String {
+        let text = copy.text();
+        let headers = text
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .replace("\r\n", "\n");
+        format!(
+            "From MAILER-DAEMON  Wed Nov  4 10:15:02 2026\n\
+             Return-Path: <>\n\
+             Delivered-To: {verp}\n\
+             Date: Wed, 4 Nov 2026 10:15:02 +0000 (UTC)\n\
+             From: MAILER-DAEMON@mx.readers-mail.org (Mail Delivery System)\n\
+             Subject: Undelivered Mail Returned to Sender\n\
+             To: {verp}\n\
+             Auto-Submitted: auto-replied\n\
+             MIME-Version: 1.0\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\n\
+             Message-Id: <20261104101502.4F1C83E@mx.readers-mail.org>\n\
+             \n\
+             --B1\n\
+             Content-Type: text/plain; charset=us-ascii\n\
+             \n\
+             This is the mail system at host mx.readers-mail.org.\n\
+             \n\
+             <{address}>: host mx.readers-mail.org[192.0.2.25] said: 550 5.1.1\n    <{address}>: Recipient address rejected: User unknown (in reply to RCPT TO command)\n\
+             \n\
+             --B1\n\
+             Content-Type: message/delivery-status\n\
+             \n\
+             Reporting-MTA: dns; mx.readers-mail.org\n\
+             Arrival-Date: Wed, 4 Nov 2026 10:14:58 +0000 (UTC)\n\
+             \n\
+             Final-Recipient: rfc822; {address}\n\
+             Original-Recipient: rfc822;{address}\n\
+             Action: failed\n\
+             Status: 5.1.1\n\
+             Diagnostic-Code: smtp; 550 5.1.1 <{address}>: Recipient address rejected: User unknown\n\
+             \n\
+             --B1\n\
+             Content-Type: text/rfc822-headers\n\
+             \n\
+             {headers}\n\
+             \n\
+             --B1--\n\n",
+            verp = copy.mail_from,
+        )
+    }
+
+    #[test]
+    fn a_bounced_and_a_one_click_unsubscribed_reader_do_not_get_the_next_issue() {
+        let server = TestSmtpServer::start(Policy::default());
+        let mut p = TestProject::new();
+        p.config_append(&server.smtp_section());
+        p.config_append("[bounces]\nverp = true\n");
+        p.write("articles/ferries.md", FIRST);
+        p.write(
+            "subscribers.csv",
+            "email,name,status,since,source,tags\n\
+             anna@readers-mail.org,Anna,subscribed,2026-01-01,test,\n\
+             boris@readers-mail.org,Boris,subscribed,2026-01-01,test,\n\
+             clara@readers-mail.org,Clara,subscribed,2026-01-01,test,\n",
+        );
+
+        send(&p);
+        let first = server.accepted();
+        assert_eq!(first.len(), 3);
+
+        // Boris's mailbox is gone: his copy comes back as a DSN to its VERP address.
+        let boris = copy_to(&first, "boris@readers-mail.org");
+        assert!(
+            boris.mail_from.starts_with("bounces+"),
+            "{}",
+            boris.mail_from
+        );
+        p.write("bounces.mbox", postfix_dsn(boris, "boris@readers-mail.org"));
+        let out = p
+            .cmd(&["bounces", "bounces.mbox"])
+            .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            crate::serve::status_of(&p, "boris@readers-mail.org"),
+            Some(Status::Bounced)
+        );
+
+        // Clara presses her mail client's one-click unsubscribe: a POST to the URL of her
+        // copy's List-Unsubscribe header.
+        let clara = copy_to(&first, "clara@readers-mail.org");
+        let header = clara.header("List-Unsubscribe").expect("List-Unsubscribe");
+        let url = header
+            .split(['<', '>'])
+            .find(|part| part.starts_with("https://"))
+            .expect("an https URL");
+        let token = url.split("?t=").nth(1).expect("a token in the URL");
+        {
+            let endpoint = Server::start(&p);
+            let r = one_click(endpoint.addr, token);
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        assert_eq!(
+            crate::serve::status_of(&p, "clara@readers-mail.org"),
+            Some(Status::Unsubscribed)
+        );
+
+        // The next issue goes to Anna only.
+        p.write("articles/rail.md", SECOND);
+        send(&p);
+        let second: Vec<Received> = server.accepted().into_iter().skip(3).collect();
+        let recipients: Vec<String> = second.iter().flat_map(|r| r.rcpt_to.clone()).collect();
+        assert_eq!(recipients, vec!["anna@readers-mail.org".to_string()]);
+        assert!(
+            second[0]
+                .header("Subject")
+                .is_some_and(|s| s.contains("2026-11-18")),
+            "{:?}",
+            second[0].header("Subject")
+        );
+    }
+}
