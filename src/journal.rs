@@ -6,11 +6,13 @@
 //! in WAL mode. A row is durably `in_flight` before its SMTP transaction starts; rows found
 //! `in_flight` when a run starts (a crash) become `ambiguous`.
 //!
-//! During a run one thread owns the connection ([`JournalWriter`]) and commits in groups:
-//! everything that arrived while the previous commit ran goes into the next one. A worker
-//! queues the outcome of its previous message and then waits for the commit of its next
-//! `in_flight` mark, so a committed journal never holds more than one `in_flight` row per
-//! worker: after a crash at most `concurrency` rows are ambiguous.
+//! During a run one task owns the connection ([`JournalWriter`]) and commits in groups:
+//! everything that arrived while the previous commit ran goes into the next one. Outcomes are
+//! only buffered (they wake nobody); they are committed with the next `in_flight` mark (of any
+//! worker) or flush. A worker buffers the outcome of its previous message and then waits for
+//! the commit of its next `in_flight` mark, so a committed journal never holds more than one
+//! `in_flight` row per worker: after a crash at most `concurrency` rows are ambiguous. One
+//! commit per message, each a few WAL pages (the tables carry only the indexes queries use).
 //!
 //! Durability: with `[journal] synchronous = "normal"` (the default) a commit is in the WAL
 //! file before the transaction starts, which survives the process being killed at any point;
@@ -24,7 +26,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -55,7 +56,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     list_update      TEXT,
     PRIMARY KEY (issue, subscriber)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state);
 CREATE INDEX IF NOT EXISTS deliveries_list_update ON deliveries (list_update)
     WHERE list_update IS NOT NULL;
 CREATE TABLE IF NOT EXISTS attempts (
@@ -70,8 +70,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome     TEXT NOT NULL,
     reply       TEXT
 );
-CREATE INDEX IF NOT EXISTS attempts_started_at ON attempts (started_at);
-CREATE INDEX IF NOT EXISTS attempts_outcome ON attempts (outcome);
 "#;
 
 /// The state of one (issue, subscriber) row.
@@ -303,6 +301,7 @@ fn lock_path(journal_path: &Path) -> PathBuf {
 pub struct Journal {
     conn: Connection,
     path: PathBuf,
+    sync: JournalSync,
 }
 
 impl fmt::Debug for Journal {
@@ -326,6 +325,7 @@ impl Journal {
         let j = Journal {
             conn,
             path: path.to_path_buf(),
+            sync,
         };
         j.setup(sync)
             .with_context(|| format!("cannot set up the journal `{}`", path.display()))?;
@@ -357,6 +357,7 @@ impl Journal {
         Ok(Some(Journal {
             conn,
             path: path.to_path_buf(),
+            sync: JournalSync::Normal,
         }))
     }
 
@@ -377,6 +378,12 @@ impl Journal {
                 JournalSync::Full => "FULL",
             },
         )?;
+        // Measured per commit (an in_flight mark plus the previous outcome): 145 µs with the
+        // defaults, about 70 µs with a larger page cache, a checkpoint every 10,000 pages
+        // instead of 1,000 (the writer also checkpoints every second) and no index on the
+        // attempt log (see `accepted_since`).
+        c.pragma_update(None, "cache_size", -8000)?;
+        c.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             bail!("the journal was written by a newer fortnight (schema {version}); upgrade fortnight");
@@ -393,16 +400,20 @@ impl Journal {
     /// Turns every `in_flight` row (left by a crash) into `ambiguous`; returns how many.
     pub fn recover_in_flight(&mut self, now: DateTime<Utc>) -> Result<u64> {
         let tx = self.conn.transaction()?;
+        // The attempt log gets its row at the end of a transaction: write the missing ones.
+        tx.execute(
+            "INSERT INTO attempts (kind, issue, subscriber, address, message_id, started_at, ended_at, \
+             outcome, reply) SELECT 'delivery', issue, subscriber, address, message_id, \
+             COALESCE(last_attempt_at, ?1), ?1, 'ambiguous', \
+             'interrupted: the run ended during this transaction' \
+             FROM deliveries WHERE state = 'in_flight'",
+            params![timestamp(now)],
+        )?;
         let n = tx.execute(
             "UPDATE deliveries SET state = 'ambiguous', \
              last_reply = COALESCE(last_reply || ' / ', '') || 'interrupted: the run ended during this transaction' \
              WHERE state = 'in_flight'",
             [],
-        )?;
-        tx.execute(
-            "UPDATE attempts SET outcome = 'ambiguous', ended_at = ?1, \
-             reply = 'interrupted: the run ended during this transaction' WHERE outcome = 'in_flight'",
-            params![timestamp(now)],
         )?;
         tx.commit()?;
         Ok(n as u64)
@@ -483,27 +494,45 @@ impl Journal {
         Ok(n)
     }
 
-    /// Messages accepted or possibly accepted (sent, ambiguous, in flight) by the relay since
-    /// `since`, over all issues and test copies: what the daily cap counts.
+    /// Messages accepted or possibly accepted (sent, ambiguous) by the relay since `since`,
+    /// over all issues and test copies: what the daily cap counts (call it after
+    /// [`Journal::recover_in_flight`], which logs the transactions a crash interrupted).
     pub fn accepted_since(&self, since: DateTime<Utc>) -> Result<u64> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM attempts WHERE started_at >= ?1 \
-             AND outcome IN ('sent','ambiguous','in_flight')",
-            params![timestamp(since)],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
+        Ok(self.accepted_window(since)?.0)
     }
 
     /// The start of the oldest counted attempt since `since` (when the cap frees a slot).
     pub fn oldest_accepted_since(&self, since: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        let s: Option<String> = self.conn.query_row(
-            "SELECT min(started_at) FROM attempts WHERE started_at >= ?1 \
-             AND outcome IN ('sent','ambiguous','in_flight')",
-            params![timestamp(since)],
-            |r| r.get(0),
-        )?;
-        Ok(s.as_deref().and_then(parse_timestamp))
+        Ok(self.accepted_window(since)?.1)
+    }
+
+    /// Walks the attempt log from the newest row back. Rows are logged when a transaction
+    /// ends (or when a later run recovers it), so their start times are in order up to the
+    /// length of a transaction: the walk stops at rows that started well before `since`
+    /// (six hours, far beyond any timeout). No index needed, so logging stays cheap.
+    fn accepted_window(&self, since: DateTime<Utc>) -> Result<(u64, Option<DateTime<Utc>>)> {
+        let since_s = timestamp(since);
+        let stop = timestamp(since - chrono::Duration::hours(6));
+        let mut stmt = self
+            .conn
+            .prepare("SELECT started_at, outcome FROM attempts ORDER BY id DESC")?;
+        let mut rows = stmt.query([])?;
+        let mut count = 0;
+        let mut oldest: Option<String> = None;
+        while let Some(r) = rows.next()? {
+            let started: String = r.get(0)?;
+            if started < stop {
+                break;
+            }
+            let outcome: String = r.get(1)?;
+            if started >= since_s && (outcome == "sent" || outcome == "ambiguous") {
+                count += 1;
+                if oldest.as_ref().is_none_or(|o| started < *o) {
+                    oldest = Some(started);
+                }
+            }
+        }
+        Ok((count, oldest.as_deref().and_then(parse_timestamp)))
     }
 
     /// Counts by state for one issue.
@@ -633,23 +662,20 @@ impl Journal {
         Ok(())
     }
 
-    /// Hands the connection to a group-commit thread for the duration of a run.
+    /// Hands the connection to a group-commit task on the current tokio runtime for the
+    /// duration of a run (call it inside the runtime).
     pub fn into_writer(self) -> (JournalHandle, JournalWriter) {
-        let (tx, rx) = mpsc::channel::<Cmd>();
-        let thread = std::thread::Builder::new()
-            .name("journal".into())
-            .spawn(move || writer_loop(self, rx))
-            .expect("spawning the journal thread");
-        (JournalHandle { tx }, JournalWriter { thread })
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Cmd>();
+        let buffered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = tokio::spawn(writer_task(self, rx, buffered.clone()));
+        (JournalHandle { tx, buffered }, JournalWriter { task })
     }
 
-    fn apply(&mut self, cmds: &[Cmd]) -> rusqlite::Result<Vec<i64>> {
+    fn apply(&mut self, cmds: &[Cmd]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        let mut ids = Vec::new();
         for cmd in cmds {
             match cmd {
                 Cmd::Begin(b, _) => {
-                    let started = timestamp(b.at);
                     if b.kind == AttemptKind::Delivery {
                         tx.prepare_cached(
                             "INSERT INTO deliveries (issue, subscriber, address, state, attempts, message_id, \
@@ -658,21 +684,8 @@ impl Journal {
                              attempts = attempts + 1, message_id = ?4, last_attempt_at = ?5, \
                              first_attempt_at = COALESCE(first_attempt_at, ?5), next_attempt_at = NULL",
                         )?
-                        .execute(params![b.issue, b.who.key, b.who.address, b.message_id, started])?;
+                        .execute(params![b.issue, b.who.key, b.who.address, b.message_id, timestamp(b.at)])?;
                     }
-                    tx.prepare_cached(
-                        "INSERT INTO attempts (kind, issue, subscriber, address, message_id, started_at, outcome) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'in_flight')",
-                    )?
-                    .execute(params![
-                        b.kind.as_str(),
-                        b.issue,
-                        b.who.key,
-                        b.who.address,
-                        b.message_id,
-                        started
-                    ])?;
-                    ids.push(tx.last_insert_rowid());
                 }
                 Cmd::End(e) => {
                     let at = timestamp(e.at);
@@ -694,13 +707,19 @@ impl Journal {
                         ])?;
                     }
                     tx.prepare_cached(
-                        "UPDATE attempts SET outcome = ?2, reply = ?3, ended_at = ?4 WHERE id = ?1",
+                        "INSERT INTO attempts (kind, issue, subscriber, address, message_id, started_at, \
+                         ended_at, outcome, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )?
                     .execute(params![
-                        e.attempt_id,
+                        e.kind.as_str(),
+                        e.issue,
+                        e.who.key,
+                        e.who.address,
+                        e.ticket.message_id,
+                        timestamp(e.ticket.started_at),
+                        at,
                         e.state.as_str(),
-                        e.reply,
-                        at
+                        e.reply
                     ])?;
                 }
                 Cmd::Suppress { issue, key } => {
@@ -714,7 +733,7 @@ impl Journal {
             }
         }
         tx.commit()?;
-        Ok(ids)
+        Ok(())
     }
 }
 
@@ -728,12 +747,19 @@ pub struct Begin {
     pub at: DateTime<Utc>,
 }
 
+/// Proof that a [`Begin`] was committed; its [`End`] logs the attempt with it.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub started_at: DateTime<Utc>,
+    pub message_id: String,
+}
+
 /// The end of an SMTP transaction.
 #[derive(Debug, Clone)]
 pub struct End {
     pub kind: AttemptKind,
     /// From the committed [`Begin`].
-    pub attempt_id: i64,
+    pub ticket: Ticket,
     pub issue: String,
     pub who: JournalKey,
     /// Sent, Deferred, Failed or Ambiguous.
@@ -746,7 +772,7 @@ pub struct End {
     pub at: DateTime<Utc>,
 }
 
-type Ack = tokio::sync::oneshot::Sender<Result<i64, String>>;
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 enum Cmd {
     Begin(Begin, Ack),
@@ -755,57 +781,68 @@ enum Cmd {
     Flush(Ack),
 }
 
-/// A cheap, cloneable way to talk to the journal thread.
+/// A cheap, cloneable way to talk to the journal writer.
 #[derive(Clone)]
 pub struct JournalHandle {
-    tx: mpsc::Sender<Cmd>,
+    tx: tokio::sync::mpsc::UnboundedSender<Cmd>,
+    /// Outcomes waiting for the next commit (they do not wake the thread).
+    buffered: std::sync::Arc<std::sync::Mutex<Vec<Cmd>>>,
 }
 
-/// The journal thread; [`JournalWriter::finish`] gives the journal back.
+/// The journal writer task; [`JournalWriter::finish`] gives the journal back.
 pub struct JournalWriter {
-    thread: std::thread::JoinHandle<Result<Journal>>,
+    task: tokio::task::JoinHandle<Result<Journal>>,
 }
 
 impl JournalWriter {
-    /// Waits for the thread (all handles must be dropped) and returns the journal, or the
+    /// Waits for the writer (all handles must be dropped) and returns the journal, or the
     /// first write error.
-    pub fn finish(self) -> Result<Journal> {
-        match self.thread.join() {
+    pub async fn finish(self) -> Result<Journal> {
+        match self.task.await {
             Ok(r) => r,
-            Err(_) => bail!("the journal thread panicked"),
+            Err(e) => bail!("the journal writer stopped: {e}"),
         }
     }
 }
 
 impl JournalHandle {
-    /// Marks the row `in_flight` and waits until that is committed; returns the attempt id.
-    pub async fn begin(&self, begin: Begin) -> Result<i64> {
+    /// Marks the row `in_flight` and waits until that is committed.
+    pub async fn begin(&self, begin: Begin) -> Result<Ticket> {
+        let ticket = Ticket {
+            started_at: begin.at,
+            message_id: begin.message_id.clone(),
+        };
         let (ack, wait) = tokio::sync::oneshot::channel();
         self.tx
             .send(Cmd::Begin(begin, ack))
-            .map_err(|_| anyhow::anyhow!("the journal thread stopped"))?;
+            .map_err(|_| anyhow::anyhow!("the journal writer stopped"))?;
         match wait.await {
-            Ok(Ok(id)) => Ok(id),
+            Ok(Ok(())) => Ok(ticket),
             Ok(Err(e)) => bail!("cannot write the journal: {e}"),
-            Err(_) => bail!("the journal thread stopped"),
+            Err(_) => bail!("the journal writer stopped"),
         }
     }
 
-    /// Queues the outcome of a transaction; it is committed with the next group.
+    /// Buffers the outcome of a transaction; it is committed with the next `begin` (of any
+    /// worker) or `flush`.
     pub fn end(&self, end: End) -> Result<()> {
-        self.tx
-            .send(Cmd::End(end))
-            .map_err(|_| anyhow::anyhow!("the journal thread stopped"))
+        self.buffer(Cmd::End(end))
     }
 
-    /// Queues: this planned row was not sent because the address left the list.
+    /// Buffers: this planned row was not sent because the address left the list.
     pub fn suppress(&self, issue: &str, key: &str) -> Result<()> {
-        self.tx
-            .send(Cmd::Suppress {
-                issue: issue.to_string(),
-                key: key.to_string(),
-            })
-            .map_err(|_| anyhow::anyhow!("the journal thread stopped"))
+        self.buffer(Cmd::Suppress {
+            issue: issue.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    fn buffer(&self, cmd: Cmd) -> Result<()> {
+        self.buffered
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the journal buffer is poisoned"))?
+            .push(cmd);
+        Ok(())
     }
 
     /// Waits until everything queued so far is committed.
@@ -813,52 +850,74 @@ impl JournalHandle {
         let (ack, wait) = tokio::sync::oneshot::channel();
         self.tx
             .send(Cmd::Flush(ack))
-            .map_err(|_| anyhow::anyhow!("the journal thread stopped"))?;
+            .map_err(|_| anyhow::anyhow!("the journal writer stopped"))?;
         match wait.await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => bail!("cannot write the journal: {e}"),
-            Err(_) => bail!("the journal thread stopped"),
+            Err(_) => bail!("the journal writer stopped"),
         }
     }
 }
 
 /// Group commit: take everything queued, apply it in one transaction, acknowledge.
-fn writer_loop(mut journal: Journal, rx: mpsc::Receiver<Cmd>) -> Result<Journal> {
+///
+/// The writer is a task on the send runtime, so an `in_flight` mark costs no thread hand-off:
+/// with `synchronous = "normal"` a commit (about 70 µs, no fsync) runs inline; with `"full"`
+/// it runs on a blocking thread so the event loop never waits for an fsync. Marks queued
+/// while a commit runs all go into the next one.
+async fn writer_task(
+    mut journal: Journal,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Cmd>,
+    buffered: std::sync::Arc<std::sync::Mutex<Vec<Cmd>>>,
+) -> Result<Journal> {
     let mut last_checkpoint = std::time::Instant::now();
     let mut failure: Option<String> = None;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+    let take_buffered = || match buffered.lock() {
+        Ok(mut b) => std::mem::take(&mut *b),
+        Err(p) => std::mem::take(&mut *p.into_inner()),
+    };
+    loop {
+        let Some(first) = rx.recv().await else {
+            // Every handle is gone: commit what they buffered last.
+            let rest = take_buffered();
+            if !rest.is_empty() && failure.is_none() {
+                if let Err(e) = journal.apply(&rest) {
+                    failure = Some(e.to_string());
+                }
+            }
+            break;
+        };
+        // Buffered outcomes happened before the commands that woke us: apply them first.
+        let mut batch = take_buffered();
+        batch.push(first);
         while batch.len() < 4096 {
             match rx.try_recv() {
                 Ok(c) => batch.push(c),
                 Err(_) => break,
             }
         }
-        let result = match &failure {
-            Some(e) => Err(e.clone()),
-            None => journal.apply(&batch).map_err(|e| e.to_string()),
+        let result = match (&failure, journal.sync) {
+            (Some(e), _) => Err(e.clone()),
+            (None, JournalSync::Normal) => journal.apply(&batch).map_err(|e| e.to_string()),
+            (None, JournalSync::Full) => {
+                let (j, b, r) = tokio::task::spawn_blocking(move || {
+                    let r = journal.apply(&batch).map_err(|e| e.to_string());
+                    (journal, batch, r)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("the journal writer stopped: {e}"))?;
+                journal = j;
+                batch = b;
+                r
+            }
         };
         if let Err(e) = &result {
             failure.get_or_insert_with(|| e.clone());
         }
-        let mut ids = match &result {
-            Ok(v) => v.clone().into_iter(),
-            Err(_) => Vec::new().into_iter(),
-        };
         for cmd in batch {
-            let ack = match cmd {
-                Cmd::Begin(_, ack) => ack,
-                Cmd::Flush(ack) => {
-                    let _ = ack.send(result.as_ref().map(|_| 0).map_err(Clone::clone));
-                    continue;
-                }
-                Cmd::End(_) | Cmd::Suppress { .. } => continue,
-            };
-            let reply = match &result {
-                Ok(_) => Ok(ids.next().expect("one attempt id per begin")),
-                Err(e) => Err(e.clone()),
-            };
-            let _ = ack.send(reply);
+            if let Cmd::Begin(_, ack) | Cmd::Flush(ack) = cmd {
+                let _ = ack.send(result.clone());
+            }
         }
         if failure.is_none() && last_checkpoint.elapsed() >= Duration::from_secs(1) {
             // Bounds what an OS crash can forget in synchronous=NORMAL mode.

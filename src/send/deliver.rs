@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use crate::articles::IssueDate;
 use crate::config::ThrottleConfig;
-use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State};
+use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State, Ticket};
 use crate::message::Outgoing;
 use crate::subscribers::Subscriber;
 
@@ -299,7 +299,7 @@ impl Ord for Retry {
 }
 
 struct InFlight {
-    attempt_id: i64,
+    ticket: Ticket,
     who: JournalKey,
 }
 
@@ -418,7 +418,7 @@ impl Deliverer {
                 ctx.problem(&f.who.address, State::Ambiguous, &reply);
                 let _ = journal.end(End {
                     kind: ctx.d.options.kind,
-                    attempt_id: f.attempt_id,
+                    ticket: f.ticket,
                     issue: issue.clone(),
                     who: f.who,
                     state: State::Ambiguous,
@@ -768,7 +768,7 @@ impl Ctx {
             message_id: job.message_id.clone(),
             at: Utc::now(),
         };
-        let attempt_id = match d.journal.begin(begin).await {
+        let ticket = match d.journal.begin(begin).await {
             Ok(id) => id,
             Err(e) => {
                 give_back();
@@ -781,7 +781,7 @@ impl Ctx {
         self.in_flight.lock().expect("in-flight lock").insert(
             id,
             InFlight {
-                attempt_id,
+                ticket: ticket.clone(),
                 who: who.clone(),
             },
         );
@@ -796,7 +796,7 @@ impl Ctx {
         if !c.is_usable() {
             *conn = None;
         }
-        let accepted_or_maybe = self.finish(job, attempt_id, who, outcome, started);
+        let accepted_or_maybe = self.finish(job, ticket, who, outcome, started);
         if !accepted_or_maybe {
             give_back();
         }
@@ -813,8 +813,8 @@ impl Ctx {
             at: Utc::now(),
         };
         match d.journal.begin(begin).await {
-            Ok(attempt_id) => {
-                self.end(attempt_id, &who, State::Failed, &reason, None, None);
+            Ok(ticket) => {
+                self.end(ticket, &who, State::Failed, &reason, None, None);
                 Stats::add(&d.stats.failed, 1);
                 true
             }
@@ -827,7 +827,7 @@ impl Ctx {
 
     fn end(
         &self,
-        attempt_id: i64,
+        ticket: Ticket,
         who: &JournalKey,
         state: State,
         reply: &str,
@@ -840,7 +840,7 @@ impl Ctx {
         }
         let end = End {
             kind: self.d.options.kind,
-            attempt_id,
+            ticket,
             issue: self.issue.clone(),
             who: who.clone(),
             state,
@@ -858,7 +858,7 @@ impl Ctx {
     fn finish(
         &self,
         job: Job,
-        attempt_id: i64,
+        ticket: Ticket,
         who: JournalKey,
         outcome: TxOutcome,
         started: tokio::time::Instant,
@@ -874,7 +874,7 @@ impl Ctx {
                         let now = Utc::now();
                         let end = End {
                             kind: d.options.kind,
-                            attempt_id,
+                            ticket,
                             issue: self.issue.clone(),
                             who,
                             state: State::Sent,
@@ -894,7 +894,7 @@ impl Ctx {
                         // happen; treat it as a temporary failure.
                         self.defer(
                             job,
-                            attempt_id,
+                            ticket,
                             &who,
                             format!("unexpected reply at {stage}: {text}"),
                         );
@@ -904,7 +904,7 @@ impl Ctx {
                         if slow_down && d.throttle.slow_down(started, tokio::time::Instant::now()) {
                             Stats::add(&stats.slowdowns, 1);
                         }
-                        self.defer(job, attempt_id, &who, text);
+                        self.defer(job, ticket, &who, text);
                         false
                     }
                     Verdict::Fail { bounce } => {
@@ -913,14 +913,14 @@ impl Ctx {
                         if list_update.is_some() {
                             self.bounced.fetch_add(1, Ordering::Relaxed);
                         }
-                        self.end(attempt_id, &who, State::Failed, &text, None, list_update);
+                        self.end(ticket, &who, State::Failed, &text, None, list_update);
                         Stats::add(&stats.failed, 1);
                         false
                     }
                     Verdict::Stop => {
                         // Not this recipient's fault: keep the row for the next run.
                         self.end(
-                            attempt_id,
+                            ticket,
                             &who,
                             State::Deferred,
                             &text,
@@ -943,14 +943,14 @@ impl Ctx {
             } => {
                 let text =
                     format!("connection lost after the final dot, before the reply: {error}");
-                self.end(attempt_id, &who, State::Ambiguous, &text, None, None);
+                self.end(ticket, &who, State::Ambiguous, &text, None, None);
                 Stats::add(&stats.ambiguous, 1);
                 true
             }
             TxOutcome::Lost { stage, error } => {
                 self.defer(
                     job,
-                    attempt_id,
+                    ticket,
                     &who,
                     format!("connection lost during {stage}: {error}"),
                 );
@@ -958,7 +958,7 @@ impl Ctx {
             }
             TxOutcome::Local(msg) => {
                 self.end(
-                    attempt_id,
+                    ticket,
                     &who,
                     State::Deferred,
                     &msg,
@@ -975,7 +975,7 @@ impl Ctx {
         }
     }
 
-    fn defer(&self, job: Job, attempt_id: i64, who: &JournalKey, reply: String) {
+    fn defer(&self, job: Job, ticket: Ticket, who: &JournalKey, reply: String) {
         let d = &self.d;
         let total = job.planned.prior_attempts + job.attempts_in_run + 1;
         let delay = d.options.backoff_delay(total);
@@ -984,7 +984,7 @@ impl Ctx {
         let now = Utc::now();
         let end = End {
             kind: d.options.kind,
-            attempt_id,
+            ticket,
             issue: self.issue.clone(),
             who: who.clone(),
             state: State::Deferred,

@@ -171,10 +171,14 @@ impl Throttle {
         at
     }
 
-    /// Waits until this transaction may start.
+    /// Waits until this transaction may start. A slot that is already due costs nothing
+    /// (a zero-length tokio sleep still waits for the next 1 ms tick of the timer wheel).
     pub async fn acquire(&self) {
-        let at = self.reserve(Instant::now());
-        tokio::time::sleep_until(at).await;
+        let now = Instant::now();
+        let at = self.reserve(now);
+        if at > now {
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     /// Halves the rate for [`SLOWDOWN_PERIOD`] because a transaction that started at

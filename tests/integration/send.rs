@@ -163,7 +163,7 @@ impl EngineRun {
             list_watch: None,
         };
         let report = deliverer.deliver(recipients, composer).await;
-        let journal = writer.finish().unwrap();
+        let journal = writer.finish().await.unwrap();
         (report, journal)
     }
 }
@@ -512,6 +512,29 @@ async fn a_connection_lost_before_the_final_dot_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_reached_the_server_is_retried_not_ambiguous() {
+    // The server resets the connection right after 354: writing the body fails, so the
+    // final dot never left: a plain retry, no duplicate possible.
+    let server = TestSmtpServer::start(Policy::default().on_data_command(|a| {
+        (a.rcpt == addr(3) && a.transaction <= 4)
+            .then(|| Fault::ReplyAndReset("354 End data with <CR><LF>.<CR><LF>".into()))
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = EngineRun::new(&server);
+    run.throttle.concurrency = 1;
+    let (report, journal) = run
+        .run(&dir.path().join("j.sqlite"), planned(6), composer())
+        .await;
+    assert_eq!((report.sent, report.ambiguous), (6, 0), "{report:?}");
+    let row = rows(&journal)
+        .into_iter()
+        .find(|r| r.address == addr(3))
+        .unwrap();
+    assert_eq!((row.state, row.attempts), (State::Sent, 2));
+    assert_eq!(server.copies_per_recipient()[&addr(3)], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reply_to_the_final_dot_within_the_data_timeout_is_ambiguous() {
     let server = TestSmtpServer::start(Policy::default().data_delay(Duration::from_millis(1500)));
     let dir = tempfile::tempdir().unwrap();
@@ -784,7 +807,7 @@ async fn rows_left_in_flight_by_a_crash_become_ambiguous_at_the_next_start() {
         .await
         .unwrap();
         drop(h);
-        w.finish().unwrap();
+        w.finish().await.unwrap();
     }
     let mut j = Journal::open(&path, JournalSync::Normal).unwrap();
     assert_eq!(states(&j).get(&State::InFlight), Some(&1));

@@ -30,6 +30,8 @@ pub enum Fault {
     ReplyAndClose(String),
     /// Close the connection without replying.
     Drop,
+    /// Reply this line, then reset the connection (RST): the client's next write fails.
+    ReplyAndReset(String),
 }
 
 /// The context a fault rule sees.
@@ -60,6 +62,8 @@ pub struct Policy {
     pub data_delay: Duration,
     /// At RCPT TO.
     pub on_rcpt: Option<Rule>,
+    /// At the DATA command, before the body is read.
+    pub on_data_command: Option<Rule>,
     /// After the final dot (the message counts as received even when the reply is a fault,
     /// since the server holds all of it).
     pub on_data: Option<Rule>,
@@ -75,6 +79,7 @@ impl Default for Policy {
             eightbitmime: true,
             data_delay: Duration::ZERO,
             on_rcpt: None,
+            on_data_command: None,
             on_data: None,
         }
     }
@@ -86,6 +91,13 @@ impl Policy {
         f: impl Fn(&Attempt) -> Option<Fault> + Send + Sync + 'static,
     ) -> Self {
         self.on_rcpt = Some(Arc::new(f));
+        self
+    }
+    pub fn on_data_command(
+        mut self,
+        f: impl Fn(&Attempt) -> Option<Fault> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_data_command = Some(Arc::new(f));
         self
     }
     pub fn on_data(
@@ -308,6 +320,14 @@ impl Session<'_> {
                 let _ = self.out.shutdown(std::net::Shutdown::Both);
                 false
             }
+            Fault::ReplyAndReset(l) => {
+                self.reply(l);
+                self.log(false, "<reset>");
+                let sock = socket2::SockRef::from(&self.out);
+                let _ = sock.set_linger(Some(Duration::ZERO));
+                let _ = self.out.shutdown(std::net::Shutdown::Read);
+                false
+            }
         }
     }
 }
@@ -466,8 +486,16 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                 }
             }
             "DATA" => {
+                let early = Attempt {
+                    rcpt: rcpts.first().cloned().unwrap_or_default(),
+                    nth: 0,
+                    transaction,
+                    session: id,
+                };
                 if rcpts.is_empty() {
                     s.reply("503 5.5.1 Error: need RCPT command")
+                } else if let Some(f) = policy.on_data_command.as_ref().and_then(|f| f(&early)) {
+                    s.fault(&f)
                 } else if !s.reply("354 End data with <CR><LF>.<CR><LF>") {
                     false
                 } else {
