@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use fortnight::articles::IssueDate;
 use fortnight::config::Config;
-use fortnight::digest::{Digest, Escape, Field, Part, Rendered, Segment};
+use fortnight::digest::{Digest, Field, Rendered, Segment};
 use fortnight::message::{
     deliverability_findings, message_id, Composer, DkimSigner, Finding, Outgoing, Severity,
 };
@@ -97,23 +97,7 @@ fn lit(s: &str) -> Segment {
     Segment::Lit(s.to_string())
 }
 
-/// A digest whose three parts are given as segments.
-fn digest_of(subject: Vec<Segment>, html: Vec<Segment>, text: Vec<Segment>) -> Digest {
-    Digest::from_parts([
-        Part {
-            segments: subject,
-            escape: Escape::None,
-        },
-        Part {
-            segments: html,
-            escape: Escape::Html,
-        },
-        Part {
-            segments: text,
-            escape: Escape::None,
-        },
-    ])
-}
+use sample_digest::digest_of;
 
 /// The header block (up to the empty line) and the body, as text.
 fn split(bytes: &[u8]) -> (&str, &str) {
