@@ -295,12 +295,25 @@ pub struct DkimConfig {
 pub struct ServeConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Requests per minute allowed from one client address (a token bucket of that size).
+    #[serde(default = "default_requests_per_minute")]
+    pub requests_per_minute: u32,
+    /// Behind a reverse proxy: the header holding the client address (`X-Forwarded-For`,
+    /// `X-Real-IP`); its last entry is used. Unset: the peer address of the connection.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: default_listen(),
+            requests_per_minute: default_requests_per_minute(),
+            client_ip_header: None,
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -378,6 +391,12 @@ fn default_listen() -> String {
 }
 fn default_soft_limit() -> u32 {
     3
+}
+fn default_requests_per_minute() -> u32 {
+    120
+}
+fn default_max_connections() -> u32 {
+    256
 }
 
 impl Config {

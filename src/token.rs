@@ -29,7 +29,9 @@ pub const MIN_KEY_LEN: usize = 32;
 #[derive(Clone)]
 pub struct UnsubscribeKey {
     id: String,
-    secret: Vec<u8>,
+    /// HMAC-SHA256 already keyed with the secret: cloning it skips the key schedule on
+    /// every token (two per message of a send).
+    keyed: HmacSha256,
 }
 
 impl fmt::Debug for UnsubscribeKey {
@@ -73,7 +75,7 @@ impl UnsubscribeKey {
         }
         Ok(UnsubscribeKey {
             id: id.to_string(),
-            secret: secret.to_vec(),
+            keyed: HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length"),
         })
     }
 
@@ -84,7 +86,7 @@ impl UnsubscribeKey {
         rand::thread_rng().fill_bytes(&mut secret);
         UnsubscribeKey {
             id: "preview".to_string(),
-            secret,
+            keyed: HmacSha256::new_from_slice(&secret).expect("HMAC accepts keys of any length"),
         }
     }
 
@@ -93,8 +95,7 @@ impl UnsubscribeKey {
     }
 
     fn mac(&self, purpose: &[u8], list_id: &str, email: &SubscriberEmail) -> HmacSha256 {
-        let mut mac =
-            HmacSha256::new_from_slice(&self.secret).expect("HMAC accepts keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(purpose);
         mac.update(&[0]);
         mac.update(list_id.as_bytes());
@@ -139,10 +140,17 @@ impl UnsubscribeKey {
         if parsed.key_id != self.id {
             return Err(TokenError::UnknownKey);
         }
-        if parsed.lookup != self.lookup(list_id, email) {
-            return Err(TokenError::NoMatch);
+        // Both comparisons in constant time, and both always made.
+        let lookup_ok = self
+            .mac(b"fortnight/lookup", list_id, email)
+            .verify_truncated_left(&parsed.lookup)
+            .is_ok();
+        let tag_ok = self.check_tag(list_id, email, &parsed.tag).is_ok();
+        if lookup_ok && tag_ok {
+            Ok(())
+        } else {
+            Err(TokenError::NoMatch)
         }
-        self.check_tag(list_id, email, &parsed.tag)
     }
 
     fn check_tag(
@@ -227,10 +235,28 @@ pub fn keyring_from_env(
     config: Option<&crate::config::UnsubscribeConfig>,
     allow_throwaway: bool,
 ) -> anyhow::Result<(Keyring, KeySource)> {
+    keyring_from_vars(config, allow_throwaway, |name| std::env::var(name).ok())
+}
+
+/// The environment variable holding the secret of retired key `id`.
+fn retired_var(id: &str) -> String {
+    format!(
+        "{}_{}",
+        crate::config::ENV_UNSUBSCRIBE_KEY,
+        id.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// [`keyring_from_env`] over any source of variables (tests pass a map).
+fn keyring_from_vars(
+    config: Option<&crate::config::UnsubscribeConfig>,
+    allow_throwaway: bool,
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<(Keyring, KeySource)> {
     use anyhow::Context;
     let var = crate::config::ENV_UNSUBSCRIBE_KEY;
     let key_id = config.map(|c| c.key_id.as_str()).unwrap_or("k1");
-    let current = match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+    let current = match get(var).filter(|v| !v.is_empty()) {
         Some(secret) => UnsubscribeKey::new(key_id, secret.as_bytes())
             .with_context(|| format!("environment variable {var} is not a usable key"))?,
         None if allow_throwaway => {
@@ -244,10 +270,17 @@ pub fn keyring_from_env(
              (at least 32 bytes; generate one with `openssl rand -base64 48`)"
         ),
     };
-    let mut retired = Vec::new();
+    let mut retired: Vec<UnsubscribeKey> = Vec::new();
     for id in config.map(|c| c.retired_key_ids.as_slice()).unwrap_or(&[]) {
-        let name = format!("{var}_{}", id.to_ascii_uppercase().replace('-', "_"));
-        let secret = std::env::var(&name).with_context(|| {
+        let name = retired_var(id);
+        if name == retired_var(key_id) || retired.iter().any(|k| retired_var(&k.id) == name) {
+            anyhow::bail!(
+                "[unsubscribe] retired_key_ids lists `{id}` twice or as the current key_id \
+                 (ids are compared ignoring case and `-`/`_`): each key needs its own id, or \
+                 tokens signed with one of them stop verifying"
+            );
+        }
+        let secret = get(&name).with_context(|| {
             format!("[unsubscribe] retired_key_ids names `{id}` but environment variable {name} is not set")
         })?;
         retired.push(
@@ -391,6 +424,59 @@ mod tests {
         let impostor = key("k1", 9).mint("l.example.org", &a);
         assert!(idx.resolve(&impostor).is_err());
         assert_eq!(idx.resolve(&new.mint("l.example.org", &a)).unwrap(), a);
+    }
+
+    fn unsub(key_id: &str, retired: &[&str]) -> crate::config::UnsubscribeConfig {
+        crate::config::UnsubscribeConfig {
+            url: "https://l.example.org/u?t={token}".into(),
+            mailto: None,
+            key_id: key_id.into(),
+            retired_key_ids: retired.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn keyring_reads_current_and_retired_keys_and_refuses_reused_ids() {
+        let vars = |name: &str| match name {
+            "FORTNIGHT_UNSUBSCRIBE_KEY" => Some("n".repeat(40)),
+            "FORTNIGHT_UNSUBSCRIBE_KEY_K0" => Some("o".repeat(40)),
+            _ => None,
+        };
+        let a = addr("reader@example.org");
+        let (ring, source) = keyring_from_vars(Some(&unsub("k1", &["k0"])), false, vars).unwrap();
+        assert_eq!(source, KeySource::Environment);
+        assert_eq!(ring.current().id(), "k1");
+        let old = UnsubscribeKey::new("k0", "o".repeat(40).as_bytes()).unwrap();
+        let idx = TokenIndex::build(ring, "l.example.org", [&a]);
+        assert_eq!(idx.resolve(&old.mint("l.example.org", &a)).unwrap(), a);
+
+        for bad in [
+            unsub("k1", &["k1"]),
+            unsub("k1", &["k0", "K0"]),
+            unsub("k-1", &["K_1"]),
+        ] {
+            let err = keyring_from_vars(Some(&bad), false, vars).unwrap_err();
+            assert!(format!("{err:#}").contains("retired_key_ids"), "{err:#}");
+        }
+        let err = keyring_from_vars(Some(&unsub("k1", &["k9"])), false, vars).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("FORTNIGHT_UNSUBSCRIBE_KEY_K9"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn without_a_key_only_previews_get_a_throwaway_one() {
+        let none = |_: &str| None;
+        let (_, source) = keyring_from_vars(None, true, none).unwrap();
+        assert_eq!(source, KeySource::Throwaway);
+        let err = keyring_from_vars(None, false, none).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("openssl rand -base64 48"),
+            "{err:#}"
+        );
+        let short = |_: &str| Some("short".to_string());
+        assert!(keyring_from_vars(None, false, short).is_err());
     }
 
     #[test]

@@ -320,7 +320,7 @@ fn parse_all(found: &[Found]) -> Vec<FileOutcome> {
 
 fn read_and_parse(f: &Found) -> FileOutcome {
     match fs::read(&f.abs) {
-        Ok(bytes) => parse_file(&f.rel, &bytes),
+        Ok(bytes) => parse_file_owned(&f.rel, bytes),
         Err(e) => FileOutcome::Skipped(format!("cannot be read: {e}")),
     }
 }
@@ -331,9 +331,15 @@ fn is_markdown(rel: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
 }
 
+/// Parses one file's bytes (a copy; the loader hands over its buffer instead).
+#[cfg(test)]
+pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
+    parse_file_owned(rel, bytes.to_vec())
+}
+
 /// Parses one file's bytes; `rel` picks the format (`.md`/`.markdown` → Markdown; other
 /// files are page text unless they open with a front matter fence).
-pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
+fn parse_file_owned(rel: &Path, bytes: Vec<u8>) -> FileOutcome {
     let decoded = match decode(bytes) {
         Ok(d) => d,
         Err(reason) => return FileOutcome::Skipped(reason),
@@ -382,6 +388,100 @@ fn url_path(rel: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PAGE: &str =
+        "A Title\n\nWednesday, 27 February 2002\n\nPublished in News Digest\n\nBody.\n";
+
+    fn publication() -> PublicationConfig {
+        toml::from_str("name = \"T\"\nbase_url = \"https://t.example/\"\n").expect("publication")
+    }
+
+    #[test]
+    fn sub_folders_are_walked_in_order_and_hidden_folders_and_folder_links_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("2002/02")).unwrap();
+        fs::create_dir_all(d.join(".git")).unwrap();
+        fs::write(d.join("2002/02/nested.TXT"), PAGE).unwrap();
+        fs::write(d.join("top.txt"), PAGE).unwrap();
+        fs::write(d.join(".git/config.txt"), PAGE).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.join("2002"), d.join("loop")).unwrap();
+        let c = load(d, &publication(), Path::new("config.toml")).unwrap();
+        let files: Vec<_> = c.articles().map(|a| a.file.clone()).collect();
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("2002/02/nested.TXT"),
+                PathBuf::from("top.txt")
+            ]
+        );
+        assert_eq!(
+            c.articles().next().unwrap().url,
+            "https://t.example/2002/02/nested"
+        );
+        let skipped: Vec<_> = c
+            .skipped
+            .iter()
+            .map(|s| (s.file.to_string_lossy().into_owned(), s.reason.as_str()))
+            .collect();
+        assert!(
+            skipped.contains(&(".git".to_string(), "hidden file or folder")),
+            "{skipped:?}"
+        );
+        #[cfg(unix)]
+        assert!(
+            skipped.contains(&("loop".to_string(), "a link to a folder (not followed)")),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn a_txt_file_with_front_matter_is_read_as_markdown() {
+        match parse_file(
+            Path::new("x.txt"),
+            b"---\ntitle: T\ndate: 2002-02-12\n---\n*Body*\n",
+        ) {
+            FileOutcome::Article(d) => assert_eq!(d.body_html, "<p><em>Body</em></p>"),
+            _ => panic!("expected an article"),
+        }
+    }
+
+    #[test]
+    fn a_repaired_encoding_is_a_warning_on_the_article() {
+        let bytes = b"Caf\xe9 Politics\n\n27 February 2002\nPublished in News Digest\n\nBody.\n";
+        match parse_file(Path::new("x.txt"), bytes) {
+            FileOutcome::Article(d) => {
+                assert_eq!(d.title.as_deref(), Some("Café Politics"));
+                assert!(d.warnings[0].contains("Windows-1252"));
+            }
+            _ => panic!("expected an article"),
+        }
+    }
+
+    #[test]
+    fn many_files_are_parsed_in_parallel_and_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            let day = 1 + i % 28;
+            fs::write(
+                dir.path().join(format!("{i:03}.txt")),
+                format!(
+                    "Title {i}\n\n{day} February 2002\n\nPublished in News Digest\n\nBody {i}.\n"
+                ),
+            )
+            .unwrap();
+        }
+        fs::write(dir.path().join("zz-notes.txt"), "a note").unwrap();
+        let c = load(dir.path(), &publication(), Path::new("config.toml")).unwrap();
+        assert_eq!(c.articles().count(), 300);
+        assert_eq!(c.skipped.len(), 1);
+        for a in c.articles() {
+            let n: usize = a.file.to_string_lossy()[..3].parse().unwrap();
+            assert_eq!(a.title, format!("Title {n}"));
+            assert_eq!(a.lead, format!("Body {n}."));
+        }
+    }
 
     #[test]
     fn url_paths_drop_the_extension_and_encode_the_rest() {

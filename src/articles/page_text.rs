@@ -8,9 +8,11 @@
 //! paragraph as the start of the next one. This module turns such text into a [`Draft`];
 //! it does not decide the issue or the URL (the loader does) and never panics on any text.
 
+use std::borrow::Cow;
+
 use chrono::{Datelike, NaiveDate, Weekday};
 
-use super::text::{escape_html, fold_key, normalise, split_lines, split_names};
+use super::text::{escape_html, fold_key, normalise_cow, split_lines, split_names};
 use super::Draft;
 
 /// The date line must be among this many non-empty lines at the top of the file.
@@ -20,7 +22,7 @@ const MIN_REPEATED_LEAD_WORDS: usize = 8;
 
 /// Parses page text. `Err` is the reason the text is not an article (the loader skips it).
 pub(crate) fn parse(text: &str) -> Result<Draft, String> {
-    let lines: Vec<String> = split_lines(text).map(normalise).collect();
+    let lines: Vec<Cow<str>> = split_lines(text).map(normalise_cow).collect();
     let mut warnings = Vec::new();
 
     // The date line anchors the header: a title may come before it, section and byline after.
@@ -116,7 +118,7 @@ pub(crate) fn parse(text: &str) -> Result<Draft, String> {
     }
     let mut body: Vec<&str> = lines[body_start..body_end.max(body_start)]
         .iter()
-        .map(String::as_str)
+        .map(|l| l.as_ref())
         .collect();
 
     // The signature: the author's name alone on the last line before the trailer.
@@ -158,13 +160,17 @@ pub(crate) fn parse(text: &str) -> Result<Draft, String> {
 }
 
 /// The title: the last block of non-empty lines before the date line, joined.
-fn title_before(lines: &[String]) -> Option<String> {
+fn title_before(lines: &[Cow<str>]) -> Option<String> {
     let end = lines.iter().rposition(|l| !l.is_empty())?;
     let start = lines[..end]
         .iter()
         .rposition(|l| l.is_empty())
         .map_or(0, |i| i + 1);
-    let title = lines[start..=end].join(" ");
+    let title = lines[start..=end]
+        .iter()
+        .map(|l| l.as_ref())
+        .collect::<Vec<&str>>()
+        .join(" ");
     (!title.is_empty()).then_some(title)
 }
 
@@ -192,6 +198,25 @@ fn paragraphs_of(lines: &[&str]) -> Vec<String> {
 
 /// The page repeats the lead: the first paragraph is the start of the second (or equal).
 fn is_repeated_lead(first: &str, second: &str) -> bool {
+    if second
+        .strip_prefix(first)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+        && (first.len() == second.len()
+            || first.split_whitespace().count() >= MIN_REPEATED_LEAD_WORDS)
+    {
+        return true;
+    }
+    // Folding whole paragraphs costs; most second paragraphs differ within a few words.
+    let head = |s: &str| {
+        s.char_indices()
+            .nth(48)
+            .map_or(s, |(i, _)| &s[..i])
+            .to_string()
+    };
+    let (ha, hb) = (fold_key(&head(first)), fold_key(&head(second)));
+    if !(hb.starts_with(&ha) || ha.starts_with(&hb)) {
+        return false;
+    }
     let a = fold_key(first);
     let b = fold_key(second);
     if a == b {
@@ -203,7 +228,7 @@ fn is_repeated_lead(first: &str, second: &str) -> bool {
 }
 
 fn is_signature(line: &str, authors: &[String], names_as_written: &str) -> bool {
-    if authors.is_empty() {
+    if authors.is_empty() || line.len() > 400 {
         return false;
     }
     let key = fold_key(line.trim_start_matches(['-', '\u{2014}', '\u{2013}']));
@@ -217,10 +242,11 @@ fn is_signature(line: &str, authors: &[String], names_as_written: &str) -> bool 
 
 /// Lines of the site's navigation that end an article even without a `Read N times` line.
 fn is_navigation_line(line: &str) -> bool {
-    let key = fold_key(line);
-    key == "visit also"
-        || key == "staff publications"
-        || key.starts_with("sign up for upcoming events")
+    // Lines are normalised already; body paragraphs are long, so this is a quick no.
+    line.len() <= 120
+        && (line.eq_ignore_ascii_case("visit also")
+            || line.eq_ignore_ascii_case("staff publications")
+            || strip_prefix_ci(line, "sign up for upcoming events").is_some())
 }
 
 /// `Read 4474 times`, `Read 1,204 times`, `Read 1 204 times`, `Read 1 time`.

@@ -7,6 +7,8 @@
 //! comparison key used to recognise repeated paragraphs and signatures. It does not know
 //! anything about the article formats themselves.
 
+use std::borrow::Cow;
+
 /// Files larger than this are not articles (the longest real page is a few dozen KB).
 pub(crate) const MAX_ARTICLE_BYTES: usize = 8 * 1024 * 1024;
 
@@ -23,7 +25,7 @@ pub(crate) struct Decoded {
 /// UTF-8 (a BOM is removed) is the norm. UTF-16 with a BOM is decoded. Bytes that are not
 /// UTF-8 but look like text are read as Windows-1252 (what a Windows editor writes), with a
 /// note. NUL bytes, or more than a few control characters, mean a binary file.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
+pub(crate) fn decode(bytes: Vec<u8>) -> Result<Decoded, String> {
     if bytes.len() > MAX_ARTICLE_BYTES {
         return Err(format!(
             "the file is larger than {} MB, too large to be an article",
@@ -47,14 +49,17 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
             Some("the file is UTF-16; read it as such"),
         )
     } else {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut bytes = bytes;
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
+            bytes.drain(..3);
+        }
         if bytes.contains(&0) {
             return Err("binary file (contains NUL bytes)".to_string());
         }
-        match std::str::from_utf8(bytes) {
-            Ok(s) => (s.to_string(), None),
-            Err(_) => {
-                let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
+        match String::from_utf8(bytes) {
+            Ok(s) => (s, None),
+            Err(e) => {
+                let (text, _, _) = encoding_rs::WINDOWS_1252.decode(e.as_bytes());
                 (
                     text.into_owned(),
                     Some("the file is not valid UTF-8; read it as Windows-1252 (save it as UTF-8 to silence this)"),
@@ -62,8 +67,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
             }
         }
     };
-    let controls = text.chars().filter(|&c| is_stray_control(c)).count();
-    let chars = text.chars().count().max(1);
+    let (controls, chars) = count_controls(&text);
+    let chars = chars.max(1);
     // A stray control character here and there is repaired (dropped); a file full of them
     // is not text at all.
     if controls > 8 && controls * 100 > chars {
@@ -77,10 +82,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
     Ok(Decoded { text, note })
 }
 
-/// A control character that has no business in article text (tab, line feed, carriage
-/// return and form feed are fine).
-fn is_stray_control(c: char) -> bool {
-    c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c')
+/// Counts (control characters that have no business in article text, characters) in one
+/// pass over the bytes. Tab, line feed, carriage return and form feed are fine; C1 controls
+/// (U+0080–U+009F, UTF-8 `C2 80`–`C2 9F`) are not.
+fn count_controls(text: &str) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    // Written as independent counts over the bytes so that the compiler vectorises them.
+    let c0 = bytes
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f)
+        .count();
+    let chars = bytes.iter().filter(|&&b| (b as i8) >= -0x40).count();
+    let c1 = if text.is_ascii() {
+        0
+    } else {
+        bytes
+            .windows(2)
+            .filter(|w| w[0] == 0xC2 && (0x80..=0x9f).contains(&w[1]))
+            .count()
+    };
+    (c0 + c1, chars)
 }
 
 /// Splits text into lines on `\n`, `\r\n` and lone `\r`.
@@ -94,6 +115,14 @@ pub(crate) fn split_lines(text: &str) -> impl Iterator<Item = &str> {
 /// hyphens and stray control characters disappear, and the ends are trimmed. Curly quotes
 /// and every letter are kept as they are.
 pub(crate) fn normalise(s: &str) -> String {
+    normalise_cow(s).into_owned()
+}
+
+/// [`normalise`] without a copy when the text is already normal.
+pub(crate) fn normalise_cow(s: &str) -> Cow<'_, str> {
+    if is_clean_ascii(s) {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut pending_space = false;
     for c in s.chars() {
@@ -114,7 +143,28 @@ pub(crate) fn normalise(s: &str) -> String {
         }
         out.push(c);
     }
-    out
+    Cow::Owned(out)
+}
+
+/// Printable ASCII without leading, trailing or doubled spaces: already normal (the
+/// common case, checked fast).
+fn is_clean_ascii(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
+        return false;
+    }
+    let mut prev_space = false;
+    for &c in b {
+        if !(0x20..0x7f).contains(&c) {
+            return false;
+        }
+        let space = c == b' ';
+        if space && prev_space {
+            return false;
+        }
+        prev_space = space;
+    }
+    true
 }
 
 /// The key two pieces of text are compared by: normalised, lowercased, curly quotes and
@@ -134,26 +184,48 @@ pub(crate) fn fold_key(s: &str) -> String {
 
 /// Words in a paragraph: whitespace-separated tokens holding at least one letter or digit.
 pub(crate) fn word_count(paragraphs: &[String]) -> usize {
-    paragraphs
-        .iter()
-        .flat_map(|p| p.split_whitespace())
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .count()
+    paragraphs.iter().map(|p| words_in(p)).sum()
+}
+
+fn words_in(p: &str) -> usize {
+    if !p.is_ascii() {
+        return p
+            .split_whitespace()
+            .filter(|w| w.chars().any(char::is_alphanumeric))
+            .count();
+    }
+    // ASCII fast path: a word ends at whitespace and counts if it held a letter or digit.
+    let mut count = 0;
+    let mut has_alnum = false;
+    for &b in p.as_bytes() {
+        if b.is_ascii_whitespace() {
+            count += usize::from(has_alnum);
+            has_alnum = false;
+        } else if b.is_ascii_alphanumeric() {
+            has_alnum = true;
+        }
+    }
+    count + usize::from(has_alnum)
 }
 
 /// Escapes text for HTML element content and attribute values.
 pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(entity);
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out
 }
 
@@ -180,20 +252,20 @@ mod tests {
 
     #[test]
     fn utf8_bom_is_removed_and_text_kept() {
-        let d = decode("\u{FEFF}Ab\u{0259}".as_bytes()).unwrap();
+        let d = decode("\u{FEFF}Ab\u{0259}".as_bytes().to_vec()).unwrap();
         assert_eq!(d.text, "Abə");
         assert!(d.note.is_none());
     }
 
     #[test]
     fn nul_bytes_make_a_binary_file() {
-        let err = decode(b"Wednesday\0\0\0").unwrap_err();
+        let err = decode(b"Wednesday\0\0\0".to_vec()).unwrap_err();
         assert!(err.contains("NUL"), "{err}");
     }
 
     #[test]
     fn windows_1252_text_is_repaired_with_a_note() {
-        let d = decode(b"caf\xe9 \x93quoted\x94").unwrap();
+        let d = decode(b"caf\xe9 \x93quoted\x94".to_vec()).unwrap();
         assert_eq!(d.text, "café \u{201C}quoted\u{201D}");
         assert!(d.note.unwrap().contains("Windows-1252"));
     }
@@ -204,14 +276,14 @@ mod tests {
         for u in "Read 5 times".encode_utf16() {
             bytes.extend_from_slice(&u.to_le_bytes());
         }
-        assert_eq!(decode(&bytes).unwrap().text, "Read 5 times");
+        assert_eq!(decode(bytes).unwrap().text, "Read 5 times");
     }
 
     #[test]
     fn control_character_soup_is_binary_and_blank_text_is_empty() {
         let soup: Vec<u8> = (1u8..32).cycle().take(400).collect();
-        assert!(decode(&soup).unwrap_err().contains("binary"));
-        assert_eq!(decode(b" \r\n\t\n").unwrap_err(), "empty file");
+        assert!(decode(soup).unwrap_err().contains("binary"));
+        assert_eq!(decode(b" \r\n\t\n".to_vec()).unwrap_err(), "empty file");
     }
 
     #[test]
@@ -220,6 +292,54 @@ mod tests {
             normalise("\u{00A0} of\u{00A0} building\u{202F}x\u{200B}y\t "),
             "of building xy"
         );
+    }
+
+    #[test]
+    fn normalise_keeps_clean_ascii_and_fixes_the_rest() {
+        let cases = [
+            ("Plain text, already normal.", "Plain text, already normal."),
+            (" leading", "leading"),
+            ("trailing ", "trailing"),
+            ("double  space", "double space"),
+            ("tab\there", "tab here"),
+            ("bell\x07", "bell"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalise(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn escape_html_escapes_the_five_characters() {
+        assert_eq!(escape_html("a<b>&\"c'ə"), "a&lt;b&gt;&amp;&quot;c&#39;ə");
+        assert_eq!(escape_html("plain"), "plain");
+    }
+
+    #[test]
+    fn c1_control_characters_count_as_binary() {
+        let soup: String = (0x80u32..0xA0)
+            .cycle()
+            .take(300)
+            .filter_map(char::from_u32)
+            .collect();
+        assert!(decode(soup.into_bytes()).unwrap_err().contains("binary"));
+    }
+
+    #[test]
+    fn words_are_tokens_with_a_letter_or_digit_in_any_script() {
+        let cases: &[(&str, usize)] = &[
+            ("one two  three", 3),
+            ("a - b \u{2014} c", 3),
+            ("1,204 readers", 2),
+            ("Rəşad Əliyev \u{2014} Гульнара", 3),
+            ("", 0),
+            ("  ", 0),
+        ];
+        for (p, want) in cases {
+            assert_eq!(word_count(&[p.to_string()]), *want, "{p:?}");
+        }
+        assert_eq!(word_count(&["a b".to_string(), "c".to_string()]), 3);
     }
 
     #[test]

@@ -61,29 +61,6 @@ impl CheckReport {
     }
 }
 
-fn check_unsubscribe_config(config: &Config, r: &mut CheckReport) {
-    match &config.unsubscribe {
-        None => r.push(
-            Level::Error,
-            "no `[unsubscribe] url` configured: a send is refused without an HTTPS one-click unsubscribe URL (add `[unsubscribe]` with `url = \"https://…?t={token}\"`)",
-        ),
-        Some(u) => {
-            if !u.url.trim().to_ascii_lowercase().starts_with("https://") {
-                r.push(
-                    Level::Error,
-                    format!("`[unsubscribe] url` is `{}`: it must be an https:// URL", u.url),
-                );
-            }
-            if !u.url.contains("{token}") {
-                r.push(
-                    Level::Error,
-                    "`[unsubscribe] url` has no `{token}`: without it nobody can be unsubscribed by the link",
-                );
-            }
-        }
-    }
-}
-
 /// Runs the checks on a config, the newest issue (or why there is none) and the list.
 pub fn check_report(
     config: &Config,
@@ -92,10 +69,7 @@ pub fn check_report(
     now: DateTime<Utc>,
 ) -> CheckReport {
     let mut r = CheckReport::default();
-    r.push(
-        Level::Ok,
-        format!("config {} is valid", config.path.display()),
-    );
+    r.push(Level::Ok, format!("{} is valid", config.path.display()));
 
     let fixture;
     let issue = match issue {
@@ -120,8 +94,6 @@ pub fn check_report(
             &fixture
         }
     };
-
-    check_unsubscribe_config(config, &mut r);
 
     match &list {
         Ok(l) => {
@@ -160,21 +132,15 @@ pub fn check_report(
             return r;
         }
     };
-    let overrides: Vec<String> = digest
-        .templates_in_use()
-        .into_iter()
-        .filter(|(n, d)| n.ends_with(".tera") && !d.starts_with("the built-in"))
-        .map(|(_, d)| d)
-        .collect();
+    let customised = digest.customised_templates();
     r.push(
         Level::Ok,
-        if overrides.is_empty() {
-            "templates: the built-in templates render (no templates folder overrides them)"
-                .to_string()
+        if customised.is_empty() {
+            "templates: the default templates render".to_string()
         } else {
             format!(
-                "templates render: {} (yours), the rest built in",
-                overrides.join(", ")
+                "templates render: {} (customised), the rest are the defaults",
+                customised.join(", ")
             )
         },
     );
@@ -282,7 +248,12 @@ pub fn check_report(
             "the text part does not show `{{ unsubscribe_url }}` (required in every message)",
         );
     }
+    // The message layer's findings; the size and unsubscribe-link checks above already
+    // cover (more strictly: a *visible* link) what its own versions of them say.
     for f in deliverability_findings(config, &rendered) {
+        if f.message.contains("Gmail clips") || f.message.contains("shows no unsubscribe link") {
+            continue;
+        }
         r.push(
             match f.severity {
                 Severity::Error => Level::Error,

@@ -451,6 +451,24 @@ impl Digest {
                 .collect()
         })
     }
+
+    /// Template files from the templates folder that differ from the built-in defaults.
+    pub fn customised_templates(&self) -> Vec<String> {
+        self.engine.as_ref().map_or_else(Vec::new, |e| {
+            e.set
+                .sources
+                .iter()
+                .filter(|(n, s)| {
+                    s.user
+                        && n.ends_with(".tera")
+                        && !templates::BUILTIN.iter().any(|(bn, bt)| {
+                            bn == n && bt.replace("\r\n", "\n") == s.text.replace("\r\n", "\n")
+                        })
+                })
+                .map(|(_, s)| s.display.clone())
+                .collect()
+        })
+    }
 }
 
 /// `fortnight preview`.

@@ -176,6 +176,8 @@ pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<cr
         .map(IssueDate::parse)
         .transpose()
         .context("invalid --issue")?;
+    // A template syntax error is reported before the articles are even read.
+    super::templates::load(config)?;
     let catalog = Catalog::load(config)?;
     for w in &catalog.warnings {
         crate::report::warn(w);

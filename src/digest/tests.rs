@@ -571,6 +571,7 @@ fn check_passes_on_the_sample_and_says_which_path_applies() {
     let r = check_report(&config, Ok(&issue), Ok(&list), fixture::now());
     assert_eq!(r.errors(), 0, "{:#?}", r.lines);
     assert!(r.has(Level::Ok, "fast path"));
+    assert!(r.has(Level::Ok, "the default templates render"));
     assert!(r.has(Level::Ok, "visible unsubscribe link"));
     assert!(r.has(Level::Ok, "text part shows the unsubscribe URL"));
     assert!(r.has(Level::Ok, "under 100 KB"));
@@ -591,7 +592,11 @@ fn check_reports_template_errors_missing_unsubscribe_and_full_path() {
     let mut no_unsub = fixture::config();
     no_unsub.unsubscribe = None;
     let r = check_report(&no_unsub, Ok(&issue), Ok(&list), fixture::now());
-    assert!(r.has(Level::Error, "no `[unsubscribe] url`"));
+    assert!(
+        r.has(Level::Error, "no [unsubscribe] url"),
+        "{:#?}",
+        r.lines
+    );
 
     let upper = fixture_template_with(
         "<title>{{ subject }}</title>",

@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::dkim::relaxed_body;
 use super::qp;
+use crate::digest::filters::escape_html_into;
 use crate::digest::{Escape, Field, Segment};
 
 /// A piece of a personalised line.
@@ -69,25 +70,6 @@ impl Values<'_> {
         }
         out
     }
-}
-
-/// Appends `value` HTML-escaped (`& < > " '`).
-pub fn push_html_escaped(out: &mut String, value: &str) {
-    let mut last = 0;
-    for (i, b) in value.bytes().enumerate() {
-        let rep = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'"' => "&quot;",
-            b'\'' => "&#x27;",
-            _ => continue,
-        };
-        out.push_str(&value[last..i]);
-        out.push_str(rep);
-        last = i + 1;
-    }
-    out.push_str(&value[last..]);
 }
 
 /// One multipart/alternative body, ready to personalise.
@@ -255,7 +237,7 @@ impl BodyTemplate {
                     match piece {
                         Piece::Lit(s) => text.push_str(s),
                         Piece::Field(f) => match line.escape {
-                            Escape::Html => push_html_escaped(&mut text, values.get(f)),
+                            Escape::Html => escape_html_into(values.get(f), &mut text),
                             Escape::None => text.push_str(values.get(f)),
                         },
                     }

@@ -219,7 +219,7 @@ pub fn deliverability_findings(config: &Config, sample: &Rendered) -> Vec<Findin
         )),
         Some(address) => {
             let mut escaped = String::new();
-            super::push_html_escaped(&mut escaped, address);
+            crate::digest::filters::escape_html_into(address, &mut escaped);
             let in_html = sample.html.contains(address) || sample.html.contains(&escaped);
             if !in_html || !sample.text.contains(address) {
                 out.push(warning(format!(

@@ -34,7 +34,6 @@ use crate::digest::{Digest, Escape, Segment};
 use crate::subscribers::{Subscriber, SubscriberEmail};
 use crate::token::Keyring;
 
-pub use body::push_html_escaped;
 use body::{BodyTemplate, PartSource, Values};
 pub use checks::{deliverability_findings, key_advice, unsubscribe_key_finding, Finding, Severity};
 pub use dkim::DkimSigner;
@@ -105,6 +104,8 @@ pub struct Composer {
     now: DateTime<Utc>,
     digest: Arc<Digest>,
     keyring: Keyring,
+    /// `[sender] list_id` exactly as configured: what tokens are minted over, as everywhere
+    /// else (preview, serve, bounces, unsubscribe --token).
     list_id: String,
     from_domain: String,
     envelope: EnvelopeFrom,
@@ -127,6 +128,9 @@ pub struct Composer {
     boundary: String,
     /// Present when the digest has a fast path.
     body: Option<BodyTemplate>,
+    /// The fields the fast path substitutes (a copy whose values cannot be substituted as
+    /// they are is rendered in full, as [`Digest::render_for`] decides).
+    used_fields: Vec<crate::digest::Field>,
     dkim: Option<DkimSigner>,
     /// The `h=` list, in the order the fields are hashed.
     signed_headers: String,
@@ -198,8 +202,8 @@ impl Composer {
             .rsplit_once('@')
             .map(|(_, d)| d.to_ascii_lowercase())
             .expect("a header-safe address holds an @");
-        let list_id = sender.list_id.trim().to_ascii_lowercase();
-        if !dkim::is_ldh_name(&list_id) || !list_id.contains('.') {
+        let list_label = sender.list_id.trim().to_ascii_lowercase();
+        if !dkim::is_ldh_name(&list_label) || !list_label.contains('.') {
             bail!(
                 "[sender] list_id `{}` must be a dotted name on your domain, like `digest.{from_domain}` (RFC 2919)",
                 sender.list_id
@@ -212,7 +216,7 @@ impl Composer {
         let envelope = if config.bounces.verp {
             let (local, domain) = bounce.rsplit_once('@').expect("checked address");
             let probe = keyring.current().mint(
-                &list_id,
+                &sender.list_id,
                 &SubscriberEmail::parse("probe@example.org").expect("valid"),
             );
             if local.len() + 1 + probe.len() > 64 {
@@ -240,7 +244,7 @@ impl Composer {
         };
 
         let boundary = {
-            let h = Sha256::digest(format!("fortnight/boundary\0{list_id}\0{issue}"));
+            let h = Sha256::digest(format!("fortnight/boundary\0{list_label}\0{issue}"));
             format!("=_fn_{}", hex(&h[..12]))
         };
         let reply_to = match &sender.reply_to {
@@ -254,7 +258,7 @@ impl Composer {
             None => None,
         };
         let mut list_tokens = headers::phrase(&headers::sanitize(&config.publication.name));
-        list_tokens.push(format!("<{list_id}>"));
+        list_tokens.push(format!("<{list_label}>"));
 
         let (subject, body) = match &digest.fast {
             Some([subject, html, text]) => {
@@ -283,6 +287,17 @@ impl Composer {
             }
             None => (SubjectSource::PerCopy(Vec::new()), None),
         };
+
+        let mut used_fields = Vec::new();
+        for part in digest.fast.iter().flatten() {
+            for seg in &part.segments {
+                if let Segment::Field(f) = seg {
+                    if !used_fields.contains(f) {
+                        used_fields.push(f.clone());
+                    }
+                }
+            }
+        }
 
         let mut signed = vec!["from", "to", "subject", "date", "message-id"];
         if reply_to.is_some() {
@@ -325,7 +340,8 @@ impl Composer {
             body,
             dkim,
             signed_headers: signed.join(":"),
-            list_id,
+            list_id: sender.list_id.clone(),
+            used_fields,
         })
     }
 
@@ -402,11 +418,17 @@ impl Composer {
             attrs: &subscriber.attrs,
         };
 
-        // The body: the shared template, or a full render of this copy.
+        // The body: the shared template, or a full render of this copy (no fast path, or a
+        // value that a template would not print as it is, e.g. with control characters).
+        let substitutable = self.used_fields.iter().all(|f| {
+            crate::digest::fast::value_is_substitutable(crate::digest::fast::field_value(
+                f, subscriber, &url,
+            ))
+        });
         let rendered_body;
         let (body, rendered_subject) = match &self.body {
-            Some(b) => (b, None),
-            None => {
+            Some(b) if substitutable => (b, None),
+            _ => {
                 let r = self
                     .digest
                     .render_for(subscriber, &url)
@@ -546,21 +568,17 @@ fn hex(bytes: &[u8]) -> String {
 /// address) in hex. Every retry of a message carries the same ID; 160 bits make a collision
 /// between two subscribers practically impossible.
 pub fn message_id(issue: IssueDate, email: &SubscriberEmail, domain: &str) -> String {
+    use chrono::Datelike;
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let d = issue.date();
+    let (y, m, day) = (d.year(), d.month(), d.day());
     let mut h = Sha256::new();
     h.update(b"fortnight/message-id\0");
     h.update(domain.as_bytes());
-    h.update(b"\0");
-    h.update(issue.to_string().as_bytes());
-    h.update(b"\0");
+    h.update(format!("\0{y:04}-{m:02}-{day:02}\0").as_bytes());
     h.update(email.key().as_bytes());
     let digest = h.finalize();
-    format!(
-        "<{}.{}@{}>",
-        issue.date().format("%Y%m%d"),
-        hex(&digest[..20]),
-        domain
-    )
+    format!("<{y:04}{m:02}{day:02}.{}@{domain}>", hex(&digest[..20]))
 }
 
 /// Whether `c` may appear in a URL inside `<…>` of a List-Unsubscribe field.
@@ -618,4 +636,47 @@ fn parse_mailto(mailto: &str) -> Result<String> {
         bail!("[unsubscribe] mailto `{mailto}` holds {c:?}: percent-encode it");
     }
     Ok(format!("<mailto:{address}?{query}>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_composer_can_be_shared_by_sending_workers() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Composer>();
+        send_sync::<Outgoing>();
+    }
+
+    #[test]
+    fn unsubscribe_urls_must_be_https_with_a_token_and_header_safe() {
+        assert_eq!(
+            parse_unsubscribe_url("https://x.org/u?t={token}&l={token}").unwrap(),
+            vec!["https://x.org/u?t=", "&l=", ""]
+        );
+        for bad in [
+            "http://x.org/u?t={token}",
+            "https://x.org/u",
+            "https://x.org/u?t={token} x",
+            "https://x.org/u?t={token}>",
+            "https://x.org/ü?t={token}",
+        ] {
+            assert!(parse_unsubscribe_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mailto_gets_a_subject_unless_it_has_a_query() {
+        assert_eq!(
+            parse_mailto("unsub@x.org").unwrap(),
+            "<mailto:unsub@x.org?subject=unsubscribe>"
+        );
+        assert_eq!(
+            parse_mailto("MAILTO:unsub@x.org?subject=leave").unwrap(),
+            "<mailto:unsub@x.org?subject=leave>"
+        );
+        assert!(parse_mailto("not an address").is_err());
+        assert!(parse_mailto("u@x.org?subject=a b").is_err());
+    }
 }

@@ -185,6 +185,26 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{E0000}'..='\u{E007F}')
 }
 
+/// One pass over ASCII text: `Some(true)` when it holds only printable characters and no
+/// double space, `Some(false)` when it needs normalising, `None` when it is not ASCII.
+fn clean_ascii(bytes: &[u8]) -> Option<bool> {
+    let mut ok = true;
+    let mut prev = 0u8;
+    for &b in bytes {
+        if b >= 0x80 {
+            return None;
+        }
+        ok &= b >= b' ' && b != 0x7f && !(b == b' ' && prev == b' ');
+        prev = b;
+    }
+    Some(ok)
+}
+
+/// Whether `b` appears twice in a row (a plain loop: short strings, no search set-up).
+fn has_double(bytes: &[u8], b: u8) -> bool {
+    bytes.windows(2).any(|w| w[0] == b && w[1] == b)
+}
+
 fn is_atext(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
 }
@@ -252,7 +272,7 @@ fn check_local_part(local: &str) -> Result<(), AddressError> {
     if local.len() > MAX_LOCAL_PART {
         return Err(AddressError::LocalPartTooLong(local.len()));
     }
-    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+    if local.starts_with('.') || local.ends_with('.') || has_double(local.as_bytes(), b'.') {
         return Err(AddressError::LocalPartDots);
     }
     if let Some(b) = local.bytes().find(|&b| b != b'.' && !is_atext(b)) {
@@ -263,10 +283,11 @@ fn check_local_part(local: &str) -> Result<(), AddressError> {
 
 /// Lowercases the domain (IDN to A-labels) and checks it is a public LDH host name.
 fn normalize_domain(domain: &str) -> Result<Cow<'_, str>, AddressError> {
+    let b = domain.as_bytes();
     let needs_idna = !domain.is_ascii()
-        || domain
-            .split('.')
-            .any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"));
+        || b.windows(4)
+            .enumerate()
+            .any(|(i, w)| (i == 0 || b[i - 1] == b'.') && w.eq_ignore_ascii_case(b"xn--"));
     let domain: Cow<'_, str> = if needs_idna {
         if domain.is_ascii() {
             // ASCII with A-labels: check the characters first so the reasons stay precise.
@@ -308,13 +329,14 @@ fn normalize_domain(domain: &str) -> Result<Cow<'_, str>, AddressError> {
     if labels < 2 {
         return Err(AddressError::Dotless(domain.into_owned()));
     }
-    let tld = last.to_ascii_lowercase();
+    // `domain` is lowercase here (ASCII lowercased above, IDNA output is lowercase).
+    let tld = last;
     let alphabetic = tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic());
     if !alphabetic && !tld.starts_with("xn--") {
-        return Err(AddressError::InvalidTld(tld));
+        return Err(AddressError::InvalidTld(tld.to_string()));
     }
-    if RESERVED_TLDS.contains(&tld.as_str()) {
-        return Err(AddressError::ReservedTld(tld));
+    if RESERVED_TLDS.contains(&tld) {
+        return Err(AddressError::ReservedTld(tld.to_string()));
     }
     Ok(domain)
 }
@@ -344,20 +366,18 @@ fn is_breaking(c: char) -> bool {
 /// kind of whitespace becomes one space, runs of spaces collapse, the ends are trimmed, and
 /// the result is cut to `max_chars` characters. Borrows when nothing changes.
 pub fn normalize_text(raw: &str, max_chars: usize) -> Cow<'_, str> {
-    let clean = raw.is_ascii()
-        && raw.len() <= max_chars
-        && !raw.starts_with(' ')
-        && !raw.ends_with(' ')
-        && !raw.contains("  ")
-        && raw.bytes().all(|b| b >= b' ' && b != 0x7f);
-    if clean
-        || (!raw.is_ascii()
-            && raw.chars().count() <= max_chars
-            && !raw.starts_with(' ')
-            && !raw.ends_with(' ')
-            && !raw.contains("  ")
-            && !raw.chars().any(is_breaking))
-    {
+    let bytes = raw.as_bytes();
+    let trimmed = !raw.starts_with(' ') && !raw.ends_with(' ');
+    let clean = match clean_ascii(bytes) {
+        Some(ok) => ok && trimmed && raw.len() <= max_chars,
+        None => {
+            trimmed
+                && !has_double(bytes, b' ')
+                && raw.chars().count() <= max_chars
+                && !raw.chars().any(is_breaking)
+        }
+    };
+    if clean {
         return Cow::Borrowed(raw);
     }
     let mut out = String::with_capacity(raw.len().min(max_chars * 4));
@@ -393,6 +413,9 @@ pub fn normalize_name(raw: &str) -> Cow<'_, str> {
 /// Why a decoded name cannot be stored as it is: it holds U+FFFD (a character lost in an
 /// earlier conversion) or looks like UTF-8 read as Latin-1 (`MÃ¼ller`).
 pub fn damaged_text(s: &str) -> Option<&'static str> {
+    if s.is_ascii() {
+        return None;
+    }
     if s.contains('\u{FFFD}') {
         return Some("contains U+FFFD (a character lost in an earlier conversion)");
     }

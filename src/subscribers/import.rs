@@ -14,16 +14,16 @@
 //! are merged. This module never sends anything and never writes the list itself.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
 use super::decode::{decode, Decoded};
 use super::email::{damaged_text, normalize_address, normalize_name, normalize_text, trim_cell};
 use super::list::{
-    join_tags, normalize_tag, record_line, reuse, split_tags, NewRow, Table, MAX_ATTR_CHARS,
-    MAX_META_CHARS, STANDARD_COLUMNS,
+    count_lines, join_tags, normalize_tag, record_line, reuse, split_tags, NewRow, Table,
+    MAX_ATTR_CHARS, MAX_META_CHARS, STANDARD_COLUMNS,
 };
 use super::Status;
 use crate::cli::{ImportEncoding, ImportFormat};
@@ -79,7 +79,7 @@ impl SourceFormat {
 /// One row mentioned in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowNote {
-    pub file: String,
+    pub file: Arc<str>,
     pub line: u64,
     pub text: String,
 }
@@ -125,13 +125,20 @@ pub struct ImportReport {
 impl ImportReport {
     /// The report as printed by `fortnight subscribers import`.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
+        self.write_to(&mut out)
+            .expect("writing to a Vec<u8> cannot fail");
+        String::from_utf8(out).expect("the report is UTF-8")
+    }
+
+    /// Writes the report (one line per file, the counts, then every noted row).
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         for f in &self.files {
             let delim = match f.delimiter {
                 b'\t' => "TAB".to_string(),
                 d => format!("`{}`", d as char),
             };
-            let _ = writeln!(
+            writeln!(
                 out,
                 "{}: {}, {}{}, delimiter {delim}, {} row{}{}",
                 f.file,
@@ -149,19 +156,19 @@ impl ImportReport {
                 } else {
                     ""
                 },
-            );
+            )?;
         }
-        let _ = writeln!(out, "added:       {}", self.added);
-        let _ = writeln!(out, "updated:     {}", self.updated);
-        let _ = writeln!(out, "unchanged:   {}", self.unchanged);
-        let _ = writeln!(out, "duplicates:  {}", self.duplicates.len());
-        let _ = writeln!(out, "suppressed:  {}", self.suppressed);
-        let _ = writeln!(out, "invalid:     {}", self.invalid.len());
+        writeln!(out, "added:       {}", self.added)?;
+        writeln!(out, "updated:     {}", self.updated)?;
+        writeln!(out, "unchanged:   {}", self.unchanged)?;
+        writeln!(out, "duplicates:  {}", self.duplicates.len())?;
+        writeln!(out, "suppressed:  {}", self.suppressed)?;
+        writeln!(out, "invalid:     {}", self.invalid.len())?;
         if !self.skipped.is_empty() {
-            let _ = writeln!(out, "skipped:     {}", self.skipped.len());
+            writeln!(out, "skipped:     {}", self.skipped.len())?;
         }
         if self.resubscribed > 0 {
-            let _ = writeln!(out, "resubscribed: {}", self.resubscribed);
+            writeln!(out, "resubscribed: {}", self.resubscribed)?;
         }
         let sections: [(&str, &[RowNote]); 4] = [
             ("invalid rows (not imported):", &self.invalid),
@@ -176,12 +183,12 @@ impl ImportReport {
             if notes.is_empty() {
                 continue;
             }
-            let _ = writeln!(out, "{title}");
+            writeln!(out, "{title}")?;
             for n in notes {
-                let _ = writeln!(out, "  {}:{}: {}", n.file, n.line, n.text);
+                writeln!(out, "  {}:{}: {}", n.file, n.line, n.text)?;
             }
         }
-        out
+        Ok(())
     }
 }
 
@@ -512,6 +519,9 @@ fn headerless_layout(width: usize) -> Layout {
 }
 
 fn truthy(v: &str) -> Option<bool> {
+    if v.is_empty() {
+        return Some(false);
+    }
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "y" | "t" => Some(true),
         "false" | "0" | "no" | "n" | "f" | "" => Some(false),
@@ -586,6 +596,9 @@ fn row_status<'c>(
         }
         StatusRule::Column(c) => {
             let v = cell(*c);
+            if v.is_empty() {
+                return Ok(Is(Status::Subscribed));
+            }
             let s = match v.to_ascii_lowercase().as_str() {
                 "" | "active" | "confirmed" => Status::Subscribed,
                 "cleaned" => Status::Bounced,
@@ -729,7 +742,7 @@ pub(crate) struct Importer<'t> {
     opts: ImportOptions,
     /// Per table row: where this import first saw the address (`(file+1) << 40 | line`), or 0.
     first_seen: Vec<u64>,
-    files: Vec<String>,
+    files: Vec<Arc<str>>,
     pub report: ImportReport,
     /// Whether the table differs from the list on disk.
     pub changed: bool,
@@ -762,8 +775,10 @@ impl<'t> Importer<'t> {
     fn import_text(&mut self, path: &Path, decoded: Decoded) -> Result<()> {
         let shown = path.display().to_string();
         let file_idx = self.files.len();
-        self.files.push(shown.clone());
+        self.files.push(Arc::from(shown.as_str()));
         let text = decoded.text;
+        // Every line may add a row: size the table once instead of growing it.
+        self.table.reserve(count_lines(text.as_bytes()));
         let delimiter = match self.opts.delimiter {
             Some(d) => d,
             None => sniff_delimiter(&text),
@@ -903,13 +918,16 @@ impl<'t> Importer<'t> {
             );
             return self.invalid(file_idx, line, msg);
         }
-        let name = normalize_name(&raw_name).into_owned();
+        let name: Cow<'_, str> = match raw_name {
+            Cow::Borrowed(n) => normalize_name(n),
+            Cow::Owned(n) => Cow::Owned(normalize_name(&n).into_owned()),
+        };
         let since = lay
             .since
             .iter()
             .map(|&i| cell(Some(i)))
             .find(|s| !s.is_empty())
-            .map(|s| normalize_text(s, MAX_META_CHARS).into_owned())
+            .map(|s| normalize_text(s, MAX_META_CHARS))
             .unwrap_or_default();
         let tags = lay
             .tags
@@ -969,16 +987,17 @@ impl<'t> Importer<'t> {
 
     fn merge(&mut self, row: Incoming<'_>, file_idx: usize, line: u64) -> Result<()> {
         let mark = ((file_idx as u64 + 1) << LINE_BITS) | (line & ((1 << LINE_BITS) - 1));
-        let Some(i) = self.table.find(&row.email) else {
+        let (found, hash) = self.table.find_hashed(&row.email);
+        let Some(i) = found else {
             let n = self.table.extra.len();
             let mut extras: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); n];
             for (j, v) in &row.attrs {
                 extras[*j] = Cow::Borrowed(v.as_str());
             }
-            let since = if row.since.is_empty() {
-                self.opts.today.as_str()
+            let since: &str = if row.since.is_empty() {
+                &self.opts.today
             } else {
-                row.since.as_str()
+                &row.since
             };
             let new = NewRow {
                 email: Cow::Borrowed(&row.email),
@@ -989,7 +1008,7 @@ impl<'t> Importer<'t> {
                 tags: Cow::Owned(join_tags(&row.tags)),
                 extras,
             };
-            let i = self.table.push(&new)?;
+            let i = self.table.push_hashed(&new, hash)?;
             self.first_seen.resize(self.table.len(), 0);
             self.first_seen[i] = mark;
             self.changed = true;
@@ -1003,7 +1022,7 @@ impl<'t> Importer<'t> {
         let seen = self.first_seen[i];
         let existing = self.table.row(i);
         let existing_status = existing.status;
-        let stored_email = existing.email.to_string();
+        let spelled_differently = *existing.email != *row.email;
 
         let mut new_status = existing_status;
         let mut resubscribed = false;
@@ -1021,37 +1040,38 @@ impl<'t> Importer<'t> {
             }
         }
 
+        // Decide on borrowed data; build new cells only when something changes.
         let fill_name = existing.name.is_empty() && !row.name.is_empty();
         let fill_since = existing.since.is_empty() && !row.since.is_empty();
-        let mut tags = split_tags(existing.tags);
-        let mut tags_changed = false;
-        for t in &row.tags {
-            if !tags.iter().any(|o| o.eq_ignore_ascii_case(t)) {
-                tags.push(t.clone());
-                tags_changed = true;
-            }
-        }
-        let n = self.table.extra.len();
-        let mut extras: Vec<String> = (0..n).map(|j| existing.extra(j).to_string()).collect();
-        let mut attrs_changed = false;
-        for (j, v) in &row.attrs {
-            if extras[*j].is_empty() {
-                extras[*j] = v.clone();
-                attrs_changed = true;
-            }
-        }
+        let has_tag = |t: &str| existing.tags.split(';').any(|o| o.eq_ignore_ascii_case(t));
+        let tags_changed = row.tags.iter().any(|t| !has_tag(t));
+        let attrs_changed = row.attrs.iter().any(|(j, _)| existing.extra(*j).is_empty());
         let fields_changed = fill_name || fill_since || tags_changed || attrs_changed;
         if fields_changed {
+            let stored_email = existing.email.to_string();
+            let mut tags = split_tags(existing.tags);
+            for t in &row.tags {
+                if !tags.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+                    tags.push(t.clone());
+                }
+            }
+            let n = self.table.extra.len();
+            let mut extras: Vec<String> = (0..n).map(|j| existing.extra(j).to_string()).collect();
+            for (j, v) in &row.attrs {
+                if extras[*j].is_empty() {
+                    extras[*j] = v.clone();
+                }
+            }
             let new = NewRow {
-                email: Cow::Owned(stored_email.clone()),
+                email: Cow::Borrowed(&stored_email),
                 name: Cow::Owned(if fill_name {
-                    row.name.clone()
+                    row.name.to_string()
                 } else {
                     existing.name.to_string()
                 }),
                 status: None,
                 since: Cow::Owned(if fill_since {
-                    row.since.clone()
+                    row.since.to_string()
                 } else {
                     existing.since.to_string()
                 }),
@@ -1089,13 +1109,20 @@ impl<'t> Importer<'t> {
             let first_file = ((seen >> LINE_BITS) - 1) as usize;
             let first_line = seen & ((1 << LINE_BITS) - 1);
             let text = format!(
-                "`{}` duplicates {}:{} (kept as `{stored_email}`)",
-                row.email, self.files[first_file], first_line
+                "`{}` duplicates {}:{} (kept as `{}`)",
+                row.email,
+                self.files[first_file],
+                first_line,
+                self.table.row(i).email
             );
             let n = self.note(file_idx, line, text);
             self.report.duplicates.push(n);
-        } else if *row.email != stored_email {
-            let text = format!("`{}` is already in the list as `{stored_email}`", row.email);
+        } else if spelled_differently {
+            let text = format!(
+                "`{}` is already in the list as `{}`",
+                row.email,
+                self.table.row(i).email
+            );
             let n = self.note(file_idx, line, text);
             self.report.duplicates.push(n);
         } else {
@@ -1108,9 +1135,9 @@ impl<'t> Importer<'t> {
 /// One usable row of an export, normalised.
 struct Incoming<'a> {
     email: Cow<'a, str>,
-    name: String,
+    name: Cow<'a, str>,
     status: Status,
-    since: String,
+    since: Cow<'a, str>,
     tags: Vec<String>,
     /// (table extra column, value)
     attrs: Vec<(usize, String)>,
@@ -1185,7 +1212,7 @@ mod tests {
             .chain(r.skipped.iter_mut())
             .chain(r.kept_suppressed.iter_mut())
         {
-            n.file = n.file.trim_start_matches(&prefix).to_string();
+            n.file = Arc::from(n.file.trim_start_matches(&prefix));
             n.text = n.text.replace(&prefix, "");
         }
         r

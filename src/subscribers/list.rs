@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use super::email::{normalize_address, normalize_name, normalize_text, trim_cell};
@@ -122,6 +123,7 @@ impl Header {
 pub(crate) struct RowView<'r> {
     cells: &'r [&'r str],
     header: &'r Header,
+    pub line: u64,
     email: Cow<'r, str>,
     pub status: Status,
 }
@@ -188,10 +190,11 @@ pub(crate) fn normalize_tag(raw: &str) -> Cow<'_, str> {
 
 /// A `;`-separated tags cell with each tag normalised, empty tags dropped.
 fn normalize_tags_cell(cell: &str) -> Cow<'_, str> {
-    let clean = cell
-        .split(';')
-        .all(|t| !t.is_empty() && matches!(normalize_tag(t), Cow::Borrowed(_)));
-    if clean || cell.is_empty() {
+    if cell.is_empty()
+        || cell
+            .split(';')
+            .all(|t| !t.is_empty() && matches!(normalize_tag(t), Cow::Borrowed(_)))
+    {
         return Cow::Borrowed(cell);
     }
     Cow::Owned(join_tags(cell.split(';').map(normalize_tag)))
@@ -247,110 +250,216 @@ pub(crate) fn key_hash(state: &RandomState, email: &str) -> u64 {
     h.finish()
 }
 
-/// Remembers addresses seen while reading, to report duplicates with both lines.
-struct SeenKeys {
-    state: RandomState,
+/// Finds repeated addresses after a pass: every address is appended to an arena with its
+/// case-insensitive hash, then the hashes are sorted and equal neighbours compared. Sorting
+/// is sequential work; a hash table would cost a cache miss per row at a million rows.
+#[derive(Default)]
+struct DupFinder {
     arena: String,
-    table: HashTable<(u32, u32, u64)>,
+    /// (hash, offset, length, line)
+    entries: Vec<(u64, u32, u32, u64)>,
 }
 
-impl SeenKeys {
-    fn new() -> SeenKeys {
-        SeenKeys {
-            state: RandomState::new(),
-            arena: String::new(),
-            table: HashTable::new(),
-        }
-    }
-    /// Records `email` first seen at `line`; returns the earlier line if it was seen before.
-    fn insert(&mut self, email: &str, line: u64) -> Option<u64> {
-        let hash = key_hash(&self.state, email);
-        let arena = &self.arena;
-        if let Some(&(_, _, first)) = self.table.find(hash, |&(off, len, _)| {
-            arena[off as usize..(off + len) as usize].eq_ignore_ascii_case(email)
-        }) {
-            return Some(first);
-        }
+impl DupFinder {
+    fn add(&mut self, state: &RandomState, email: &str, line: u64) {
         let off = self.arena.len() as u32;
         self.arena.push_str(email);
-        let (arena, state) = (&self.arena, &self.state);
-        self.table
-            .insert_unique(hash, (off, email.len() as u32, line), |&(o, l, _)| {
-                key_hash(state, &arena[o as usize..(o + l) as usize])
-            });
-        None
+        self.entries
+            .push((key_hash(state, email), off, email.len() as u32, line));
+    }
+
+    /// Takes over the entries of a later chunk (hashed with the same state).
+    fn append(&mut self, other: DupFinder) {
+        let shift = self.arena.len() as u32;
+        self.arena.push_str(&other.arena);
+        self.entries.extend(
+            other
+                .entries
+                .into_iter()
+                .map(|(h, off, len, line)| (h, off + shift, len, line)),
+        );
+    }
+
+    /// Reports every row whose address appeared on an earlier line.
+    fn report(mut self, problems: &mut Problems) {
+        self.entries.sort_unstable_by_key(|e| (e.0, e.3));
+        let text = |e: &(u64, u32, u32, u64)| &self.arena[e.1 as usize..(e.1 + e.2) as usize];
+        for group in self.entries.chunk_by(|a, b| a.0 == b.0) {
+            for (k, later) in group.iter().enumerate().skip(1) {
+                if let Some(first) = group[..k]
+                    .iter()
+                    .find(|e| text(e).eq_ignore_ascii_case(text(later)))
+                {
+                    problems.add(later.3, duplicate_message(text(later), first.3));
+                }
+            }
+        }
     }
 }
 
-/// Reads the list at `file` whose bytes are `buf`, calling `f` for every valid row in file
-/// order. Malformed rows and (when `check_duplicates`) duplicates are collected and returned as one error listing
-/// their lines; `f` is not called for them. Returns the header.
-pub(crate) fn read_list(
-    buf: &[u8],
-    file: &Path,
-    check_duplicates: bool,
-    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<()>,
-) -> Result<Header> {
+fn duplicate_message(email: &str, first_line: u64) -> String {
+    format!(
+        "`{email}` is already in the list on line {first_line} (addresses are compared \
+         ignoring case)"
+    )
+}
+
+/// Malformed rows found while reading, reported together in line order.
+#[derive(Default)]
+pub(crate) struct Problems {
+    listed: Vec<(u64, String)>,
+    count: usize,
+}
+
+impl Problems {
+    /// Keeps at most this many messages (the error lists the first ones by line).
+    const KEEP: usize = 1000;
+
+    fn add(&mut self, line: u64, msg: String) {
+        self.count += 1;
+        if self.listed.len() < Self::KEEP {
+            self.listed.push((line, msg));
+        }
+    }
+
+    fn append(&mut self, other: Problems) {
+        self.count += other.count;
+        self.listed.extend(other.listed);
+    }
+
+    fn into_result(mut self, file: &Path) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        self.listed.sort_by_key(|(line, _)| *line);
+        let n = self.count;
+        let mut msg = format!(
+            "{} has {n} malformed row{}; fix {} and run again:",
+            file.display(),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" }
+        );
+        for (line, e) in self.listed.iter().take(MAX_LISTED_ERRORS) {
+            msg.push_str(&format!("\n  line {line}: {e}"));
+        }
+        if n > MAX_LISTED_ERRORS {
+            msg.push_str(&format!("\n  … and {} more", n - MAX_LISTED_ERRORS));
+        }
+        bail!(msg)
+    }
+}
+
+/// A list file's header and where its rows start.
+struct Body<'b> {
+    header: Header,
+    /// The bytes after the header.
+    rows: &'b [u8],
+    /// The physical line `rows` starts on.
+    first_line: u64,
+}
+
+/// Finds and parses the header (the first non-blank record); a file without one is an empty
+/// list with the standard header.
+fn split_header<'b>(buf: &'b [u8], file: &Path) -> Result<Body<'b>> {
     let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .buffer_capacity(1 << 16)
         .from_reader(buf);
-    let mut rec = csv::ByteRecord::new();
-    let mut header: Option<Header> = None;
-    let mut errors: Vec<String> = Vec::new();
-    let mut error_count = 0usize;
-    let mut seen = SeenKeys::new();
-    let mut spare: Vec<&'static str> = Vec::new();
-    let mut problem = |errors: &mut Vec<String>, msg: String| {
-        error_count += 1;
-        if errors.len() < MAX_LISTED_ERRORS {
-            errors.push(msg);
-        }
-    };
+    let mut rec = csv::StringRecord::new();
     loop {
-        let more = rdr
-            .read_byte_record(&mut rec)
-            .with_context(|| format!("failed to read `{}`", file.display()))?;
-        if !more {
-            break;
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Ok(Body {
+                    header: Header::standard(),
+                    rows: &[],
+                    first_line: 1,
+                })
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{}: the header is not valid UTF-8 (save the list as UTF-8)",
+                        file.display()
+                    )
+                })
+            }
         }
-        let line = rec.position().map(|p| record_line(buf, p)).unwrap_or(0);
-        let mut bad_utf8 = false;
+        let cells: Vec<&str> = rec.iter().collect();
+        if cells.iter().all(|c| trim_cell(c).is_empty()) {
+            continue;
+        }
+        let header = Header::parse(&cells, file)?;
+        let end = (rdr.position().byte() as usize).min(buf.len());
+        return Ok(Body {
+            header,
+            rows: &buf[end..],
+            first_line: 1 + count_newlines(&buf[..end]) as u64,
+        });
+    }
+}
+
+fn count_newlines(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// An upper bound on the number of records in `buf` (its line count), to size tables once.
+pub(crate) fn count_lines(buf: &[u8]) -> usize {
+    count_newlines(buf) + 1
+}
+
+/// Reads the rows in `rows` (starting on physical line `first_line`), calling `f` for every
+/// valid one; `f` returns the line of an earlier row with the same address, if it knows one.
+/// Returns where the last record started (to check a parallel split).
+fn scan_rows(
+    rows: &[u8],
+    first_line: u64,
+    header: &Header,
+    mut f: impl FnMut(&RowView<'_>) -> Result<Option<u64>>,
+    problems: &mut Problems,
+) -> Result<Option<usize>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(rows);
+    let mut rec = csv::StringRecord::new();
+    let mut spare: Vec<&'static str> = Vec::new();
+    let mut last_start = None;
+    let h = header;
+    let line_of = |p: &csv::Position| first_line + record_line(rows, p) - 1;
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
+                let line = e.position().map(line_of).unwrap_or(0);
+                last_start = e.position().map(|p| p.byte() as usize);
+                problems.add(
+                    line,
+                    "the row is not valid UTF-8 (save the list as UTF-8)".to_string(),
+                );
+                continue;
+            }
+            Err(e) => return Err(e).context("failed to read the list"),
+        }
+        let line = rec.position().map(line_of).unwrap_or(0);
+        last_start = rec.position().map(|p| p.byte() as usize);
         // Reuse one allocation for the cells of every record (they borrow `rec` only until
         // the next read, so the vector is emptied and re-typed each time).
         let mut local: Vec<&str> = reuse(std::mem::take(&mut spare));
-        for field in rec.iter() {
-            match std::str::from_utf8(field) {
-                Ok(s) => local.push(s),
-                Err(_) => {
-                    bad_utf8 = true;
-                    local.push("");
-                }
-            }
-        }
-        if bad_utf8 {
-            problem(
-                &mut errors,
-                format!("line {line}: the row is not valid UTF-8 (save the list as UTF-8)"),
-            );
-            continue;
-        }
+        local.extend(rec.iter());
         if local.iter().all(|c| trim_cell(c).is_empty()) {
             continue;
         }
-        let Some(h) = header.as_ref() else {
-            header = Some(Header::parse(&local, file)?);
-            continue;
-        };
         if local.len() != h.width()
             && !(local.len() > h.width() && local[h.width()..].iter().all(|c| c.is_empty()))
         {
-            problem(
-                &mut errors,
+            problems.add(
+                line,
                 format!(
-                    "line {line}: the row has {} fields but the header has {}",
+                    "the row has {} fields but the header has {}",
                     local.len(),
                     h.width()
                 ),
@@ -361,65 +470,161 @@ pub(crate) fn read_list(
         let email = match normalize_address(email_cell) {
             Ok(e) => e,
             Err(e) => {
-                problem(
-                    &mut errors,
-                    format!("line {line}: `{}`: {e}", email_cell.escape_debug()),
-                );
+                problems.add(line, format!("`{}`: {e}", email_cell.escape_debug()));
                 continue;
             }
         };
         let status_cell = local[h.std_pos[2].expect("status column checked")];
         let Some(status) = Status::parse(status_cell) else {
-            problem(
-                &mut errors,
+            problems.add(
+                line,
                 format!(
-                    "line {line}: status `{}` is not one of subscribed, unsubscribed, bounced, \
-                     complained",
+                    "status `{}` is not one of subscribed, unsubscribed, bounced, complained",
                     trim_cell(status_cell).escape_debug()
                 ),
             );
             continue;
         };
-        if let Some(first) = check_duplicates
-            .then(|| seen.insert(&email, line))
-            .flatten()
-        {
-            problem(
-                &mut errors,
-                format!(
-                    "line {line}: `{email}` is already in the list on line {first} (addresses \
-                     are compared ignoring case)"
-                ),
-            );
-            continue;
-        }
         let view = RowView {
             cells: &local,
             header: h,
+            line,
             email,
             status,
         };
-        f(h, &view)?;
+        if let Some(first) = f(&view)? {
+            problems.add(line, duplicate_message(&view.email, first));
+        }
         drop(view);
         spare = reuse(local);
     }
-    if error_count > 0 {
-        let mut msg = format!(
-            "{} has {error_count} malformed row{}; fix {} and run again:",
-            file.display(),
-            if error_count == 1 { "" } else { "s" },
-            if error_count == 1 { "it" } else { "them" }
-        );
-        for e in &errors {
-            msg.push_str("\n  ");
-            msg.push_str(e);
-        }
-        if error_count > errors.len() {
-            msg.push_str(&format!("\n  … and {} more", error_count - errors.len()));
-        }
-        bail!(msg);
+    Ok(last_start)
+}
+
+/// Reads the list at `file` whose bytes are `buf`, calling `f` for every valid row in file
+/// order; `f` returns the line of an earlier row with the same address, if it knows one (the
+/// row is then a duplicate). Malformed rows and duplicates are collected and returned as one
+/// error listing their lines. Returns the header.
+pub(crate) fn read_list(
+    buf: &[u8],
+    file: &Path,
+    mut f: impl FnMut(&Header, &RowView<'_>) -> Result<Option<u64>>,
+) -> Result<Header> {
+    let body = split_header(buf, file)?;
+    let mut problems = Problems::default();
+    scan_rows(
+        body.rows,
+        body.first_line,
+        &body.header,
+        |row| f(&body.header, row),
+        &mut problems,
+    )?;
+    problems.into_result(file)?;
+    Ok(body.header)
+}
+
+/// Lists smaller than this are read on one thread (tests split tiny lists to exercise the
+/// two-thread path).
+const PARALLEL_MIN_BYTES: usize = if cfg!(test) { 64 } else { 4 << 20 };
+
+/// Where to cut `rows` in two at a record boundary near the middle: the first newline after
+/// the middle that is outside quotes (an even number of `"` before it). `None` for small
+/// input or when no such place exists.
+fn split_point(rows: &[u8]) -> Option<usize> {
+    if rows.len() < PARALLEL_MIN_BYTES {
+        return None;
     }
-    Ok(header.unwrap_or_else(Header::standard))
+    let mid = rows.len() / 2;
+    let mut quotes = rows[..mid].iter().filter(|&&b| b == b'"').count();
+    for (i, &b) in rows[mid..].iter().enumerate() {
+        match b {
+            b'"' => quotes += 1,
+            b'\n' if quotes % 2 == 0 => return Some(mid + i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Reads the list on two threads when it is large: the rows are cut in two at a record
+/// boundary, each half fills its own `R` (made by `init` from the part's number, 0 or 1, and
+/// filled by `f`), and the results
+/// come back in file order with the problems of both halves. Falls back to one thread when
+/// the cut turns out to be inside a quoted field.
+pub(crate) fn read_list_parallel<R: Send>(
+    buf: &[u8],
+    file: &Path,
+    init: impl Fn(usize) -> R + Sync,
+    f: impl Fn(&mut R, &RowView<'_>) + Sync,
+) -> Result<(Header, Vec<R>, Problems)> {
+    let body = split_header(buf, file)?;
+    let header = &body.header;
+    let run = |part: usize, rows: &[u8], first_line: u64| -> Result<(R, Problems, Option<usize>)> {
+        let mut r = init(part);
+        let mut problems = Problems::default();
+        let last = scan_rows(
+            rows,
+            first_line,
+            header,
+            |row| {
+                f(&mut r, row);
+                Ok(None)
+            },
+            &mut problems,
+        )?;
+        Ok((r, problems, last))
+    };
+    if let Some(cut) = split_point(body.rows) {
+        let (head, tail) = body.rows.split_at(cut);
+        let tail_line = body.first_line + count_newlines(head) as u64;
+        let (first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| run(1, tail, tail_line));
+            let first = run(0, head, body.first_line);
+            (first, second.join())
+        });
+        let (r1, mut p1, last) = first?;
+        let (r2, p2, _) =
+            second.unwrap_or_else(|_| Err(anyhow::anyhow!("a reader thread panicked")))?;
+        // The cut is sound when the first half's last record holds balanced quotes.
+        let clean =
+            last.is_none_or(|start| head[start..].iter().filter(|&&b| b == b'"').count() % 2 == 0);
+        if clean {
+            p1.append(p2);
+            return Ok((body.header.clone(), vec![r1, r2], p1));
+        }
+    }
+    let (r, p, _) = run(0, body.rows, body.first_line)?;
+    Ok((body.header.clone(), vec![r], p))
+}
+
+/// [`read_list`] with duplicate detection of its own, on two threads for large lists. `f`
+/// builds a result per half (see [`read_list_parallel`]); duplicates are found at the end,
+/// and then the whole read is an error.
+pub(crate) fn read_list_checked<R: Send>(
+    buf: &[u8],
+    file: &Path,
+    init: impl Fn() -> R + Sync,
+    f: impl Fn(&mut R, &RowView<'_>) + Sync,
+) -> Result<(Header, Vec<R>)> {
+    let state = RandomState::new();
+    let (header, parts, mut problems) = read_list_parallel(
+        buf,
+        file,
+        |_| (init(), DupFinder::default()),
+        |(r, dups), row| {
+            dups.add(&state, row.email(), row.line);
+            f(r, row);
+        },
+    )?;
+    let mut dups = DupFinder::default();
+    let mut results = Vec::with_capacity(parts.len());
+    for (r, d) in parts {
+        dups.append(d);
+        results.push(r);
+    }
+    dups.report(&mut problems);
+    problems.into_result(file)?;
+    Ok((header, results))
 }
 
 /// Empties `v` and hands back its allocation for a vector of other borrows.
@@ -441,11 +646,14 @@ pub(crate) fn read_list_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
 impl SubscriberList {
     /// Parses list bytes (as read from `file`).
     pub(crate) fn from_bytes(buf: &[u8], file: &Path) -> Result<SubscriberList> {
-        let mut subscribers = Vec::new();
-        let header = read_list(buf, file, true, |_, row| {
-            subscribers.push(row.to_subscriber());
-            Ok(())
+        let (header, parts) = read_list_checked(buf, file, Vec::new, |v, row| {
+            v.push(row.to_subscriber());
         })?;
+        let mut parts = parts.into_iter();
+        let mut subscribers: Vec<Subscriber> = parts.next().unwrap_or_default();
+        for more in parts {
+            subscribers.extend(more);
+        }
         Ok(SubscriberList {
             subscribers,
             extra_columns: header.extra,
@@ -523,8 +731,56 @@ pub(crate) struct Table {
     pub extra: Vec<String>,
     arena: String,
     rows: Vec<TRow>,
-    index: HashTable<u32>,
+    /// (row, 32 bits of the address's hash): the stored hash makes growing the table and
+    /// most comparisons free of a trip to the arena.
+    index: HashTable<(u32, u32)>,
     state: RandomState,
+}
+
+/// The 32 bits of an address hash kept in the [`Table`] index.
+fn short_hash(h: u64) -> u32 {
+    (h >> 32) as u32
+}
+
+/// The table hash rebuilt from [`short_hash`]: a multiplication spreads it over the 64 bits
+/// hashbrown uses (bucket from the low bits, tag from the high ones).
+fn spread(h: u32) -> u64 {
+    (h as u64 | ((h as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The rows one reader thread parsed, before they join the [`Table`].
+#[derive(Default)]
+struct TablePart {
+    arena: String,
+    rows: Vec<TRow>,
+    /// Short hash of each row's address.
+    hashes: Vec<u32>,
+    /// Physical line of each row.
+    lines: Vec<u64>,
+}
+
+impl TablePart {
+    fn push(&mut self, state: &RandomState, row: &RowView<'_>) {
+        let start = self.arena.len();
+        let email = row.email();
+        self.arena.push_str(email);
+        for c in [row.name(), row.since(), row.source(), row.tags()] {
+            self.arena.push(SEP);
+            self.arena.push_str(&c);
+        }
+        for j in 0..row.header.extra.len() {
+            self.arena.push(SEP);
+            self.arena.push_str(&row.extra(j));
+        }
+        // Offsets beyond 4 GiB are caught when the parts are joined.
+        self.rows.push(TRow {
+            start: start as u32,
+            len: (self.arena.len() - start) as u32,
+            status: row.status,
+        });
+        self.hashes.push(short_hash(key_hash(state, email)));
+        self.lines.push(row.line);
+    }
 }
 
 /// The cells of one [`Table`] row, borrowed.
@@ -576,25 +832,123 @@ impl Table {
         }
     }
 
-    /// Parses list bytes read from `path`.
+    /// Parses list bytes read from `path` (on two threads when the list is large).
     pub fn load_bytes(buf: &[u8], path: &Path) -> Result<Table> {
+        Table::parse(buf, path, true)
+    }
+
+    /// Parses list bytes; with `indexed`, builds the index by address (needed to find and
+    /// add rows), otherwise only checks for repeated addresses (cheaper: a sort instead of
+    /// a hash table insert per row), leaving the index empty.
+    fn parse(buf: &[u8], path: &Path, indexed: bool) -> Result<Table> {
+        let state = RandomState::new();
+        let (header, parts, mut problems) = read_list_parallel(
+            buf,
+            path,
+            // The first part's arena becomes the table's: give it room for the whole
+            // list so that the second part is appended without moving the first.
+            |part| TablePart {
+                arena: String::with_capacity(if part == 0 {
+                    buf.len() + 64
+                } else {
+                    buf.len() / 2 + 64
+                }),
+                ..TablePart::default()
+            },
+            |part, row| part.push(&state, row),
+        )?;
         let mut t = Table::new();
-        t.arena.reserve(buf.len());
-        let header = read_list(buf, path, true, |h, row| {
-            t.push_cells(
-                row.email(),
-                &row.name(),
-                row.status,
-                &row.since(),
-                &row.source(),
-                &row.tags(),
-                (0..h.extra.len()).map(|j| row.extra(j)),
-            )?;
-            Ok(())
-        })?;
+        t.state = state;
+        let total_rows: usize = parts.iter().map(|p| p.rows.len()).sum();
+        let total_text: usize = parts.iter().map(|p| p.arena.len()).sum();
+        u32::try_from(total_text)
+            .ok()
+            .context("the subscriber list is too large to hold in memory (over 4 GiB of text)")?;
+        let mut parts = parts.into_iter();
+        let first = parts.next().unwrap_or_default();
+        t.arena = first.arena;
+        t.rows = first.rows;
+        let mut hashes = first.hashes;
+        let mut lines = first.lines;
+        t.rows.reserve(total_rows - t.rows.len());
+        for part in parts {
+            let shift = t.arena.len() as u32;
+            t.arena.push_str(&part.arena);
+            t.rows.extend(part.rows.into_iter().map(|r| TRow {
+                start: r.start + shift,
+                ..r
+            }));
+            hashes.extend(part.hashes);
+            lines.extend(part.lines);
+        }
+        if indexed {
+            // Built in file order so that a repeated address names its first line.
+            t.index.reserve(total_rows, |&(_, hi)| spread(hi));
+            for (i, &h) in hashes.iter().enumerate() {
+                let (arena, rows) = (&t.arena, &t.rows);
+                let email = row_email(arena, &rows[i]);
+                match t.index.entry(
+                    spread(h),
+                    |&(j, hj)| {
+                        hj == h && row_email(arena, &rows[j as usize]).eq_ignore_ascii_case(email)
+                    },
+                    |&(_, hj)| spread(hj),
+                ) {
+                    Entry::Occupied(e) => {
+                        let first = lines[e.get().0 as usize];
+                        problems.add(lines[i], duplicate_message(email, first));
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert((i as u32, h));
+                    }
+                }
+            }
+        } else {
+            let mut order: Vec<(u32, u32)> = hashes
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| (h, i as u32))
+                .collect();
+            order.sort_unstable();
+            for group in order.chunk_by(|a, b| a.0 == b.0) {
+                for (k, &(_, later)) in group.iter().enumerate().skip(1) {
+                    let email = t.row(later as usize).email;
+                    if let Some(&(_, first)) = group[..k]
+                        .iter()
+                        .find(|&&(_, j)| t.row(j as usize).email.eq_ignore_ascii_case(email))
+                    {
+                        problems.add(
+                            lines[later as usize],
+                            duplicate_message(email, lines[first as usize]),
+                        );
+                    }
+                }
+            }
+        }
+        problems.into_result(path)?;
         t.extra = header.extra;
-        t.arena.shrink_to_fit();
         Ok(t)
+    }
+
+    /// An index by address over all rows (for a table parsed without one).
+    fn build_index(&self) -> HashTable<(u32, u32)> {
+        let mut index = HashTable::with_capacity(self.rows.len());
+        for (i, r) in self.rows.iter().enumerate() {
+            let h = short_hash(key_hash(&self.state, row_email(&self.arena, r)));
+            index.insert_unique(spread(h), (i as u32, h), |&(_, hi)| spread(hi));
+        }
+        index
+    }
+
+    /// The row holding `email` in `index` (one made by [`Table::build_index`]).
+    fn find_in(&self, index: &HashTable<(u32, u32)>, email: &str) -> Option<usize> {
+        let h = short_hash(key_hash(&self.state, email));
+        index
+            .find(spread(h), |&(i, hi)| {
+                hi == h
+                    && row_email(&self.arena, &self.rows[i as usize]).eq_ignore_ascii_case(email)
+            })
+            .map(|&(i, _)| i as usize)
     }
 
     pub fn len(&self) -> usize {
@@ -628,37 +982,28 @@ impl Table {
         Ok((start, len as u32))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn push_cells<S: AsRef<str>>(
-        &mut self,
-        email: &str,
-        name: &str,
-        status: Status,
-        since: &str,
-        source: &str,
-        tags: &str,
-        extras: impl Iterator<Item = S>,
-    ) -> Result<usize> {
-        let (start, len) =
-            Self::append_cells(&mut self.arena, email, name, since, source, tags, extras)?;
-        let idx = self.rows.len();
-        self.rows.push(TRow { start, len, status });
-        let hash = key_hash(&self.state, email);
-        let (arena, rows, state) = (&self.arena, &self.rows, &self.state);
-        self.index.insert_unique(hash, idx as u32, |&i| {
-            key_hash(state, row_email(arena, &rows[i as usize]))
-        });
-        Ok(idx)
+    /// Makes room for `rows` more rows without growing the index again.
+    pub fn reserve(&mut self, rows: usize) {
+        self.rows.reserve(rows);
+        self.index.reserve(rows, |&(_, hi)| spread(hi));
     }
 
     /// The row holding `email` (compared ignoring case).
     pub fn find(&self, email: &str) -> Option<usize> {
-        let hash = key_hash(&self.state, email);
-        self.index
-            .find(hash, |&i| {
-                row_email(&self.arena, &self.rows[i as usize]).eq_ignore_ascii_case(email)
+        self.find_hashed(email).0
+    }
+
+    /// [`Table::find`], also returning the address's short hash for [`Table::push_hashed`].
+    pub fn find_hashed(&self, email: &str) -> (Option<usize>, u32) {
+        let h = short_hash(key_hash(&self.state, email));
+        let found = self
+            .index
+            .find(spread(h), |&(i, hi)| {
+                hi == h
+                    && row_email(&self.arena, &self.rows[i as usize]).eq_ignore_ascii_case(email)
             })
-            .map(|&i| i as usize)
+            .map(|&(i, _)| i as usize);
+        (found, h)
     }
 
     pub fn row(&self, i: usize) -> RowRef<'_> {
@@ -686,18 +1031,35 @@ impl Table {
     }
 
     /// Adds a row (the address must not be in the table yet).
+    #[cfg(test)]
     pub fn push(&mut self, row: &NewRow<'_>) -> Result<usize> {
+        let h = short_hash(key_hash(&self.state, &row.email));
+        self.push_hashed(row, h)
+    }
+
+    /// Adds a row (the address must not be in the table yet); `h` is the short hash
+    /// [`Table::find_hashed`] returned for its address.
+    pub fn push_hashed(&mut self, row: &NewRow<'_>, h: u32) -> Result<usize> {
         debug_assert!(self.find(&row.email).is_none());
         let n = self.extra.len();
-        self.push_cells(
+        let (start, len) = Self::append_cells(
+            &mut self.arena,
             &row.email,
             &row.name,
-            row.status.unwrap_or(Status::Subscribed),
             &row.since,
             &row.source,
             &row.tags,
             (0..n).map(|j| row.extras.get(j).map(|c| c.as_ref()).unwrap_or("")),
-        )
+        )?;
+        let idx = self.rows.len();
+        self.rows.push(TRow {
+            start,
+            len,
+            status: row.status.unwrap_or(Status::Subscribed),
+        });
+        self.index
+            .insert_unique(spread(h), (idx as u32, h), |&(_, hi)| spread(hi));
+        Ok(idx)
     }
 
     /// Replaces the cells of row `i` (the address is kept).
@@ -762,33 +1124,105 @@ impl Table {
         Ok(())
     }
 
-    /// The table as a `SubscriberList` (tests and small lists).
-    #[allow(dead_code)]
-    pub fn to_list(&self) -> SubscriberList {
-        let subscribers = (0..self.len())
-            .map(|i| {
-                let r = self.row(i);
-                let attrs: std::collections::BTreeMap<String, String> = self
-                    .extra
-                    .iter()
-                    .enumerate()
-                    .map(|(j, c)| (c.clone(), r.extra(j).to_string()))
-                    .collect();
-                Subscriber {
-                    email: SubscriberEmail::from_normalized(r.email.to_string()),
-                    name: r.name.to_string(),
-                    status: r.status,
-                    since: r.since.to_string(),
-                    source: r.source.to_string(),
-                    tags: split_tags(r.tags),
-                    attrs,
-                }
-            })
+    /// Row `i` as a [`Subscriber`] (allocates its strings).
+    pub fn subscriber(&self, i: usize) -> Subscriber {
+        let r = self.row(i);
+        let attrs: std::collections::BTreeMap<String, String> = self
+            .extra
+            .iter()
+            .enumerate()
+            .map(|(j, c)| (c.clone(), r.extra(j).to_string()))
             .collect();
+        Subscriber {
+            email: SubscriberEmail::from_normalized(r.email.to_string()),
+            name: r.name.to_string(),
+            status: r.status,
+            since: r.since.to_string(),
+            source: r.source.to_string(),
+            tags: split_tags(r.tags),
+            attrs,
+        }
+    }
+
+    /// The table as a `SubscriberList`.
+    #[cfg(test)]
+    pub fn to_list(&self) -> SubscriberList {
         SubscriberList {
-            subscribers,
+            subscribers: (0..self.len()).map(|i| self.subscriber(i)).collect(),
             extra_columns: self.extra.clone(),
         }
+    }
+}
+
+/// The list held compactly, for a send over a large list: about a hundred bytes a row
+/// instead of the several hundred of a `Vec<Subscriber>` (each of which owns its strings
+/// and an attribute map), and loaded in one parse on two threads. Rows become
+/// [`Subscriber`]s one at a time, when asked for.
+pub struct CompactList {
+    table: Table,
+    /// Built on the first [`CompactList::position`]: a send never needs it.
+    index: std::sync::OnceLock<HashTable<(u32, u32)>>,
+}
+
+impl CompactList {
+    /// Loads and checks the list like [`SubscriberList::load`] (malformed rows and duplicate
+    /// addresses are errors naming the lines; a missing file is an empty list).
+    pub fn load(path: &Path) -> Result<CompactList> {
+        let table = match read_list_bytes(path)? {
+            Some(buf) => Table::parse(&buf, path, false)?,
+            None => Table::new(),
+        };
+        Ok(CompactList {
+            table,
+            index: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// How many rows the list has (all statuses).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+
+    /// The extra column names, in file order.
+    pub fn extra_columns(&self) -> &[String] {
+        &self.table.extra
+    }
+
+    /// The status of row `i`.
+    pub fn status(&self, i: usize) -> Status {
+        self.table.status(i)
+    }
+
+    /// The address of row `i`, as stored.
+    pub fn email(&self, i: usize) -> &str {
+        self.table.row(i).email
+    }
+
+    /// Row `i` as a [`Subscriber`].
+    pub fn subscriber(&self, i: usize) -> Subscriber {
+        self.table.subscriber(i)
+    }
+
+    /// The row of `email` (compared ignoring case).
+    pub fn position(&self, email: &SubscriberEmail) -> Option<usize> {
+        let index = self.index.get_or_init(|| self.table.build_index());
+        self.table.find_in(index, email.as_str())
+    }
+
+    /// Counts rows with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.table.count(status)
+    }
+
+    /// The subscribed rows as [`Subscriber`]s, in file order, built one at a time.
+    pub fn subscribed(&self) -> impl Iterator<Item = Subscriber> + '_ {
+        (0..self.len())
+            .filter(|&i| self.status(i) == Status::Subscribed)
+            .map(|i| self.subscriber(i))
     }
 }
 
@@ -842,6 +1276,52 @@ mod tests {
     }
 
     #[test]
+    fn the_compact_list_gives_the_same_subscribers_as_the_full_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("subscribers.csv");
+        std::fs::write(&path, LIST).unwrap();
+        let full = SubscriberList::load(&path).unwrap();
+        let compact = CompactList::load(&path).unwrap();
+        assert_eq!(compact.len(), 2);
+        assert_eq!(compact.extra_columns(), &["country".to_string()]);
+        for (i, s) in full.subscribers.iter().enumerate() {
+            let c = compact.subscriber(i);
+            assert_eq!(
+                (&c.email, &c.name, c.status, &c.since, &c.source, &c.tags, &c.attrs),
+                (&s.email, &s.name, s.status, &s.since, &s.source, &s.tags, &s.attrs)
+            );
+        }
+        let subscribed: Vec<String> = compact.subscribed().map(|s| s.email.to_string()).collect();
+        assert_eq!(subscribed, vec!["anna@example.org"]);
+        let b = SubscriberEmail::parse("B@example.org").unwrap();
+        assert_eq!(compact.position(&b), Some(1));
+        assert_eq!(compact.status(1), Status::Unsubscribed);
+        assert_eq!(compact.count(Status::Unsubscribed), 1);
+        assert!(CompactList::load(&dir.path().join("missing.csv"))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_growing_table_finds_every_address_ignoring_case() {
+        let mut t = Table::new();
+        for i in 0..5000 {
+            let email = format!("Person{i}@example.org");
+            let row = NewRow {
+                email: Cow::Borrowed(&email),
+                name: Cow::Borrowed("N"),
+                ..NewRow::default()
+            };
+            assert_eq!(t.push(&row).unwrap(), i);
+        }
+        for i in 0..5000 {
+            assert_eq!(t.find(&format!("person{i}@EXAMPLE.ORG")), Some(i));
+        }
+        assert_eq!(t.find("person5000@example.org"), None);
+        assert_eq!(t.count(Status::Subscribed), 5000);
+    }
+
+    #[test]
     fn malformed_rows_are_reported_with_their_lines() {
         let text = "email,name,status\n\
             ok@example.org,A,subscribed\n\
@@ -879,6 +1359,101 @@ mod tests {
         // and the name with a line break is stored on one line
         let ok = load("email,name,status\na@example.org,\"two\r\nlines\",subscribed\n").unwrap();
         assert_eq!(ok.subscribers[0].name, "two lines");
+    }
+
+    #[test]
+    fn a_row_that_is_not_utf8_is_reported_with_its_line() {
+        let text =
+            b"email,name,status\na@example.org,M\xFCller,subscribed\nb@example.org,B,subscribed\n";
+        let err = SubscriberList::from_bytes(text, Path::new("s.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: the row is not valid UTF-8"), "{err}");
+        assert!(err.contains("1 malformed row;"), "{err}");
+    }
+
+    /// A list long enough to be read in two halves, with `extra` lines appended.
+    fn long_list(n: usize, extra: &str) -> String {
+        let mut t = String::from("email,name,status,since,source,tags\n");
+        for i in 0..n {
+            t.push_str(&format!("r{i}@example.org,R {i},subscribed,,,\n"));
+        }
+        t.push_str(extra);
+        t
+    }
+
+    #[test]
+    fn a_list_read_in_two_halves_keeps_order_and_line_numbers() {
+        let text = long_list(50, "");
+        assert!(split_point(text.as_bytes()).is_some());
+        let list = load(&text).unwrap();
+        let emails: Vec<String> = list
+            .subscribers
+            .iter()
+            .map(|s| s.email.to_string())
+            .collect();
+        let want: Vec<String> = (0..50).map(|i| format!("r{i}@example.org")).collect();
+        assert_eq!(emails, want);
+        let t = Table::load_bytes(text.as_bytes(), Path::new("s.csv")).unwrap();
+        assert_eq!(t.len(), 50);
+        for i in 0..50 {
+            assert_eq!(t.find(&format!("R{i}@EXAMPLE.org")), Some(i));
+        }
+        // errors in both halves, and a duplicate across them, name the right lines
+        let text = long_list(
+            50,
+            "R3@example.org,dup,subscribed,,,\nbad,x,subscribed,,,\n",
+        )
+        .replacen(
+            "r1@example.org,R 1,subscribed",
+            "r1@example.org,R 1,nope",
+            1,
+        );
+        for err in [
+            load(&text).unwrap_err().to_string(),
+            Table::load_bytes(text.as_bytes(), Path::new("subscribers.csv"))
+                .err()
+                .unwrap()
+                .to_string(),
+        ] {
+            assert!(err.contains("3 malformed rows"), "{err}");
+            assert!(err.contains("line 3: status `nope`"), "{err}");
+            assert!(
+                err.contains("line 52: `R3@example.org` is already in the list on line 5"),
+                "{err}"
+            );
+            assert!(err.contains("line 53: `bad`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_cut_inside_a_quoted_field_falls_back_to_one_reader() {
+        // A stray quote in an unquoted field (which CSV readers take literally) upsets the
+        // quote count, so the cut lands inside a quoted two-line name: the result must still
+        // be what one reader sees.
+        let mut text = String::from("email,name,status\nstray@example.org,ab\"c,subscribed\n");
+        for i in 0..40 {
+            text.push_str(&format!("q{i}@example.org,\"m\nn\",subscribed\n"));
+        }
+        let body = split_header(text.as_bytes(), Path::new("s.csv")).unwrap();
+        let cut = split_point(body.rows).expect("a cut");
+        let before = &body.rows[..cut];
+        let last_row = before[..before.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(before, |i| &before[i + 1..]);
+        assert!(
+            last_row.ends_with(b"\"m\n"),
+            "the cut is inside a quoted field"
+        );
+        let list = load(&text).unwrap();
+        assert_eq!(list.subscribers.len(), 41);
+        assert_eq!(list.subscribers[0].name, "ab\"c");
+        assert!(list.subscribers[1..].iter().all(|s| s.name == "m n"));
+        let err = load(&format!("{text}bad,x,subscribed\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 83: `bad`"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! the list is atomic (temp file in the same folder, fsync, rename) and serialised by a lock
 //! so that concurrent writers (the unsubscribe endpoint, bounce processing, a send marking
 //! bounces) never lose each other's updates. It never sends anything.
+//!
+//! [`email`] holds the address policy and name normalisation, `list` the strict reader and
+//! the compact in-memory table, `store` the lock, the atomic rewrite and status updates,
+//! `decode` the detection of encodings, [`import`] the export formats and the merge rules;
+//! this file has the public types and the `subscribers` / `unsubscribe` commands.
 
 pub mod email;
 pub mod import;
@@ -25,10 +30,10 @@ use crate::cli::{ImportArgs, SubscribersCommand, UnsubscribeArgs};
 use crate::config::Config;
 
 pub use email::{normalize_name, AddressError, SubscriberEmail};
-pub use list::STANDARD_COLUMNS;
+pub use list::{CompactList, STANDARD_COLUMNS};
 pub use store::{lock_path, update_statuses, StatusOutcome};
 
-use list::{read_list, read_list_bytes, Table};
+use list::{read_list, read_list_bytes, read_list_checked, Table};
 
 /// A subscriber's state. Only `Subscribed` rows get mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -50,13 +55,15 @@ impl Status {
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "subscribed" => Some(Status::Subscribed),
-            "unsubscribed" => Some(Status::Unsubscribed),
-            "bounced" => Some(Status::Bounced),
-            "complained" => Some(Status::Complained),
-            _ => None,
-        }
+        let s = s.trim();
+        [
+            Status::Subscribed,
+            Status::Unsubscribed,
+            Status::Bounced,
+            Status::Complained,
+        ]
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
     /// A suppression is never turned back into `Subscribed` without explicit consent.
     pub fn is_suppression(self) -> bool {
@@ -122,8 +129,8 @@ impl SubscriberList {
         let Some(buf) = read_list_bytes(path)? else {
             return Ok(Vec::new());
         };
-        read_list(&buf, path, true, |_, _| Ok(()))?;
-        let header = read_list(&buf, path, false, |_, row| f(row.to_subscriber()))?;
+        read_list_checked(&buf, path, || (), |_, _| {})?;
+        let header = read_list(&buf, path, |_, row| f(row.to_subscriber()).map(|()| None))?;
         Ok(header.extra)
     }
 
@@ -220,7 +227,7 @@ fn cmd_import(config: &Config, args: &ImportArgs) -> Result<crate::Exit> {
         Some(())
     };
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", report.render())?;
+    report.write_to(&mut out)?;
     let totals = format!(
         "{} addresses: {} subscribed, {} unsubscribed, {} bounced, {} complained",
         table.len(),
@@ -256,21 +263,35 @@ pub struct ListStats {
 
 /// Reads the list at `path` and counts it (a missing list counts zero).
 pub fn stats(path: &Path) -> Result<ListStats> {
+    #[derive(Default)]
+    struct Counts {
+        total: usize,
+        by_status: BTreeMap<Status, usize>,
+        domains: HashMap<String, usize>,
+    }
     let mut st = ListStats::default();
     let mut domains: HashMap<String, usize> = HashMap::new();
     if let Some(buf) = read_list_bytes(path)? {
-        read_list(&buf, path, true, |_, row| {
-            st.total += 1;
-            *st.by_status.entry(row.status).or_default() += 1;
+        let (_, parts) = read_list_checked(&buf, path, Counts::default, |c: &mut Counts, row| {
+            c.total += 1;
+            *c.by_status.entry(row.status).or_default() += 1;
             let domain = row.email().rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-            match domains.get_mut(domain) {
+            match c.domains.get_mut(domain) {
                 Some(n) => *n += 1,
                 None => {
-                    domains.insert(domain.to_string(), 1);
+                    c.domains.insert(domain.to_string(), 1);
                 }
             }
-            Ok(())
         })?;
+        for c in parts {
+            st.total += c.total;
+            for (s, n) in c.by_status {
+                *st.by_status.entry(s).or_default() += n;
+            }
+            for (d, n) in c.domains {
+                *domains.entry(d).or_default() += n;
+            }
+        }
     }
     st.domains = domains.len();
     let mut top: Vec<(String, usize)> = domains.into_iter().collect();
@@ -318,9 +339,11 @@ fn cmd_stats(config: &Config) -> Result<crate::Exit> {
 /// through [`guard_cell`].
 pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
     let buf = read_list_bytes(path)?.unwrap_or_default();
+    // Check the whole list first, so that a malformed list exports nothing at all.
+    read_list_checked(&buf, path, || (), |_, _| {})?;
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
     let mut header_written = false;
-    let header = read_list(&buf, path, true, |h, row| {
+    let header = read_list(&buf, path, |h, row| {
         if !header_written {
             w.write_record(
                 STANDARD_COLUMNS
@@ -333,7 +356,7 @@ pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Resul
             header_written = true;
         }
         if status.is_some_and(|s| s != row.status) {
-            return Ok(());
+            return Ok(None);
         }
         w.write_field(guard_cell(row.email()).as_bytes())?;
         w.write_field(guard_cell(&row.name()).as_bytes())?;
@@ -345,7 +368,7 @@ pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Resul
             w.write_field(guard_cell(&row.extra(j)).as_bytes())?;
         }
         w.write_record(None::<&[u8]>)?;
-        Ok(())
+        Ok(None)
     })?;
     if !header_written {
         w.write_record(
@@ -418,11 +441,10 @@ fn resolve_token(config: &Config, path: &Path, token: &str) -> Result<Subscriber
                 crate::config::ENV_UNSUBSCRIBE_KEY
             )
         })?;
-    let mut emails = Vec::new();
-    SubscriberList::for_each(path, |s| {
-        emails.push(s.email);
-        Ok(())
-    })?;
+    let list = CompactList::load(path)?;
+    let emails: Vec<SubscriberEmail> = (0..list.len())
+        .map(|i| SubscriberEmail::from_normalized(list.email(i).to_string()))
+        .collect();
     let index = crate::token::TokenIndex::build(keyring, &config.sender.list_id, emails.iter());
     index.resolve(token).with_context(|| {
         format!(

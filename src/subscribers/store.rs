@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
@@ -76,7 +76,7 @@ pub fn write_atomically(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "list".to_string());
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".tmp")
         .tempfile_in(&dir)
@@ -89,9 +89,12 @@ pub fn write_atomically(
         })?;
     let ctx = || format!("failed to write `{}`", tmp_display(path));
     {
-        let mut out = BufWriter::with_capacity(1 << 18, tmp.as_file_mut());
-        write(&mut out).with_context(ctx)?;
-        out.flush().with_context(ctx)?;
+        let file = tmp.as_file().try_clone().with_context(ctx)?;
+        let mut out = SyncingWriter::new(file);
+        let written = write(&mut out).and_then(|()| out.flush().map_err(Into::into));
+        let finished = out.finish();
+        written.with_context(ctx)?;
+        finished.with_context(ctx)?;
     }
     #[cfg(unix)]
     {
@@ -110,6 +113,90 @@ pub fn write_atomically(
         .with_context(|| format!("failed to replace `{}`", path.display()))?;
     sync_dir(&dir);
     Ok(())
+}
+
+/// Bytes handed to the disk thread at a time.
+const CHUNK: usize = 4 << 20;
+/// The disk thread flushes to the device after this many bytes, so that the final fsync
+/// has little left to wait for.
+const SYNC_EVERY: usize = 32 << 20;
+
+/// A writer that hands full buffers to a thread which writes them and syncs them to the
+/// device as it goes: a big list is formatted on one core while the disk takes the
+/// previous chunks, instead of formatting first and waiting for one long fsync after.
+struct SyncingWriter {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    disk: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl SyncingWriter {
+    fn new(mut file: File) -> SyncingWriter {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let disk = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut unsynced = 0usize;
+            for chunk in rx {
+                file.write_all(&chunk)?;
+                unsynced += chunk.len();
+                if unsynced >= SYNC_EVERY {
+                    file.sync_data()?;
+                    unsynced = 0;
+                }
+            }
+            Ok(())
+        });
+        SyncingWriter {
+            buf: Vec::with_capacity(CHUNK),
+            tx: Some(tx),
+            disk: Some(disk),
+        }
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let sent = self.tx.as_ref().map(|tx| tx.send(chunk).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The disk thread stopped: its error says why.
+        match self.finish() {
+            Err(e) => Err(e),
+            Ok(()) => Err(std::io::Error::other("the writer thread stopped")),
+        }
+    }
+
+    /// Waits for the disk thread and returns its outcome (once; later calls return Ok).
+    fn finish(&mut self) -> std::io::Result<()> {
+        drop(self.tx.take());
+        match self.disk.take() {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Write for SyncingWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > CHUNK && !self.buf.is_empty() {
+            self.send()?;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for SyncingWriter {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }
 
 fn tmp_display(path: &Path) -> String {
@@ -413,6 +500,28 @@ mod tests {
         SubscriberList::default().save_atomic(&fresh).unwrap();
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_rewrite_larger_than_the_disk_chunks_arrives_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        let line = b"0123456789abcdefghijklmnopqrstuvwxyz\n";
+        let n = (2 * CHUNK + CHUNK / 2) / line.len();
+        write_atomically(&path, |out| {
+            for i in 0..n {
+                out.write_all(&line[i % 10..])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let got = std::fs::read(&path).unwrap();
+        let mut want = Vec::new();
+        for i in 0..n {
+            want.extend_from_slice(&line[i % 10..]);
+        }
+        assert!(got.len() > 2 * CHUNK);
+        assert!(got == want, "content differs");
     }
 
     #[test]

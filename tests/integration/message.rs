@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use fortnight::articles::IssueDate;
 use fortnight::config::Config;
-use fortnight::digest::{Digest, Escape, Field, Part, Rendered, Segment};
+use fortnight::digest::{Digest, Field, Rendered, Segment};
 use fortnight::message::{
     deliverability_findings, message_id, Composer, DkimSigner, Finding, Outgoing, Severity,
 };
@@ -97,23 +97,7 @@ fn lit(s: &str) -> Segment {
     Segment::Lit(s.to_string())
 }
 
-/// A digest whose three parts are given as segments.
-fn digest_of(subject: Vec<Segment>, html: Vec<Segment>, text: Vec<Segment>) -> Digest {
-    Digest::from_parts([
-        Part {
-            segments: subject,
-            escape: Escape::None,
-        },
-        Part {
-            segments: html,
-            escape: Escape::Html,
-        },
-        Part {
-            segments: text,
-            escape: Escape::None,
-        },
-    ])
-}
+use sample_digest::digest_of;
 
 /// The header block (up to the empty line) and the body, as text.
 fn split(bytes: &[u8]) -> (&str, &str) {
@@ -1026,4 +1010,98 @@ fn a_template_without_a_visible_unsubscribe_link_is_an_error() {
         "https:&#x2F;&#x2F;analyst.example.org&#x2F;unsubscribe",
     );
     assert!(deliverability_findings(&cfg, &escaped).is_empty());
+}
+
+// ---- with the real digest (Tera templates) ----
+
+/// Renders the digest fixture's issue with the built-in templates, or with `footer_txt`
+/// overriding the text footer; returns the composer and the digest.
+fn real_digest(footer_txt: Option<&str>) -> (tempfile::TempDir, Config, Arc<Digest>) {
+    use fortnight::digest::fixture;
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(footer) = footer_txt {
+        let partials = dir.path().join("templates/partials");
+        std::fs::create_dir_all(&partials).unwrap();
+        std::fs::write(partials.join("footer.txt.tera"), footer).unwrap();
+    }
+    let cfg = fixture::config_in(dir.path());
+    let digest = Digest::prepare(&cfg, &fixture::sample_issue(), fixture::now()).unwrap();
+    (dir, cfg, Arc::new(digest))
+}
+
+/// The decoded parts of a message: (subject, text, html), CRLF turned back into LF.
+fn decoded(bytes: &[u8]) -> (String, String, String) {
+    let m = MessageParser::default().parse(bytes).expect("parses");
+    (
+        m.subject().unwrap_or("").to_string(),
+        m.body_text(0).unwrap().replace("\r\n", "\n"),
+        m.body_html(0).unwrap().replace("\r\n", "\n"),
+    )
+}
+
+#[test]
+fn each_message_carries_exactly_what_the_digest_renders_for_its_subscriber() {
+    let footer = "Dear {{ subscriber.name }},\n{{ subscriber.email }}\n\
+                  {{ publication.postal_address }}\nUnsubscribe: {{ unsubscribe_url }}\n";
+    let (_dir, cfg, digest) = real_digest(Some(footer));
+    assert_eq!(digest.path(), fortnight::digest::RenderPath::Fast);
+    let c = Composer::new(&cfg, issue(), digest.clone(), keyring(), now()).unwrap();
+    assert!(c.uses_fast_path());
+    // A plain name is substituted; a padded one or one with a control character is not
+    // printed as is by Tera's output handling, so that copy is rendered in full.
+    for name in [
+        "Anna Petrova",
+        "Zoë & <Özil>",
+        "  padded  ",
+        "tab\there",
+        "",
+        "a\n\n\n\nb",
+    ] {
+        let sub = subscriber("reader@example.org", name);
+        let out = c.compose(&sub).unwrap();
+        assert_crlf_and_line_lengths(&out.bytes);
+        let want = digest
+            .render_for(&sub, &c.unsubscribe_url(&sub.email))
+            .unwrap();
+        let (subject, text, html) = decoded(&out.bytes);
+        assert_eq!(subject, want.subject);
+        assert_eq!(text, want.text, "text part for {name:?}");
+        assert_eq!(
+            html,
+            want.html.replace("\r\n", "\n"),
+            "html part for {name:?}"
+        );
+        assert!(
+            deliverability_findings(&cfg, &want).is_empty(),
+            "{:?}",
+            deliverability_findings(&cfg, &want)
+        );
+    }
+}
+
+#[test]
+fn templates_without_a_fast_path_are_rendered_per_copy_and_still_signed() {
+    let footer = "{{ subscriber.email | upper }}\nUnsubscribe: {{ unsubscribe_url }}\n";
+    let (_dir, mut cfg, digest) = real_digest(Some(footer));
+    assert!(matches!(
+        digest.path(),
+        fortnight::digest::RenderPath::Full(_)
+    ));
+    cfg.dkim = dkim_config("ed25519.pem", "analyst.example.org").dkim;
+    let c = Composer::new(&cfg, issue(), digest.clone(), keyring(), now()).unwrap();
+    assert!(!c.uses_fast_path());
+    let sub = subscriber("reader@example.org", "Reader");
+    let out = c.compose(&sub).unwrap();
+    assert_crlf_and_line_lengths(&out.bytes);
+    let url = c.unsubscribe_url(&sub.email);
+    let (_, text, html) = decoded(&out.bytes);
+    assert!(
+        text.contains("READER@EXAMPLE.ORG") && text.contains(&url),
+        "{text}"
+    );
+    assert_eq!(text, digest.render_for(&sub, &url).unwrap().text);
+    assert!(html.contains("reader@example.org"));
+    let signer = c.dkim().unwrap();
+    let results = verify::dkim(&out.bytes, &signer.dns_name(), &signer.dns_record());
+    assert_eq!(results, vec![mail_auth::DkimResult::Pass]);
 }

@@ -276,6 +276,14 @@ fn a_malformed_list_stops_the_import_and_names_the_lines() {
     );
     assert!(err.contains("line 4: the row has 2 fields"), "{err}");
     assert_eq!(p.read("subscribers.csv"), bad);
+
+    // Nothing else reads a malformed list either, and export prints no partial CSV.
+    let export = p.run(&["subscribers", "export"]);
+    export.code_is(2);
+    assert_eq!(export.stdout(), "");
+    p.run(&["subscribers", "stats"]).code_is(2);
+    p.run(&["unsubscribe", "anna@example.org"]).code_is(2);
+    assert_eq!(p.read("subscribers.csv"), bad);
 }
 
 #[test]

@@ -1,0 +1,138 @@
+//! The token index of the running server, rebuilt when the list file changes.
+//!
+//! Tokens do not contain the address, so the server needs an index of the list to resolve
+//! them (see [`crate::token::TokenIndex`]). It is built at startup and rebuilt lazily: when
+//! a token does not resolve and the list file is no longer the one the index was built
+//! from (a new subscriber was imported since), the list is read again and the token
+//! retried. Status changes (our own unsubscribes) do not need a rebuild: the index holds
+//! every row whatever its status.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+use crate::subscribers::{SubscriberEmail, SubscriberList};
+use crate::token::{Keyring, TokenError, TokenIndex};
+
+/// What identifies one version of the list file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp_of(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode,
+    })
+}
+
+struct Snapshot {
+    index: TokenIndex,
+    stamp: Option<Stamp>,
+    subscribers: usize,
+}
+
+/// Resolves tokens against the current list.
+pub struct Tokens {
+    path: PathBuf,
+    keyring: Keyring,
+    list_id: String,
+    current: RwLock<Arc<Snapshot>>,
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+impl Tokens {
+    /// Reads the list and builds the first index (blocking).
+    pub fn load(path: &Path, keyring: Keyring, list_id: &str) -> Result<Tokens> {
+        let snapshot = build(path, &keyring, list_id)?;
+        Ok(Tokens {
+            path: path.to_path_buf(),
+            keyring,
+            list_id: list_id.to_string(),
+            current: RwLock::new(Arc::new(snapshot)),
+            rebuild: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// How many addresses the current index holds.
+    pub fn indexed(&self) -> usize {
+        self.snapshot().subscribers
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The subscriber a token names; rebuilds the index first if the token is unknown and
+    /// the list file changed since the last build.
+    pub async fn resolve(&self, token: &str) -> Result<SubscriberEmail, TokenError> {
+        let snap = self.snapshot();
+        match snap.index.resolve(token) {
+            Err(TokenError::NoMatch) => {}
+            other => return other,
+        }
+        if stamp_of(&self.path) == snap.stamp {
+            return Err(TokenError::NoMatch);
+        }
+        {
+            let _one_rebuild_at_a_time = self.rebuild.lock().await;
+            let snap = self.snapshot();
+            if stamp_of(&self.path) != snap.stamp {
+                let (path, keyring, list_id) = (
+                    self.path.clone(),
+                    self.keyring.clone(),
+                    self.list_id.clone(),
+                );
+                match tokio::task::spawn_blocking(move || build(&path, &keyring, &list_id)).await {
+                    Ok(Ok(fresh)) => {
+                        *self
+                            .current
+                            .write()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
+                    }
+                    Ok(Err(err)) => {
+                        crate::report::warn(format!(
+                            "keeping the previous token index: {}",
+                            crate::report::error_chain(err.as_ref())
+                        ));
+                    }
+                    Err(join) => {
+                        crate::report::warn(format!("token index rebuild failed: {join}"));
+                    }
+                }
+            }
+        }
+        self.snapshot().index.resolve(token)
+    }
+}
+
+fn build(path: &Path, keyring: &Keyring, list_id: &str) -> Result<Snapshot> {
+    // Stamp first: a change during the read makes the next miss rebuild again.
+    let stamp = stamp_of(path);
+    let list = SubscriberList::load(path)
+        .with_context(|| format!("cannot read the subscriber list `{}`", path.display()))?;
+    let index = TokenIndex::build(
+        keyring.clone(),
+        list_id,
+        list.subscribers.iter().map(|s| &s.email),
+    );
+    Ok(Snapshot {
+        index,
+        stamp,
+        subscribers: list.subscribers.len(),
+    })
+}

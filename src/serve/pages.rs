@@ -1,0 +1,187 @@
+//! The few small HTML pages the endpoint answers with.
+//!
+//! Plain, self-contained (no scripts, no external resources), every dynamic value escaped,
+//! and sent with headers that keep them out of caches, search engines and frames and keep
+//! the token in the URL from leaking through a `Referer`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// What a request came to, for the log line (never a token or an address).
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub &'static str);
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `anna@example.org` → `a***@example.org`: enough for the reader to recognise their
+/// address, not enough for whoever else opens the link.
+pub fn mask(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_string(),
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:34em;margin:4em auto;padding:0 1em;color:#222;line-height:1.5}h1{font-size:1.4em}button{font-size:1em;padding:.6em 1.4em;border:0;border-radius:4px;background:#1a4f8b;color:#fff;cursor:pointer}.small{color:#666;font-size:.9em}";
+
+/// A whole page: `title` and `publication` are escaped here; `body` is trusted HTML.
+pub fn page(
+    status: StatusCode,
+    outcome: &'static str,
+    publication: &str,
+    title: &str,
+    body: &str,
+) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title} - {publication}</title><style>{STYLE}</style></head><body><h1>{title}</h1>{body}<p class=\"small\">{publication}</p></body></html>\n",
+        title = escape(title),
+        publication = escape(publication),
+    );
+    let mut resp = (status, html).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "x-robots-tag",
+        HeaderValue::from_static("noindex, nofollow"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    resp.extensions_mut().insert(Outcome(outcome));
+    resp
+}
+
+pub fn confirm(publication: &str, address: &str) -> Response {
+    let body = format!(
+        "<p>Stop sending {publication} to <strong>{address}</strong>?</p>\
+         <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+         <button type=\"submit\">Unsubscribe</button></form>\
+         <p class=\"small\">Opened this page by mistake? Close it: nothing has changed.</p>",
+        publication = escape(publication),
+        address = escape(&mask(address)),
+    );
+    page(
+        StatusCode::OK,
+        "confirm-page",
+        publication,
+        "Unsubscribe",
+        &body,
+    )
+}
+
+pub fn done(publication: &str, address: &str, outcome: &'static str, already: bool) -> Response {
+    let body = if already {
+        format!(
+            "<p><strong>{}</strong> was already off the list. You will get no more issues.</p>",
+            escape(&mask(address))
+        )
+    } else {
+        format!(
+            "<p><strong>{}</strong> is unsubscribed. You will get no more issues.</p>",
+            escape(&mask(address))
+        )
+    };
+    page(
+        StatusCode::OK,
+        outcome,
+        publication,
+        "You are unsubscribed",
+        &body,
+    )
+}
+
+pub fn invalid_link(publication: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "invalid-token",
+        publication,
+        "This unsubscribe link is not valid",
+        "<p>The link may have been cut short or changed on its way here, or the address it \
+         was made for is no longer on the list. Open the unsubscribe link of a recent issue \
+         again (the whole link), or reply to that issue and ask to be removed.</p>",
+    )
+}
+
+pub fn missing_token(publication: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "no-token",
+        publication,
+        "This unsubscribe link is incomplete",
+        "<p>Open the unsubscribe link of a recent issue again (the whole link).</p>",
+    )
+}
+
+pub fn not_confirmed(publication: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "not-one-click",
+        publication,
+        "Nothing was changed",
+        "<p>This request did not say <code>List-Unsubscribe=One-Click</code>. Open the \
+         unsubscribe link and press the button.</p>",
+    )
+}
+
+pub fn error(publication: &str, status: StatusCode, outcome: &'static str, what: &str) -> Response {
+    let body = format!("<p>{}</p>", escape(what));
+    page(
+        status,
+        outcome,
+        publication,
+        status.canonical_reason().unwrap_or("Error"),
+        &body,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn masked_address_keeps_first_letter_and_domain() {
+        assert_eq!(mask("anna@example.org"), "a***@example.org");
+        assert_eq!(mask("nodomain"), "***");
+    }
+}
