@@ -273,7 +273,7 @@ fn dry_run(
         Some(d) => d.clone(),
         None => default_outbox(config, issue.date),
     };
-    dryrun::prepare_dir(&dir)?;
+    let stale = dryrun::prepare_dir(&dir)?;
     for (name, text) in [
         ("digest.html", &rendered.html),
         ("digest.txt", &rendered.text),
@@ -298,7 +298,7 @@ fn dry_run(
     // The list is read while the messages are written (see `dryrun::write_outbox`).
     let mut list: Option<ListSummary> = None;
     let list_path = config.subscribers_file();
-    let outbox = dryrun::write_outbox(&dir, factory, threads, |push| {
+    let (outbox, names) = dryrun::write_outbox(&dir, factory, threads, |push| {
         if test_copies {
             for s in test_recipients(config, &args.to)? {
                 push(s)?;
@@ -317,6 +317,7 @@ fn dry_run(
         }
         Ok(())
     })?;
+    stale.remove_unwritten(&dir, &names)?;
 
     // What a real send would skip, when a journal exists (the files hold everyone).
     if !test_copies {

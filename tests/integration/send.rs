@@ -234,7 +234,7 @@ async fn two_hundred_messages_over_one_connection_never_wait_for_a_delayed_ack()
     assert_eq!(report.sent, 200);
     assert_eq!(server.sessions(), 1, "one connection carries every message");
     assert!(
-        elapsed < Duration::from_secs(3),
+        elapsed < Duration::from_secs(5),
         "200 messages took {elapsed:?}: a per-message stall (Nagle?)"
     );
 }
@@ -413,7 +413,10 @@ async fn a_535_mid_run_stops_the_run_and_no_transaction_starts_after_it() {
             .then(|| Fault::Reply("535 5.7.8 Authentication credentials no longer valid".into()))
     }));
     let dir = tempfile::tempdir().unwrap();
-    let (report, journal) = EngineRun::new(&server)
+    // One connection makes "after" exact: the worker that got the 535 is the only one.
+    let mut run = EngineRun::new(&server);
+    run.throttle.concurrency = 1;
+    let (report, journal) = run
         .run(&dir.path().join("j.sqlite"), planned(300), composer())
         .await;
     assert!(
@@ -430,24 +433,17 @@ async fn a_535_mid_run_stops_the_run_and_no_transaction_starts_after_it() {
         .iter()
         .filter(|l| l.from_client && l.line.starts_with("MAIL") && l.seq > refusal)
         .count();
-    // Transactions already past MAIL finish; none starts after the refusal is seen (a MAIL
-    // another worker had written before the reply reached us is the only tolerance).
-    assert!(
-        mails_after <= 3,
-        "{mails_after} MAIL commands after the 535"
-    );
-    assert!(report.sent < 40, "{report:?}");
+    assert_eq!(mails_after, 0, "no MAIL after the 535");
+    assert_eq!(report.sent, 29, "{report:?}");
     let st = states(&journal);
     assert_eq!(st.get(&State::InFlight), None);
+    assert_eq!(st.get(&State::Sent), Some(&29));
     assert_eq!(
-        st.values().sum::<usize>(),
-        300,
-        "every planned row is still in the journal: {st:?}"
+        st.get(&State::Deferred),
+        Some(&1),
+        "the refused one is kept for the next run"
     );
-    assert!(
-        st.get(&State::Pending).copied().unwrap_or(0) > 250,
-        "{st:?}"
-    );
+    assert_eq!(st.get(&State::Pending), Some(&270));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,7 +580,7 @@ async fn fifty_per_second_spaces_one_hundred_messages_over_two_seconds() {
     assert_eq!(report.sent, 100);
     // 99 intervals of 20 ms.
     assert!(elapsed >= Duration::from_millis(1950), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     // Seen from the server, no second holds many more than 50 messages (starts are spaced
     // exactly, see the throttle's unit tests; arrival times carry the latency jitter of a
     // loaded test machine). Unthrottled, all 100 would land within a few milliseconds.
@@ -769,12 +765,17 @@ async fn dot_lines_and_bare_line_breaks_in_a_body_arrive_as_one_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupting_a_run_finishes_the_transactions_in_flight_and_journals_them() {
-    let server = TestSmtpServer::start(Policy::default().data_delay(Duration::from_millis(20)));
+    let server = Arc::new(TestSmtpServer::start(
+        Policy::default().data_delay(Duration::from_millis(20)),
+    ));
     let dir = tempfile::tempdir().unwrap();
     let run = EngineRun::new(&server);
     let stop = run.stop.clone();
+    let watched = server.clone();
     let handle = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        while watched.received().len() < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         stop.stop(StopReason::Interrupted);
     });
     let (report, journal) = run
@@ -782,7 +783,7 @@ async fn interrupting_a_run_finishes_the_transactions_in_flight_and_journals_the
         .await;
     handle.await.unwrap();
     assert_eq!(report.stopped, Some(StopReason::Interrupted));
-    assert!(report.sent > 0 && report.sent < 1000, "{report:?}");
+    assert!(report.sent >= 10 && report.sent < 1000, "{report:?}");
     let st = states(&journal);
     assert_eq!(st.get(&State::InFlight), None, "{st:?}");
     assert_eq!(
@@ -797,13 +798,26 @@ async fn interrupting_a_run_finishes_the_transactions_in_flight_and_journals_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_interrupt_abandons_slow_transactions_as_ambiguous() {
-    let server = TestSmtpServer::start(Policy::default().data_delay(Duration::from_secs(3)));
+    let server = Arc::new(TestSmtpServer::start(
+        Policy::default().data_delay(Duration::from_secs(3)),
+    ));
     let dir = tempfile::tempdir().unwrap();
     let mut run = EngineRun::new(&server);
     run.throttle.concurrency = 2;
     let stop = run.stop.clone();
+    let watched = server.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Both connections got 354 and sent their body: they wait for the final reply.
+        while watched
+            .log()
+            .iter()
+            .filter(|l| !l.from_client && l.line.starts_with("354"))
+            .count()
+            < 2
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         stop.stop(StopReason::Interrupted);
         tokio::time::sleep(Duration::from_millis(100)).await;
         stop.abandon();
