@@ -1578,6 +1578,65 @@ mod cli {
         assert!(dry.stderr().contains("https://"), "{}", dry.stderr());
     }
 
+    /// Runs `fortnight send ARGS` on a pseudo-terminal (util-linux `script`, part of every
+    /// Debian system), typing `answer`.
+    fn send_on_a_terminal(p: &TestProject, args: &str, answer: &str) -> Run {
+        use std::io::Write;
+        let bin = env!("CARGO_BIN_EXE_fortnight").replace('\'', "'\\''");
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &format!("'{bin}' send {args}"), "/dev/null"])
+            .current_dir(p.path())
+            .env_remove("FORTNIGHT_SMTP_PASSWORD")
+            .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("util-linux `script`");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        Run {
+            out: child.wait_with_output().unwrap(),
+        }
+    }
+
+    #[test]
+    fn on_a_terminal_a_send_asks_first_and_only_yes_sends() {
+        let server = TestSmtpServer::start(Policy::default());
+        let p = project(&server, 3, FAST_THROTTLE);
+        let no = send_on_a_terminal(&p, "", "n\n");
+        no.code_is(2);
+        let shown = no.stdout();
+        assert!(
+            shown.contains("3 recipient(s)") && shown.contains("[y/N]"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("127.0.0.1"),
+            "the question names the server: {shown}"
+        );
+        assert!(shown.contains("not confirmed"), "{shown}");
+        assert_eq!(server.sessions(), 0);
+
+        let yes = send_on_a_terminal(&p, "", "y\n");
+        yes.success();
+        assert_eq!(server.accepted().len(), 3);
+        assert!(
+            yes.stdout().contains("0/3"),
+            "a progress bar was drawn: {}",
+            yes.stdout()
+        );
+        // --yes does not ask.
+        let again = send_on_a_terminal(&p, "--yes --to editor@newsroom-mail.org", "");
+        again.success();
+        assert!(!again.stdout().contains("[y/N]"));
+    }
+
     #[test]
     fn status_without_a_journal_says_nothing_was_sent() {
         let p = TestProject::new();
