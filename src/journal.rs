@@ -472,28 +472,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Marks planned-but-unsent rows of addresses that left the list as `suppressed`.
-    pub fn mark_suppressed<'a>(
-        &mut self,
-        issue: IssueDate,
-        keys: impl IntoIterator<Item = &'a str>,
-    ) -> Result<u64> {
-        let issue = issue.to_string();
-        let tx = self.conn.transaction()?;
-        let mut n = 0;
-        {
-            let mut stmt = tx.prepare(
-                "UPDATE deliveries SET state = 'suppressed' WHERE issue = ?1 AND subscriber = ?2 \
-                 AND state IN ('pending','deferred')",
-            )?;
-            for k in keys {
-                n += stmt.execute(params![issue, k])? as u64;
-            }
-        }
-        tx.commit()?;
-        Ok(n)
-    }
-
     /// Messages accepted or possibly accepted (sent, ambiguous) by the relay since `since`,
     /// over all issues and test copies: what the daily cap counts (call it after
     /// [`Journal::recover_in_flight`], which logs the transactions a crash interrupted).

@@ -9,7 +9,8 @@
 //!   the address is still subscribed, wait for the global throttle, take a unit of the daily
 //!   cap, mark the row `in_flight` (and wait for that commit), run the transaction and queue
 //!   its outcome for the journal;
-//! - the *journal* thread ([`crate::journal::JournalWriter`]) commits in groups.
+//! - the *journal writer* ([`crate::journal::JournalWriter`]), a task on the same event
+//!   loop, commits in groups.
 //!
 //! Outcomes follow STANDARDS.md: 2xx after the final `.` is sent; 4xx is deferred with
 //! exponential backoff and jitter and retried within the run up to `retries` times (421,

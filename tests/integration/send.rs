@@ -1061,6 +1061,68 @@ mod cli {
     }
 
     #[test]
+    fn a_bounce_the_journal_recorded_before_a_crash_reaches_the_list_on_the_next_run() {
+        use fortnight::journal::{AttemptKind, End, JournalKey, Ticket};
+        let server = TestSmtpServer::start(Policy::default());
+        let p = project(&server, 6, FAST_THROTTLE);
+        // A run died after the 5.1.1 reply was journaled, before the list was rewritten.
+        let path = p.path().join(".fortnight/journal.sqlite");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let j = Journal::open(&path, fortnight::config::JournalSync::Normal).unwrap();
+            let (h, w) = j.into_writer();
+            let now = chrono::Utc::now();
+            h.begin(fortnight::journal::Begin {
+                kind: AttemptKind::Delivery,
+                issue: ISSUE.into(),
+                who: JournalKey {
+                    key: addr(2),
+                    address: addr(2),
+                },
+                message_id: "<m@analyst.example.org>".into(),
+                at: now,
+            })
+            .await
+            .unwrap();
+            h.end(End {
+                kind: AttemptKind::Delivery,
+                ticket: Ticket {
+                    started_at: now,
+                    message_id: "<m@analyst.example.org>".into(),
+                },
+                issue: ISSUE.into(),
+                who: JournalKey {
+                    key: addr(2),
+                    address: addr(2),
+                },
+                state: State::Failed,
+                reply: Some("550 5.1.1 User unknown".into()),
+                next_attempt_at: None,
+                list_update: Some("bounced".into()),
+                at: now,
+            })
+            .unwrap();
+            drop(h);
+            w.finish().await.unwrap();
+        });
+        let run = send(&p, &["--yes"]);
+        run.success();
+        let list = SubscriberList::load(&p.path().join("subscribers.csv")).unwrap();
+        let row = list
+            .subscribers
+            .iter()
+            .find(|s| s.email.as_str() == addr(2))
+            .unwrap();
+        assert_eq!(row.status, Status::Bounced);
+        assert!(!server.copies_per_recipient().contains_key(&addr(2)));
+        assert_eq!(server.accepted().len(), 5);
+        assert!(journal(&p).pending_list_updates().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_421_mid_run_slows_down_and_every_subscriber_still_gets_one_message() {
         let server = TestSmtpServer::start(Policy::default().on_rcpt(|a| {
             (20..24)
