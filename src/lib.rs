@@ -13,6 +13,7 @@ pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod digest;
+pub mod files;
 pub mod journal;
 pub mod message;
 pub mod report;

@@ -208,26 +208,7 @@ fn words_in(p: &str) -> usize {
     count + usize::from(has_alnum)
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let entity = match b {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'"' => "&quot;",
-            b'\'' => "&#39;",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        out.push_str(entity);
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out
-}
+pub(crate) use crate::digest::filters::escape_html;
 
 /// Splits a list of names as written in a byline or a front matter `author` string:
 /// `A and B`, `A, B and C`, `A, B, and C`, `A & B`.

@@ -210,17 +210,13 @@ const SPECS: &[Spec] = &[
     },
 ];
 
-fn escape(s: &str) -> String {
-    super::filters::escape_html(s)
-}
-
 /// One article of the sample issue (i in 0..12).
 pub fn article(i: usize) -> Article {
     let s = &SPECS[i % SPECS.len()];
     let paragraphs: Vec<String> = s.paragraphs.iter().map(|p| p.to_string()).collect();
     let body_html = paragraphs
         .iter()
-        .map(|p| format!("<p>{}</p>", escape(p)))
+        .map(|p| format!("<p>{}</p>", super::filters::escape_html(p)))
         .collect::<Vec<_>>()
         .join("\n");
     let word_count = paragraphs

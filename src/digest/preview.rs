@@ -6,7 +6,6 @@
 //! `FORTNIGHT_UNSUBSCRIBE_KEY` the unsubscribe link is signed with a throwaway key, and
 //! without `[unsubscribe]` it is a placeholder; both are said on the terminal.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -106,17 +105,7 @@ pub fn preview_keyring(config: &Config, notes: &mut Vec<String>) -> Result<Keyri
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    f.write_all(bytes)
+    crate::files::write_private(path, bytes)
         .with_context(|| format!("cannot write `{}`", path.display()))
 }
 

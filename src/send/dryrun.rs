@@ -7,8 +7,9 @@
 //! comes first. Composing, hashing and writing run on worker threads; the manifest is written
 //! in plan order by the calling thread. This module opens no socket.
 
+use crate::files::{create_private, write_private};
+use crate::message::hex;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,45 +80,6 @@ pub struct Outbox {
     pub messages: usize,
     pub bytes: u64,
     pub elapsed_secs: f64,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-/// Creates a file readable by its owner only (0600), replacing an older one.
-pub fn create_private(path: &Path) -> std::io::Result<File> {
-    open_private(path, true)
-}
-
-/// Writes `bytes` as the whole content of a private (0600) file. An existing file is
-/// overwritten in place and then cut to length, not truncated first: a rerun then reuses
-/// the blocks of the previous message instead of freeing and allocating them again.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = open_private(path, false)?;
-    f.write_all(bytes)?;
-    f.set_len(bytes.len() as u64)
-}
-
-fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create(true).truncate(truncate);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let f = o.open(path)?;
-    #[cfg(unix)]
-    {
-        // An older file keeps its mode through `truncate`: set it.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(f)
 }
 
 /// The files of an earlier dry-run found in the outbox, to remove once the new ones are

@@ -279,7 +279,7 @@ fn dry_run(
         ("digest.txt", &rendered.text),
     ] {
         let path = dir.join(name);
-        dryrun::create_private(&path)
+        crate::files::create_private(&path)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .with_context(|| format!("cannot write `{}`", path.display()))?;
     }

@@ -11,21 +11,10 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome(pub &'static str);
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values; control characters are dropped.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let visible: String = s.chars().filter(|c| !c.is_control()).collect();
+    crate::digest::filters::escape_html(&visible)
 }
 
 /// `anna@example.org` → `a***@example.org`: enough for the reader to recognise their
