@@ -1,8 +1,8 @@
 //! Report: how fortnight talks to the person running it.
 //!
 //! The whole error chain (a Tera error's top line says only "failed to render"; the line
-//! and the variable are in its causes), warnings, and small table helpers. Nothing here
-//! decides anything.
+//! and the variable are in its causes) and warning lines. Nothing here decides anything;
+//! each command prints its own report.
 
 use std::io::Write;
 
