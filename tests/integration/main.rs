@@ -12,3 +12,4 @@ mod message;
 mod send;
 mod serve;
 mod subscribers;
+mod surface;
