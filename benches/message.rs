@@ -22,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
-use fortnight::articles::IssueDate;
+use fortnight::base::IssueDate;
 use fortnight::config::Config;
 use fortnight::message::Composer;
 use fortnight::subscribers::{Status, Subscriber, SubscriberEmail};

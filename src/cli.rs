@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::base::IssueDate;
+use crate::subscribers::Status;
+
 /// Compose and send the email digest of a biweekly publication.
 #[derive(Debug, Parser)]
 #[command(name = "fortnight", version, about, long_about = None)]
@@ -60,7 +63,7 @@ pub struct IssuesArgs {
 pub struct PreviewArgs {
     /// The issue date (YYYY-MM-DD); default: the newest issue.
     #[arg(long, value_name = "DATE")]
-    pub issue: Option<String>,
+    pub issue: Option<IssueDate>,
     /// Where to write digest.html, digest.txt and sample.eml.
     #[arg(long, value_name = "DIR", default_value = "preview")]
     pub out: PathBuf,
@@ -70,7 +73,7 @@ pub struct PreviewArgs {
 pub struct SendArgs {
     /// The issue date (YYYY-MM-DD); default: the newest issue.
     #[arg(long, value_name = "DATE")]
-    pub issue: Option<String>,
+    pub issue: Option<IssueDate>,
     /// Build every message and write it to files instead of sending; opens no socket.
     #[arg(long)]
     pub dry_run: bool,
@@ -78,7 +81,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Handle at most N recipients in this run.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
     /// Send a test copy to these addresses only (not journaled as the issue's delivery).
     #[arg(long = "to", value_name = "ADDR")]
@@ -98,7 +101,7 @@ pub struct SendArgs {
 pub struct StatusArgs {
     /// The issue date (YYYY-MM-DD); default: the newest issue in the journal.
     #[arg(long, value_name = "DATE")]
-    pub issue: Option<String>,
+    pub issue: Option<IssueDate>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -147,8 +150,8 @@ pub struct ImportArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub encoding: ImportEncoding,
     /// The field delimiter (default: sniffed among `,` `;` and TAB).
-    #[arg(long, value_name = "C")]
-    pub delimiter: Option<String>,
+    #[arg(long, value_name = "C", value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
     /// Print the report; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -160,8 +163,8 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Only rows with this status (subscribed, unsubscribed, bounced, complained).
-    #[arg(long, value_name = "S")]
-    pub status: Option<String>,
+    #[arg(long, value_name = "S", value_parser = parse_status)]
+    pub status: Option<Status>,
 }
 
 #[derive(Debug, Args)]
@@ -200,3 +203,24 @@ pub struct BouncesArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {}
+
+/// `--status`: one of the list's statuses.
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s)
+        .ok_or_else(|| format!("`{s}` is not one of subscribed, unsubscribed, bounced, complained"))
+}
+
+/// `--delimiter`: one ASCII character, or `tab`, `\t`, `comma`, `semicolon`.
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    crate::subscribers::import::parse_delimiter(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

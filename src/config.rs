@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::articles::IssueDate;
+use crate::base::IssueDate;
 
 /// Environment variable holding the SMTP password.
 pub const ENV_SMTP_PASSWORD: &str = "FORTNIGHT_SMTP_PASSWORD";

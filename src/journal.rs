@@ -33,7 +33,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
-use crate::articles::IssueDate;
+use crate::base::IssueDate;
 use crate::config::{Config, JournalSync};
 
 /// The schema version written to `PRAGMA user_version`.
@@ -917,10 +917,7 @@ async fn writer_task(
 /// `fortnight status`.
 pub fn cmd_status(config: &Config, args: &crate::cli::StatusArgs) -> Result<crate::Exit> {
     let path = config.journal_path();
-    let issue = match &args.issue {
-        Some(d) => Some(IssueDate::parse(d)?.to_string()),
-        None => None,
-    };
+    let issue = args.issue.map(|d| d.to_string());
     let journal = Journal::open_existing(&path)?;
     let report = match &journal {
         None => StatusReport {

@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = fortnight::cli::Cli::parse();
-    match fortnight::run(cli) {
+    match fortnight::cmd::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
             // A closed stdout (`fortnight issues | head`) is not an error worth reporting.
@@ -17,8 +17,8 @@ fn main() -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            fortnight::report::print_error(&err);
-            ExitCode::from(fortnight::EXIT_FATAL)
+            fortnight::cmd::output::error(&err);
+            ExitCode::from(fortnight::cmd::EXIT_FATAL)
         }
     }
 }

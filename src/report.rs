@@ -15,18 +15,6 @@ pub fn print_error(err: &anyhow::Error) {
     }
 }
 
-/// The error and its causes as one string (for messages embedded in reports).
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
-
 /// Prints one warning line to stderr.
 pub fn warn(msg: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr().lock(), "warning: {msg}");

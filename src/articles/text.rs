@@ -208,7 +208,7 @@ fn words_in(p: &str) -> usize {
     count + usize::from(has_alnum)
 }
 
-pub(crate) use crate::digest::filters::escape_html;
+pub(crate) use crate::base::escape_html;
 
 /// Splits a list of names as written in a byline or a front matter `author` string:
 /// `A and B`, `A, B and C`, `A, B, and C`, `A & B`.

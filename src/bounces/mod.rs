@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 
-use crate::articles::IssueDate;
+use crate::base::IssueDate;
 use crate::config::{Config, ENV_UNSUBSCRIBE_KEY};
 use crate::subscribers::{self, Status, SubscriberEmail, SubscriberList};
 use crate::token::TokenIndex;

@@ -27,7 +27,7 @@ use regex::Regex;
 use sha2::{Digest as _, Sha256};
 
 use super::status::{self, BounceClass, StatusCode};
-use crate::articles::IssueDate;
+use crate::base::IssueDate;
 use crate::config::Config;
 
 /// The longest text of one part that is searched (a quoted original can be big).

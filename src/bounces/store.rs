@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use rusqlite::{params, Connection, OpenFlags};
 
-use crate::articles::IssueDate;
+use crate::base::IssueDate;
 
 /// How the issue of a soft bounce was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 
-use super::preview::{preview_keyring, sample_subscriber, unsubscribe_url};
+use super::preview::{preview_keyring, unsubscribe_url};
 use super::{Digest, RenderPath};
 use crate::articles::{Catalog, Issue};
 use crate::config::Config;
@@ -166,7 +166,7 @@ pub fn check_report(
     for n in notes {
         r.push(Level::Note, n);
     }
-    let (sample, _) = sample_subscriber(config);
+    let sample = crate::message::sample_subscriber(config).subscriber;
     if let Ok(l) = list {
         let missing: Vec<&String> = digest
             .attrs_used()

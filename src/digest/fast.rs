@@ -18,8 +18,8 @@ use std::collections::{BTreeSet, HashSet};
 use tera::ast::{Expr, ExprVal, FunctionCall, Node};
 use tera::Tera;
 
-use super::filters::escape_html_into;
 use super::{Escape, Field, Part, Segment};
+use crate::base::escape_html_into;
 use crate::subscribers::Subscriber;
 
 pub const MARK_START: char = '\u{E000}';

@@ -13,33 +13,6 @@ use chrono::NaiveDate;
 use tera::{Tera, Value};
 use unicode_width::UnicodeWidthStr;
 
-/// Escapes `&`, `<`, `>`, `"`, `'` and U+00A0 (as `&nbsp;`) for HTML text and attribute values.
-pub fn escape_html(input: &str) -> String {
-    let mut out = String::with_capacity(input.len() + input.len() / 8);
-    escape_html_into(input, &mut out);
-    out
-}
-
-/// [`escape_html`] appending to `out` (no allocation when nothing needs escaping).
-pub fn escape_html_into(input: &str, out: &mut String) {
-    let mut last = 0;
-    for (i, c) in input.char_indices() {
-        let rep = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '"' => "&quot;",
-            '\'' => "&#39;",
-            '\u{a0}' => "&nbsp;",
-            _ => continue,
-        };
-        out.push_str(&input[last..i]);
-        out.push_str(rep);
-        last = i + c.len_utf8();
-    }
-    out.push_str(&input[last..]);
-}
-
 /// The filters fortnight adds, with a one-line description each (for error messages and docs).
 pub const FILTERS: &[(&str, &str)] = &[
     (
@@ -227,15 +200,6 @@ fn ordinal(value: &Value, _args: &HashMap<String, Value>) -> tera::Result<Value>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escaper_leaves_slashes_alone_and_escapes_markup_characters() {
-        assert_eq!(
-            escape_html("https://a.org/x?a=1&b=<2> \"q\" 'q'\u{a0}"),
-            "https://a.org/x?a=1&amp;b=&lt;2&gt; &quot;q&quot; &#39;q&#39;&nbsp;"
-        );
-        assert_eq!(escape_html("plain"), "plain");
-    }
 
     #[test]
     fn date_format_formats_iso_dates_and_rejects_other_text() {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
-use crate::articles::{Article, Issue, IssueDate};
+use crate::articles::{Article, Issue};
+use crate::base::IssueDate;
 use crate::config::Config;
 use crate::subscribers::{Status, Subscriber, SubscriberEmail};
 
@@ -216,7 +217,7 @@ pub fn article(i: usize) -> Article {
     let paragraphs: Vec<String> = s.paragraphs.iter().map(|p| p.to_string()).collect();
     let body_html = paragraphs
         .iter()
-        .map(|p| format!("<p>{}</p>", super::filters::escape_html(p)))
+        .map(|p| format!("<p>{}</p>", crate::base::escape_html(p)))
         .collect::<Vec<_>>()
         .join("\n");
     let word_count = paragraphs

@@ -17,7 +17,7 @@
 //! renderer, which starts from the editor's templates and escaped article data.
 
 use super::fast::{MARK_END, MARK_START};
-use super::filters::escape_html_into;
+use crate::base::escape_html_into;
 
 /// What the final pass found in the HTML part.
 #[derive(Debug, Clone, Default)]

@@ -13,9 +13,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::{Digest, Rendered};
-use crate::articles::{Catalog, Issue, IssueDate};
+use crate::articles::{Catalog, Issue};
 use crate::config::Config;
-use crate::subscribers::{Status, Subscriber, SubscriberList};
+use crate::subscribers::Subscriber;
 use crate::token::{KeySource, Keyring};
 
 /// The unsubscribe URL used when `[unsubscribe]` is not configured.
@@ -36,40 +36,6 @@ pub struct PreviewOutput {
     pub notes: Vec<String>,
 }
 
-/// The subscriber previews and checks render for: the first subscribed row of the list when
-/// it has one, else a made-up reader. The second value says which.
-pub fn sample_subscriber(config: &Config) -> (Subscriber, String) {
-    match SubscriberList::load(&config.subscribers_file()) {
-        Ok(list) => {
-            if let Some(s) = list
-                .subscribers
-                .iter()
-                .find(|s| s.status == Status::Subscribed)
-            {
-                return (
-                    s.clone(),
-                    format!("the first subscribed address of the list, {}", s.email),
-                );
-            }
-            (
-                builtin_sample(&list.extra_columns),
-                "a made-up reader (the list has no subscribed address)".to_string(),
-            )
-        }
-        Err(_) => (
-            builtin_sample(&[]),
-            "a made-up reader (the subscriber list could not be read)".to_string(),
-        ),
-    }
-}
-
-fn builtin_sample(columns: &[String]) -> Subscriber {
-    let mut s = super::fixture::subscriber("reader@example.org", "Sample Reader");
-    s.source = "preview".to_string();
-    s.attrs = columns.iter().map(|c| (c.clone(), String::new())).collect();
-    s
-}
-
 /// The unsubscribe URL of `subscriber`, or the placeholder (and a note) without `[unsubscribe]`.
 pub fn unsubscribe_url(
     config: &Config,
@@ -77,19 +43,14 @@ pub fn unsubscribe_url(
     subscriber: &Subscriber,
     notes: &mut Vec<String>,
 ) -> String {
-    let token = keyring
-        .current()
-        .mint(&config.sender.list_id, &subscriber.email);
-    match &config.unsubscribe {
-        Some(u) => u.url.replace("{token}", &token),
-        None => {
-            notes.push(format!(
-                "no `[unsubscribe] url` in {}: the unsubscribe link is a placeholder ({PLACEHOLDER_UNSUBSCRIBE}…); a send is refused until it is set",
-                config.path.display()
-            ));
-            format!("{PLACEHOLDER_UNSUBSCRIBE}{token}")
-        }
-    }
+    crate::message::unsubscribe_url(config, keyring, &subscriber.email).unwrap_or_else(|| {
+        notes.push(format!(
+            "no `[unsubscribe] url` in {}: the unsubscribe link is a placeholder ({PLACEHOLDER_UNSUBSCRIBE}…); a send is refused until it is set",
+            config.path.display()
+        ));
+        let token = keyring.current().mint(&config.sender.list_id, &subscriber.email);
+        format!("{PLACEHOLDER_UNSUBSCRIBE}{token}")
+    })
 }
 
 /// The keyring for previews and checks, with a note when the key is a throwaway.
@@ -105,7 +66,7 @@ pub fn preview_keyring(config: &Config, notes: &mut Vec<String>) -> Result<Keyri
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::files::write_private(path, bytes)
+    crate::base::files::write_private(path, bytes)
         .with_context(|| format!("cannot write `{}`", path.display()))
 }
 
@@ -159,12 +120,7 @@ fn kb(n: usize) -> String {
 }
 
 pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<crate::Exit> {
-    let date = args
-        .issue
-        .as_deref()
-        .map(IssueDate::parse)
-        .transpose()
-        .context("invalid --issue")?;
+    let date = args.issue;
     // A template syntax error is reported before the articles are even read.
     super::templates::load(config)?;
     let catalog = Catalog::load(config)?;
@@ -172,7 +128,10 @@ pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<cr
         crate::report::warn(w);
     }
     let issue = catalog.select(date)?;
-    let (sample, which) = sample_subscriber(config);
+    let crate::message::Sample {
+        subscriber: sample,
+        description: which,
+    } = crate::message::sample_subscriber(config);
     let out = preview_issue(config, issue, &args.out, Utc::now(), &sample)?;
     for n in &out.notes {
         println!("note: {n}");
@@ -202,7 +161,7 @@ pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<cr
         (None, Some(e)) => {
             eprintln!(
                 "error: sample.eml was not written: {}",
-                crate::report::error_chain(e.as_ref())
+                crate::base::error_chain(e.as_ref())
             );
             Ok(crate::Exit::Failures)
         }

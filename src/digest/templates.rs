@@ -201,7 +201,7 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
 
     let mut tera = Tera::default();
     tera.autoescape_on(vec![".html.tera", ".html", ".htm"]);
-    tera.set_escape_fn(filters::escape_html);
+    tera.set_escape_fn(crate::base::escape_html);
     filters::register(&mut tera);
 
     if let Err(e) =

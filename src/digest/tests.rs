@@ -48,7 +48,7 @@ fn with_article_text(issue: &mut Issue, i: usize, text: &str) {
     let a = &mut issue.articles[i];
     a.lead = text.to_string();
     a.paragraphs[0] = text.to_string();
-    a.body_html = format!("<p>{}</p>{text}", filters::escape_html(text));
+    a.body_html = format!("<p>{}</p>{text}", crate::base::escape_html(text));
 }
 
 #[test]
@@ -330,7 +330,7 @@ fn prepare_err(files: &[(&str, &str)], extra: &str) -> String {
     let (_dir, config) = project(files, extra);
     let err = Digest::prepare(&config, &fixture::issue(3), fixture::now()).unwrap_err();
     assert!(err.downcast_ref::<TemplateError>().is_some(), "{err:#}");
-    crate::report::error_chain(err.as_ref())
+    crate::base::error_chain(err.as_ref())
 }
 
 #[test]

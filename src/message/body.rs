@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::dkim::relaxed_body;
 use super::qp;
-use crate::digest::filters::escape_html_into;
+use crate::base::escape_html_into;
 use crate::digest::{Escape, Field, Segment};
 
 /// A piece of a personalised line.

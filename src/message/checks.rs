@@ -219,7 +219,7 @@ pub fn deliverability_findings(config: &Config, sample: &Rendered) -> Vec<Findin
         )),
         Some(address) => {
             let mut escaped = String::new();
-            crate::digest::filters::escape_html_into(address, &mut escaped);
+            crate::base::escape_html_into(address, &mut escaped);
             let in_html = sample.html.contains(address) || sample.html.contains(&escaped);
             if !in_html || !sample.text.contains(address) {
                 out.push(warning(format!(

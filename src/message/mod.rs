@@ -20,6 +20,7 @@ pub mod checks;
 pub mod dkim;
 pub mod headers;
 pub mod qp;
+mod sample;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
-use crate::articles::IssueDate;
+use crate::base::{hex, IssueDate};
 use crate::config::Config;
 use crate::digest::{Digest, Escape, Segment};
 use crate::subscribers::{Subscriber, SubscriberEmail};
@@ -37,6 +38,7 @@ use crate::token::Keyring;
 use body::{BodyTemplate, PartSource, Values};
 pub use checks::{deliverability_findings, key_advice, unsubscribe_key_finding, Finding, Severity};
 pub use dkim::DkimSigner;
+pub use sample::{sample_subscriber, unsubscribe_url, Sample};
 
 /// One finished message, ready for SMTP or a file.
 #[derive(Debug, Clone)]
@@ -377,15 +379,7 @@ impl Composer {
     }
 
     fn url_with_token(&self, token: &str) -> String {
-        let mut url =
-            String::with_capacity(self.url_parts.iter().map(String::len).sum::<usize>() + 64);
-        for (i, part) in self.url_parts.iter().enumerate() {
-            if i > 0 {
-                url.push_str(token);
-            }
-            url.push_str(part);
-        }
-        url
+        fill_url(&self.url_parts, token)
     }
 
     fn message_id_for(&self, email: &SubscriberEmail) -> String {
@@ -552,17 +546,6 @@ fn canon_extend(canon: &mut Vec<u8>, bytes: &[u8]) {
     canon.extend_from_slice(bytes);
 }
 
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[(b >> 4) as usize]));
-        s.push(char::from(DIGITS[(b & 15) as usize]));
-    }
-    s
-}
-
 /// The deterministic Message-ID of (issue, subscriber) on the sender's domain:
 /// `<YYYYMMDD.HASH@domain>`, HASH being 20 bytes of SHA-256 over (domain, issue, lowercased
 /// address) in hex. Every retry of a message carries the same ID; 160 bits make a collision
@@ -612,7 +595,26 @@ fn parse_unsubscribe_url(url: &str) -> Result<Vec<String>> {
             url.len()
         );
     }
-    Ok(url.split("{token}").map(str::to_string).collect())
+    Ok(split_url(url))
+}
+
+/// The unsubscribe URL template split at each `{token}`, unchecked (see
+/// [`parse_unsubscribe_url`] for the checks a send needs).
+fn split_url(url: &str) -> Vec<String> {
+    url.trim().split("{token}").map(str::to_string).collect()
+}
+
+/// A reader's unsubscribe URL: the template's parts with the token between them. The one
+/// place a URL is built from a token.
+fn fill_url(parts: &[String], token: &str) -> String {
+    let mut url = String::with_capacity(parts.iter().map(String::len).sum::<usize>() + 64);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            url.push_str(token);
+        }
+        url.push_str(part);
+    }
+    url
 }
 
 /// `[unsubscribe] mailto` (`addr`, `mailto:addr` or `mailto:addr?subject=…`) as `<mailto:…>`.

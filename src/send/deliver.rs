@@ -35,7 +35,7 @@ use lettre::Address;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::articles::IssueDate;
+use crate::base::IssueDate;
 use crate::config::ThrottleConfig;
 use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State, Ticket};
 use crate::message::Outgoing;

@@ -7,8 +7,8 @@
 //! comes first. Composing, hashing and writing run on worker threads; the manifest is written
 //! in plan order by the calling thread. This module opens no socket.
 
-use crate::files::{create_private, write_private};
-use crate::message::hex;
+use crate::base::files::{create_private, write_private};
+use crate::base::hex;
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -366,11 +366,6 @@ mod tests {
             let p = dir.join(file_name(1, nasty));
             assert_eq!(p.parent(), Some(dir), "{nasty}");
         }
-    }
-
-    #[test]
-    fn hex_is_lowercase_pairs() {
-        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
     }
 
     #[test]

@@ -27,7 +27,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::articles::{Catalog, Issue, IssueDate};
+use crate::articles::{Catalog, Issue};
+use crate::base::IssueDate;
 use crate::cli::SendArgs;
 use crate::config::{Config, Secrets};
 use crate::digest::Digest;
@@ -51,15 +52,7 @@ const LIST_WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// `fortnight send`.
 pub fn cmd_send(config: &Config, args: &SendArgs) -> Result<Exit> {
-    let issue_date = args
-        .issue
-        .as_deref()
-        .map(IssueDate::parse)
-        .transpose()
-        .context("invalid --issue")?;
-    if args.limit == Some(0) {
-        bail!("--limit must be at least 1");
-    }
+    let issue_date = args.issue;
     let catalog = Catalog::load(config)?;
     for w in &catalog.warnings {
         crate::report::warn(w);
@@ -178,41 +171,17 @@ impl ListSummary {
     }
 }
 
-/// The From address's domain (for the sample subscriber).
-fn sender_domain(config: &Config) -> String {
-    let from = &config.sender.from;
-    let addr = match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if b > a => &from[a + 1..b],
-        _ => from.as_str(),
-    };
-    addr.rsplit_once('@')
-        .map(|(_, d)| d.trim().to_ascii_lowercase())
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "example.org".to_string())
-}
-
-/// A stand-in subscriber for the rendered digest files and the deliverability check.
-fn sample_subscriber(config: &Config) -> Result<Subscriber> {
-    let address = format!("reader@{}", sender_domain(config));
-    Ok(Subscriber {
-        email: SubscriberEmail::parse(&address)
-            .map_err(|e| anyhow!("cannot build a sample address `{address}`: {e}"))?,
-        name: "Sample Reader".to_string(),
-        status: Status::Subscribed,
-        since: String::new(),
-        source: "sample".to_string(),
-        tags: Vec::new(),
-        attrs: BTreeMap::new(),
-    })
-}
-
-/// The unsubscribe URL of one address (as the messages carry it).
-fn unsubscribe_url(config: &Config, keyring: &Keyring, email: &SubscriberEmail) -> String {
-    let token = keyring.current().mint(&config.sender.list_id, email);
-    match &config.unsubscribe {
-        Some(u) => u.url.replace("{token}", &token),
-        None => String::new(),
-    }
+/// The sample reader's digest (for the rendered files and the deliverability checks).
+fn render_sample(
+    config: &Config,
+    keyring: &Keyring,
+    digest: &Digest,
+) -> Result<crate::digest::Rendered> {
+    let sample = crate::message::sample_subscriber(config).subscriber;
+    let url = crate::message::unsubscribe_url(config, keyring, &sample.email).unwrap_or_default();
+    digest
+        .render_for(&sample, &url)
+        .context("cannot render the digest for a sample subscriber")
 }
 
 fn composer_parts(
@@ -257,10 +226,7 @@ fn dry_run(
         ));
     }
     let test_copies = !args.to.is_empty();
-    let sample = sample_subscriber(config)?;
-    let rendered = digest
-        .render_for(&sample, &unsubscribe_url(config, &keyring, &sample.email))
-        .context("cannot render the digest for a sample subscriber")?;
+    let rendered = render_sample(config, &keyring, &digest)?;
     for f in deliverability_findings(config, &rendered) {
         let label = match f.severity {
             Severity::Error => "deliverability error (a real send refuses to start)",
@@ -279,7 +245,7 @@ fn dry_run(
         ("digest.txt", &rendered.text),
     ] {
         let path = dir.join(name);
-        crate::files::create_private(&path)
+        crate::base::files::create_private(&path)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .with_context(|| format!("cannot write `{}`", path.display()))?;
     }
@@ -479,40 +445,18 @@ fn confirm(yes: bool, question: &str) -> Result<()> {
 }
 
 /// First SIGINT/SIGTERM: stop starting transactions; second: stop waiting for them.
-#[cfg(unix)]
 fn listen_for_interrupts(stop: Stopper, grace: Duration) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupts = crate::base::signal::Interrupts::listen()?;
     tokio::spawn(async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
+        interrupts.next().await;
         eprintln!(
             "\nInterrupted: no new message starts; waiting up to {} for the transactions in \
              flight (Ctrl-C again to stop waiting).",
             human_duration(grace)
         );
         stop.stop(StopReason::Interrupted);
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
+        interrupts.next().await;
         stop.abandon();
-    });
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn listen_for_interrupts(stop: Stopper, _grace: Duration) -> Result<()> {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            stop.stop(StopReason::Interrupted);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.abandon();
-            }
-        }
     });
     Ok(())
 }
@@ -588,10 +532,7 @@ fn real_send(
         );
     }
     let (keyring, _) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), false)?;
-    let sample = sample_subscriber(config)?;
-    let rendered = digest
-        .render_for(&sample, &unsubscribe_url(config, &keyring, &sample.email))
-        .context("cannot render the digest for a sample subscriber")?;
+    let rendered = render_sample(config, &keyring, &digest)?;
     let findings = deliverability_findings(config, &rendered);
     let errors: Vec<String> = findings
         .iter()
@@ -775,7 +716,7 @@ impl RealSend<'_> {
                 "{marked_bounced} address(es) were marked bounced in the list (5.1.x replies)."
             ));
         }
-        let code = exit.map_or(crate::EXIT_FATAL, Exit::code);
+        let code = exit.map_or(crate::cmd::EXIT_FATAL, Exit::code);
         if self.args.json {
             print_json(&SendSummary {
                 issue: self.issue.date.to_string(),

@@ -107,7 +107,7 @@ impl Tokens {
                     Ok(Err(err)) => {
                         crate::report::warn(format!(
                             "keeping the previous token index: {}",
-                            crate::report::error_chain(err.as_ref())
+                            crate::base::error_chain(err.as_ref())
                         ));
                     }
                     Err(join) => {

@@ -555,27 +555,6 @@ fn listen_address(s: &str) -> Result<SocketAddr> {
         .with_context(|| format!("`{s}` resolves to no address"))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
 /// `fortnight serve`.
 pub fn cmd_serve(config: &Config, args: &crate::cli::ServeArgs) -> Result<crate::Exit> {
     let unsubscribe = config.unsubscribe.as_ref().context(
@@ -607,7 +586,8 @@ pub fn cmd_serve(config: &Config, args: &crate::cli::ServeArgs) -> Result<crate:
             writeln!(out, "listening on http://{local}")?;
             out.flush()?;
         }
-        run(listener, app, shutdown_signal()).await?;
+        let mut interrupts = crate::base::signal::Interrupts::listen()?;
+        run(listener, app, async move { interrupts.next().await }).await?;
         eprintln!("stopped");
         Ok::<(), anyhow::Error>(())
     })?;

@@ -14,7 +14,7 @@ pub struct Outcome(pub &'static str);
 /// Escapes text for HTML element content and attribute values; control characters are dropped.
 pub fn escape(s: &str) -> String {
     let visible: String = s.chars().filter(|c| !c.is_control()).collect();
-    crate::digest::filters::escape_html(&visible)
+    crate::base::escape_html(&visible)
 }
 
 /// `anna@example.org` → `a***@example.org`: enough for the reader to recognise their

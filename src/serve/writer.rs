@@ -99,7 +99,7 @@ async fn run(mut rx: mpsc::Receiver<Job>, path: PathBuf) {
                 }
             }
             Ok(Err(err)) => {
-                let msg = crate::report::error_chain(err.as_ref());
+                let msg = crate::base::error_chain(err.as_ref());
                 crate::report::warn(format!("unsubscribe batch not written: {msg}"));
                 for job in batch {
                     let _ = job.reply.send(Err(msg.clone()));

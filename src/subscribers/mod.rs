@@ -134,6 +134,41 @@ impl SubscriberList {
         Ok(header.extra)
     }
 
+    /// The first subscribed row of the list (reading no further than that row) and the
+    /// extra column names; `None` when the list has no subscribed row. A missing file has
+    /// no rows. For previews: the file is not checked past the row found.
+    pub fn first_subscribed(path: &Path) -> Result<(Option<Subscriber>, Vec<String>)> {
+        struct Found;
+        impl fmt::Display for Found {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("found")
+            }
+        }
+        impl fmt::Debug for Found {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("Found")
+            }
+        }
+        impl std::error::Error for Found {}
+
+        let Some(buf) = read_list_bytes(path)? else {
+            return Ok((None, Vec::new()));
+        };
+        let mut found = None;
+        let scanned = read_list(&buf, path, |header, row| {
+            if row.status != Status::Subscribed {
+                return Ok(None);
+            }
+            found = Some((row.to_subscriber(), header.extra.clone()));
+            Err(Found.into())
+        });
+        match (scanned, found) {
+            (_, Some((s, extra))) => Ok((Some(s), extra)),
+            (Ok(header), None) => Ok((None, header.extra)),
+            (Err(e), None) => Err(e),
+        }
+    }
+
     /// The subscribers that get mail.
     pub fn subscribed(&self) -> impl Iterator<Item = &Subscriber> {
         self.subscribers
@@ -179,14 +214,7 @@ pub fn cmd_subscribers(config: &Config, cmd: &SubscribersCommand) -> Result<crat
         SubscribersCommand::Import(args) => cmd_import(config, args),
         SubscribersCommand::Stats => cmd_stats(config),
         SubscribersCommand::Export(args) => {
-            let status = match args.status.as_deref() {
-                None => None,
-                Some(s) => Some(Status::parse(s).with_context(|| {
-                    format!(
-                        "--status `{s}` is not one of subscribed, unsubscribed, bounced, complained"
-                    )
-                })?),
-            };
+            let status = args.status;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             export(&config.subscribers_file(), status, &mut out)?;
@@ -198,11 +226,7 @@ pub fn cmd_subscribers(config: &Config, cmd: &SubscribersCommand) -> Result<crat
 
 fn cmd_import(config: &Config, args: &ImportArgs) -> Result<crate::Exit> {
     let list_path = config.subscribers_file();
-    let delimiter = args
-        .delimiter
-        .as_deref()
-        .map(import::parse_delimiter)
-        .transpose()?;
+    let delimiter = args.delimiter;
     let opts = import::ImportOptions {
         format: args.format,
         encoding: args.encoding,

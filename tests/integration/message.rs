@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use fortnight::articles::IssueDate;
+use fortnight::base::IssueDate;
 use fortnight::config::Config;
 use fortnight::digest::{Digest, Field, Rendered, Segment};
 use fortnight::message::{

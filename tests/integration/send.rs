@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fortnight::articles::IssueDate;
+use fortnight::base::IssueDate;
 use fortnight::config::{JournalSync, SmtpConfig, ThrottleConfig};
 use fortnight::journal::{AttemptKind, DeliveryRow, Journal, JournalKey, State};
 use fortnight::message::Outgoing;

@@ -1,0 +1,18 @@
+//! Shared primitives at the bottom of the library: small types and rules that several
+//! domain modules need and that depend on nothing of fortnight's own.
+//!
+//! The issue date type, the one HTML escaper, lowercase hex, owner-only file creation,
+//! one-line error chains and the interrupt signals. Nothing here reads the config or knows
+//! about articles, subscribers or mail.
+
+mod errors;
+pub mod files;
+mod hex;
+mod html;
+mod issue_date;
+pub mod signal;
+
+pub use errors::error_chain;
+pub use hex::hex;
+pub use html::{escape_html, escape_html_into};
+pub use issue_date::{IssueDate, IssueDateError};
