@@ -135,11 +135,11 @@ fn read_map(syntax: Syntax, front: &str) -> Result<BTreeMap<String, Value>, Stri
     let mut map = BTreeMap::new();
     match syntax {
         Syntax::Yaml => {
-            let value: serde_yaml::Value = serde_yaml::from_str(front)
+            let value: serde_norway::Value = serde_norway::from_str(front)
                 .map_err(|e| format!("invalid YAML front matter: {e}"))?;
             let mapping = match value {
-                serde_yaml::Value::Mapping(m) => m,
-                serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+                serde_norway::Value::Mapping(m) => m,
+                serde_norway::Value::Null => serde_norway::Mapping::new(),
                 _ => {
                     return Err(
                         "the YAML front matter is not a list of `key: value` lines".to_string()
@@ -148,7 +148,7 @@ fn read_map(syntax: Syntax, front: &str) -> Result<BTreeMap<String, Value>, Stri
             };
             for (k, v) in mapping {
                 let key = match k {
-                    serde_yaml::Value::String(s) => s,
+                    serde_norway::Value::String(s) => s,
                     other => yaml_scalar(&other).unwrap_or_else(|| "?".to_string()),
                 };
                 map.insert(key, from_yaml(v));
@@ -166,26 +166,26 @@ fn read_map(syntax: Syntax, front: &str) -> Result<BTreeMap<String, Value>, Stri
     Ok(map)
 }
 
-fn yaml_scalar(v: &serde_yaml::Value) -> Option<String> {
+fn yaml_scalar(v: &serde_norway::Value) -> Option<String> {
     match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-fn from_yaml(v: serde_yaml::Value) -> Value {
+fn from_yaml(v: serde_norway::Value) -> Value {
     match v {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => Value::Bool(b),
-        serde_yaml::Value::Number(n) => Value::Text(n.to_string()),
-        serde_yaml::Value::String(s) => Value::Text(s),
-        serde_yaml::Value::Sequence(items) => {
+        serde_norway::Value::Null => Value::Null,
+        serde_norway::Value::Bool(b) => Value::Bool(b),
+        serde_norway::Value::Number(n) => Value::Text(n.to_string()),
+        serde_norway::Value::String(s) => Value::Text(s),
+        serde_norway::Value::Sequence(items) => {
             Value::List(items.into_iter().map(from_yaml).collect())
         }
-        serde_yaml::Value::Mapping(_) => Value::Other("a nested table"),
-        serde_yaml::Value::Tagged(t) => from_yaml(t.value),
+        serde_norway::Value::Mapping(_) => Value::Other("a nested table"),
+        serde_norway::Value::Tagged(t) => from_yaml(t.value),
     }
 }
 
