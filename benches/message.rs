@@ -88,14 +88,11 @@ fn composer(key: Option<&str>, html_kb: usize) -> Composer {
 }
 
 /// CPU time consumed by the calling thread, in nanoseconds.
+///
+/// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` through rustix's safe wrapper
+/// (the package forbids `unsafe`, benches included; rustix is already in the tree via tempfile).
 fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own; the clock id is a constant.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
