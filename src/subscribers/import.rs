@@ -26,13 +26,25 @@ use super::list::{
     MAX_ATTR_CHARS, MAX_META_CHARS, STANDARD_COLUMNS,
 };
 use super::Status;
-use crate::cli::{ImportEncoding, ImportFormat};
+
+pub use super::decode::Encoding;
+
+/// The export format of the files to import; `Auto` detects it from each file's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Auto,
+    Mailchimp,
+    Substack,
+    Buttondown,
+    Listmonk,
+    Plain,
+}
 
 /// How to read the files.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    pub format: ImportFormat,
-    pub encoding: ImportEncoding,
+    pub format: Format,
+    pub encoding: Encoding,
     /// Field delimiter; sniffed among `,` `;` TAB when `None`.
     pub delimiter: Option<u8>,
     /// Allow turning suppressed addresses back into subscribed ones.
@@ -54,7 +66,8 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
-    fn label(self) -> &'static str {
+    /// The name of the format as the import report shows it.
+    pub fn label(self) -> &'static str {
         match self {
             SourceFormat::Mailchimp(Status::Subscribed) => "Mailchimp (subscribed)",
             SourceFormat::Mailchimp(Status::Unsubscribed) => "Mailchimp (unsubscribed)",
@@ -120,76 +133,6 @@ pub struct ImportReport {
     pub kept_suppressed: Vec<RowNote>,
     /// Suppressed addresses turned back into subscribed (only with `--resubscribe`).
     pub resubscribed: usize,
-}
-
-impl ImportReport {
-    /// The report as printed by `fortnight subscribers import`.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        self.write_to(&mut out)
-            .expect("writing to a Vec<u8> cannot fail");
-        String::from_utf8(out).expect("the report is UTF-8")
-    }
-
-    /// Writes the report (one line per file, the counts, then every noted row).
-    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        for f in &self.files {
-            let delim = match f.delimiter {
-                b'\t' => "TAB".to_string(),
-                d => format!("`{}`", d as char),
-            };
-            writeln!(
-                out,
-                "{}: {}, {}{}, delimiter {delim}, {} row{}{}",
-                f.file,
-                f.format.label(),
-                f.encoding,
-                if f.encoding_guessed {
-                    " (detected)"
-                } else {
-                    ""
-                },
-                f.rows,
-                if f.rows == 1 { "" } else { "s" },
-                if f.headerless {
-                    " (no header: email, name)"
-                } else {
-                    ""
-                },
-            )?;
-        }
-        writeln!(out, "added:       {}", self.added)?;
-        writeln!(out, "updated:     {}", self.updated)?;
-        writeln!(out, "unchanged:   {}", self.unchanged)?;
-        writeln!(out, "duplicates:  {}", self.duplicates.len())?;
-        writeln!(out, "suppressed:  {}", self.suppressed)?;
-        writeln!(out, "invalid:     {}", self.invalid.len())?;
-        if !self.skipped.is_empty() {
-            writeln!(out, "skipped:     {}", self.skipped.len())?;
-        }
-        if self.resubscribed > 0 {
-            writeln!(out, "resubscribed: {}", self.resubscribed)?;
-        }
-        let sections: [(&str, &[RowNote]); 4] = [
-            ("invalid rows (not imported):", &self.invalid),
-            ("duplicates (first spelling kept):", &self.duplicates),
-            ("skipped:", &self.skipped),
-            (
-                "not resubscribed (they left or bounced; use --resubscribe if they asked to come back):",
-                &self.kept_suppressed,
-            ),
-        ];
-        for (title, notes) in sections {
-            if notes.is_empty() {
-                continue;
-            }
-            writeln!(out, "{title}")?;
-            for n in notes {
-                writeln!(out, "  {}:{}: {}", n.file, n.line, n.text)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Normalises a header cell for matching: lowercase, without spaces, `_`, `-`, `.`, BOM.
@@ -360,21 +303,16 @@ fn detect(cols: &[String]) -> Option<SourceFormat> {
     None
 }
 
-fn build_layout(
-    header: &[&str],
-    forced: ImportFormat,
-    table: &mut Table,
-    file: &Path,
-) -> Result<Layout> {
+fn build_layout(header: &[&str], forced: Format, table: &mut Table, file: &Path) -> Result<Layout> {
     let cols: Vec<String> = header.iter().map(|h| hnorm(h)).collect();
     let shown = file.display();
     let format = match forced {
-        ImportFormat::Auto => detect(&cols),
-        ImportFormat::Mailchimp => Some(SourceFormat::Mailchimp(Status::Subscribed)),
-        ImportFormat::Substack => Some(SourceFormat::Substack),
-        ImportFormat::Buttondown => Some(SourceFormat::Buttondown),
-        ImportFormat::Listmonk => Some(SourceFormat::Listmonk),
-        ImportFormat::Plain => Some(SourceFormat::Plain),
+        Format::Auto => detect(&cols),
+        Format::Mailchimp => Some(SourceFormat::Mailchimp(Status::Subscribed)),
+        Format::Substack => Some(SourceFormat::Substack),
+        Format::Buttondown => Some(SourceFormat::Buttondown),
+        Format::Listmonk => Some(SourceFormat::Listmonk),
+        Format::Plain => Some(SourceFormat::Plain),
     };
     let email = find(&cols, EMAIL_ALIASES);
     let (Some(mut format), Some(email)) = (format, email) else {
@@ -812,9 +750,8 @@ impl<'t> Importer<'t> {
             let lay = match layout.as_ref() {
                 Some(l) => l,
                 None => {
-                    let headerless =
-                        matches!(self.opts.format, ImportFormat::Auto | ImportFormat::Plain)
-                            && normalize_address(trim_cell(cells[0])).is_ok();
+                    let headerless = matches!(self.opts.format, Format::Auto | Format::Plain)
+                        && normalize_address(trim_cell(cells[0])).is_ok();
                     if headerless {
                         layout = Some(headerless_layout(cells.len()));
                         // This first line is data: fall through with the new layout.
@@ -1170,8 +1107,8 @@ mod tests {
 
     fn opts(resubscribe: bool) -> ImportOptions {
         ImportOptions {
-            format: ImportFormat::Auto,
-            encoding: ImportEncoding::Auto,
+            format: Format::Auto,
+            encoding: Encoding::Auto,
             delimiter: None,
             resubscribe,
             today: "2026-01-01".into(),
@@ -1493,7 +1430,7 @@ u3,c@example.org,Broken,{not json},enabled,2021-01-01,2021-01-02
         assert_eq!(sub(&r, "left@example.org").status, Status::Unsubscribed);
         assert_eq!(sub(&r, "bounced@example.org").status, Status::Bounced);
         assert_eq!(r.report.kept_suppressed.len(), 2);
-        assert!(r.report.render().contains("--resubscribe"));
+        assert!(crate::cmd::subscribers::import_report_text(&r.report).contains("--resubscribe"));
 
         let r = run_with(LIST, &[("again.csv", file)], opts(true)).unwrap();
         assert_eq!(sub(&r, "left@example.org").status, Status::Subscribed);
