@@ -33,12 +33,12 @@ use crate::token::TokenIndex;
 
 pub use parse::{Analysis, Event, Notice, Recognizer, ReportKind};
 pub use status::{BounceClass, StatusCode};
-pub use store::IssueSource;
+pub(crate) use store::IssueSource;
 use store::{SoftBounce, SoftBounceStore};
 
 /// One report about one subscriber (or one address not on the list).
 #[derive(Debug, Clone)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// The subscriber, or the address as the report wrote it when it is not on the list.
     pub address: String,
     pub status: Option<StatusCode>,
@@ -49,7 +49,7 @@ pub struct Finding {
 
 /// A soft bounce of a subscriber and where the address stands.
 #[derive(Debug, Clone)]
-pub struct SoftFinding {
+pub(crate) struct SoftFinding {
     pub finding: Finding,
     pub issue: IssueDate,
     pub issue_source: IssueSource,
@@ -59,7 +59,7 @@ pub struct SoftFinding {
 
 /// A status change (made, or to be made under `--dry-run`).
 #[derive(Debug, Clone)]
-pub struct Change {
+pub(crate) struct Change {
     pub email: SubscriberEmail,
     pub from: Status,
     pub to: Status,
@@ -68,7 +68,7 @@ pub struct Change {
 
 /// What a run found and did.
 #[derive(Debug, Clone, Default)]
-pub struct BounceReport {
+pub(crate) struct BounceReport {
     pub messages: usize,
     pub hard: Vec<Finding>,
     pub soft: Vec<SoftFinding>,
@@ -127,7 +127,7 @@ struct Wish {
 }
 
 /// Reads reports, decides, and (unless `dry_run`) records soft bounces and changes the list.
-pub fn process(
+pub(crate) fn process(
     config: &Config,
     sources: &[PathBuf],
     dry_run: bool,

@@ -143,9 +143,9 @@ impl Endpoint {
 /// Limits and proxy settings of the server.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub requests_per_minute: u32,
-    pub client_ip_header: Option<HeaderName>,
-    pub max_connections: usize,
+    requests_per_minute: u32,
+    client_ip_header: Option<HeaderName>,
+    max_connections: usize,
 }
 
 impl ServeOptions {
@@ -170,16 +170,16 @@ impl ServeOptions {
 
 /// What `fortnight serve` needs before it listens: the checked `[unsubscribe]` URL, the
 /// keys, the limits and the address to listen on.
-pub struct Setup {
-    pub keyring: Keyring,
-    pub options: ServeOptions,
-    pub listen: SocketAddr,
+pub(crate) struct Setup {
+    pub(crate) keyring: Keyring,
+    pub(crate) options: ServeOptions,
+    pub(crate) listen: SocketAddr,
 }
 
 impl Setup {
     /// Checks the config (an `[unsubscribe]` URL with a `{token}`, the limits), reads the
     /// signing keys from the environment and resolves `listen` (else `[serve] listen`).
-    pub fn from_config(config: &Config, listen: Option<&str>) -> Result<Setup> {
+    pub(crate) fn from_config(config: &Config, listen: Option<&str>) -> Result<Setup> {
         let unsubscribe = unsubscribe_section(config)?;
         Endpoint::from_url(&unsubscribe.url)?;
         let (keyring, _) = keyring_from_env(Some(unsubscribe), false)?;
@@ -253,12 +253,12 @@ impl App {
     }
 
     /// The route served, as shown in logs.
-    pub fn route_display(&self) -> &str {
+    pub(crate) fn route_display(&self) -> &str {
         &self.state.endpoint.display
     }
 
     /// How many addresses the token index holds.
-    pub fn indexed(&self) -> usize {
+    pub(crate) fn indexed(&self) -> usize {
         self.state.tokens.indexed()
     }
 
@@ -508,22 +508,29 @@ async fn one_click(
         Ok(e) => e,
         Err(_) => return pages::invalid_link(publication),
     };
-    match state.writer.unsubscribe(email.clone()).await {
-        Ok(writer::Outcome::Unsubscribed) => {
-            pages::done(publication, email.as_str(), "unsubscribed", false)
-        }
+    let written = state.writer.unsubscribe(email.clone()).await;
+    answer_unsubscribe(&state, email.as_str(), written)
+}
+
+/// The page for an unsubscribe the writer recorded (or could not).
+fn answer_unsubscribe(
+    state: &AppState,
+    email: &str,
+    written: Result<writer::Outcome, writer::WriteError>,
+) -> Response {
+    let publication = &state.publication;
+    match written {
+        Ok(writer::Outcome::Unsubscribed) => pages::done(publication, email, "unsubscribed", false),
         Ok(writer::Outcome::AlreadyUnsubscribed) => {
-            pages::done(publication, email.as_str(), "already-unsubscribed", true)
+            pages::done(publication, email, "already-unsubscribed", true)
         }
         Ok(writer::Outcome::AlreadySuppressed(Status::Bounced)) => {
-            pages::done(publication, email.as_str(), "already-bounced", true)
+            pages::done(publication, email, "already-bounced", true)
         }
         Ok(writer::Outcome::AlreadySuppressed(_)) => {
-            pages::done(publication, email.as_str(), "already-suppressed", true)
+            pages::done(publication, email, "already-suppressed", true)
         }
-        Ok(writer::Outcome::NotInList) => {
-            pages::done(publication, email.as_str(), "not-in-list", true)
-        }
+        Ok(writer::Outcome::NotInList) => pages::done(publication, email, "not-in-list", true),
         Err(writer::WriteError::Busy) => {
             let mut r = pages::error(
                 publication,

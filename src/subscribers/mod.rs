@@ -6,14 +6,15 @@
 //! so that concurrent writers (the unsubscribe endpoint, bounce processing, a send marking
 //! bounces) never lose each other's updates. It never sends anything.
 //!
-//! [`email`] holds the address policy and name normalisation, `list` the strict reader and
+//! `email` holds the address policy and name normalisation, `list` the strict reader and
 //! the compact in-memory table, `store` the lock, the atomic rewrite and status updates,
-//! `decode` the detection of encodings, [`import`] the export formats and the merge rules;
-//! this file has the public types and the use cases over the list file: [`import`](fn@import),
-//! [`stats`], [`export`] and [`unsubscribe`]. They return what they did and print nothing.
+//! `decode` the detection of encodings, `import` the export formats and the merge rules;
+//! this file has the public types and the use cases over the list file (import, stats,
+//! export, unsubscribe), which return what they did and print nothing. Subscribers depends
+//! on no other module of fortnight.
 
-pub mod email;
-pub mod import;
+mod email;
+pub(crate) mod import;
 
 mod decode;
 mod list;
@@ -28,10 +29,11 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 pub use email::{normalize_name, AddressError, SubscriberEmail};
-pub use list::{CompactList, STANDARD_COLUMNS};
-pub use store::{lock_path, update_statuses, StatusOutcome};
+pub use list::CompactList;
+pub(crate) use store::StatusOutcome;
 
-use list::{read_list, read_list_bytes, read_list_checked, Table};
+use list::{read_list, read_list_bytes, read_list_checked, Table, STANDARD_COLUMNS};
+use store::update_statuses;
 
 /// A subscriber's state. Only `Subscribed` rows get mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -109,13 +111,6 @@ impl SubscriberList {
         }
     }
 
-    /// Writes the list atomically (temp file in the same folder, fsync, rename), under the
-    /// list lock. Cells are normalised on the way out (no control characters; names capped).
-    pub fn save_atomic(&self, path: &Path) -> Result<()> {
-        let _lock = store::lock_list(path)?;
-        store::write_atomically(path, |out| self.write_csv(out))
-    }
-
     /// Calls `f` with every subscriber in file order without holding the list in memory
     /// (for a send over a large list). The whole file is checked first, so `f` only runs
     /// when the list is valid; the file is read once, so a concurrent rewrite is not seen
@@ -135,7 +130,7 @@ impl SubscriberList {
     /// The first subscribed row of the list (reading no further than that row) and the
     /// extra column names; `None` when the list has no subscribed row. A missing file has
     /// no rows. For previews: the file is not checked past the row found.
-    pub fn first_subscribed(path: &Path) -> Result<(Option<Subscriber>, Vec<String>)> {
+    pub(crate) fn first_subscribed(path: &Path) -> Result<(Option<Subscriber>, Vec<String>)> {
         struct Found;
         impl fmt::Display for Found {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -173,17 +168,12 @@ impl SubscriberList {
             .iter()
             .filter(|s| s.status == Status::Subscribed)
     }
-
-    /// The row of `email`, if any (compared ignoring case).
-    pub fn get(&self, email: &SubscriberEmail) -> Option<&Subscriber> {
-        self.subscribers.iter().find(|s| &s.email == email)
-    }
 }
 
 /// Sets the status of the given addresses under the list lock: reload, apply, atomic write.
 /// Addresses not in the list are ignored. Returns the addresses whose status changed.
 /// Safe against concurrent callers in this and other processes.
-pub fn set_statuses(
+pub(crate) fn set_statuses(
     path: &Path,
     changes: &[(SubscriberEmail, Status)],
 ) -> Result<Vec<SubscriberEmail>> {
@@ -198,7 +188,7 @@ pub fn set_statuses(
 
 /// Prefixes a cell that a spreadsheet would run as a formula (`= + - @`, TAB, CR, NUL) with
 /// `'` (OWASP "CSV injection").
-pub fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']) {
         std::borrow::Cow::Owned(format!("'{cell}"))
     } else {
@@ -208,7 +198,7 @@ pub fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
 
 /// What an import did to the list file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListWrite {
+pub(crate) enum ListWrite {
     /// `dry_run`: nothing was written.
     DryRun,
     /// The list was rewritten.
@@ -219,7 +209,7 @@ pub enum ListWrite {
 
 /// The outcome of [`import`]: the account of the rows and the list as it stands after.
 #[derive(Debug, Clone)]
-pub struct ImportOutcome {
+pub(crate) struct ImportOutcome {
     pub report: import::ImportReport,
     pub write: ListWrite,
     /// How many addresses the list holds after the import (or would, after a dry run).
@@ -239,7 +229,7 @@ impl ImportOutcome {
 /// rewrites it atomically. The list lock is held from reading the list to writing it, so
 /// that an unsubscribe arriving meanwhile is neither lost nor overwritten; a dry run only
 /// reads.
-pub fn import(
+pub(crate) fn import(
     list_path: &Path,
     files: &[std::path::PathBuf],
     opts: import::ImportOptions,
@@ -279,7 +269,7 @@ pub fn import(
 
 /// Counts by status and by domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListStats {
+pub(crate) struct ListStats {
     pub total: usize,
     pub by_status: BTreeMap<Status, usize>,
     /// The ten most common domains, most common first (ties alphabetically).
@@ -289,7 +279,7 @@ pub struct ListStats {
 }
 
 /// Reads the list at `path` and counts it (a missing list counts zero).
-pub fn stats(path: &Path) -> Result<ListStats> {
+pub(crate) fn stats(path: &Path) -> Result<ListStats> {
     #[derive(Default)]
     struct Counts {
         total: usize,
@@ -330,7 +320,7 @@ pub fn stats(path: &Path) -> Result<ListStats> {
 
 /// Writes the list (optionally only rows with `status`) as CSV to `out`, every cell passed
 /// through [`guard_cell`].
-pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
+pub(crate) fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
     let buf = read_list_bytes(path)?.unwrap_or_default();
     // Check the whole list first, so that a malformed list exports nothing at all.
     read_list_checked(&buf, path, || (), |_, _| {})?;
@@ -379,7 +369,7 @@ pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Resul
 
 /// Parses the addresses given to `fortnight unsubscribe`; one bad address is an error
 /// naming every bad one (so that nothing is changed).
-pub fn parse_addresses(raw: &[String]) -> Result<Vec<SubscriberEmail>> {
+pub(crate) fn parse_addresses(raw: &[String]) -> Result<Vec<SubscriberEmail>> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for a in raw {
@@ -399,7 +389,10 @@ pub fn parse_addresses(raw: &[String]) -> Result<Vec<SubscriberEmail>> {
 
 /// Marks `addresses` unsubscribed in the list at `path` (one locked rewrite); one outcome
 /// per address, in order.
-pub fn unsubscribe(path: &Path, addresses: &[SubscriberEmail]) -> Result<Vec<StatusOutcome>> {
+pub(crate) fn unsubscribe(
+    path: &Path,
+    addresses: &[SubscriberEmail],
+) -> Result<Vec<StatusOutcome>> {
     let changes: Vec<(SubscriberEmail, Status)> = addresses
         .iter()
         .map(|a| (a.clone(), Status::Unsubscribed))
