@@ -1,6 +1,6 @@
 //! Bounces: delivery status notifications and complaint reports in, list suppressions out.
 //!
-//! [`process`] reads mbox files and Maildirs ([`mailbox`]), recognises each message
+//! `process` reads mbox files and Maildirs ([`mailbox`]), recognises each message
 //! ([`Recognizer`]: RFC 3464 DSNs, common human-readable bounces, RFC 5965 complaints), ties
 //! each report to a subscriber (by the unsubscribe token of a VERP envelope or of the
 //! quoted original when the key is at hand, else by the address the report names) and then:
@@ -12,7 +12,7 @@
 //! - an abuse complaint marks the address `complained` (whatever its status was).
 //!
 //! Only addresses on the list change; policy rejections (5.7.x) and delays are reported,
-//! never held against an address. It returns a [`BounceReport`] (the command layer prints
+//! never held against an address. It returns a `BounceReport` (the command layer prints
 //! it), sends nothing and never deletes a row.
 
 pub mod mailbox;

@@ -3,18 +3,18 @@
 //! `GET` shows a confirmation page with a button and never changes anything (link scanners
 //! fetch every URL in a message); `POST` with `List-Unsubscribe=One-Click` and a valid
 //! token marks the subscriber `unsubscribed` and answers `200` with a page, never a
-//! redirect. Tokens resolve through an index of the list ([`index`]); unsubscribes go
-//! through one batching writer ([`writer`]) that rewrites the list under its lock.
+//! redirect. Tokens resolve through an index of the list (`index`); unsubscribes go
+//! through one batching writer (`writer`) that rewrites the list under its lock.
 //!
 //! Limits: request bodies of 8 KB, a header read timeout, a body read timeout, a cap on
-//! connections, and a per-client rate limit ([`limit`]). Meant to run on loopback behind an
+//! connections, and a per-client rate limit (`limit`). Meant to run on loopback behind an
 //! HTTPS reverse proxy (Caddy, nginx); the README shows both and a systemd unit.
 //!
 //! Every request is told to a [`ServeLog`] (time, method, route, status, outcome, duration),
 //! and so is every warning (a failed accept, a list write that did not happen); the command
 //! layer decides where the lines go. No token, address or client IP is given to the log
 //! (the list is the record of who left; the proxy's access log has the IPs if you keep
-//! them). [`Setup`] checks the config and reads the key; [`App::start`] builds the index and
+//! them). `Setup` checks the config and reads the key; [`App::start`] builds the index and
 //! starts the writer; [`run`] serves until told to stop.
 
 mod index;
