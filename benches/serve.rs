@@ -9,9 +9,19 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fortnight::config::Config;
-use fortnight::serve::{App, ServeOptions};
+use fortnight::serve::{App, RequestRecord, ServeLog, ServeOptions};
 use fortnight::subscribers::SubscriberEmail;
 use fortnight::token::{Keyring, UnsubscribeKey};
+
+/// The bench measures the server, not a terminal: requests are not logged.
+struct QuietLog;
+
+impl ServeLog for QuietLog {
+    fn request(&self, _: &RequestRecord<'_>) {}
+    fn warning(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+}
 
 const LIST_ID: &str = "digest.analyst.example.org";
 const SUBSCRIBERS: usize = 10_000;
@@ -90,9 +100,14 @@ requests_per_minute = 0
                 .send(listener.local_addr().expect("addr"))
                 .expect("send addr");
             let options = ServeOptions::from_config(&config).expect("options");
-            let app = App::start(&config, Keyring::new(key, vec![]), options)
-                .await
-                .expect("start");
+            let app = App::start(
+                &config,
+                Keyring::new(key, vec![]),
+                options,
+                Arc::new(QuietLog),
+            )
+            .await
+            .expect("start");
             fortnight::serve::run(listener, app, async {
                 let _ = stop_rx.await;
             })

@@ -87,6 +87,20 @@ pub struct Analysis {
     pub id: String,
 }
 
+impl Analysis {
+    /// Nothing learnt: neither a bounce nor a complaint.
+    fn unrecognised(id: String) -> Analysis {
+        Analysis {
+            kind: ReportKind::Unrecognised,
+            notices: vec![],
+            tokens: vec![],
+            original_issue: None,
+            date: None,
+            id,
+        }
+    }
+}
+
 /// Recognises bounces and complaints for one publication (its domains, token URL and
 /// bounce address are what tie a report to our messages).
 pub struct Recognizer {
@@ -97,8 +111,8 @@ pub struct Recognizer {
     own: Vec<String>,
 }
 
-/// The bare address of `Name <a@b>` or `a@b`.
-pub fn bare_address(s: &str) -> Option<&str> {
+/// The bare address of `Name <a@b>` or `a@b` (in the headers of incoming reports).
+fn bare_address(s: &str) -> Option<&str> {
     let s = s.trim();
     let inner = match (s.rfind('<'), s.rfind('>')) {
         (Some(a), Some(b)) if a < b => &s[a + 1..b],
@@ -108,78 +122,88 @@ pub fn bare_address(s: &str) -> Option<&str> {
     (inner.contains('@') && !inner.contains(char::is_whitespace)).then_some(inner)
 }
 
-fn domain_of(addr: &str) -> Option<String> {
-    bare_address(addr)?
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase())
+/// Our configured addresses, bare: `[sender] from`, `bounce` (else the From address) and
+/// `reply_to`.
+// TODO(issue 10): read these with the config From parser `message` owns (today the private
+// `message::config_mailbox`) once it is public, instead of `bare_address`.
+struct OwnAddresses {
+    from: Option<String>,
+    bounce: Option<String>,
+    reply_to: Option<String>,
+}
+
+impl OwnAddresses {
+    fn of(config: &Config) -> OwnAddresses {
+        let bare = |s: Option<&str>| s.and_then(bare_address).map(str::to_string);
+        let from = bare(Some(&config.sender.from));
+        OwnAddresses {
+            bounce: bare(config.sender.bounce.as_deref()).or_else(|| from.clone()),
+            reply_to: bare(config.sender.reply_to.as_deref()),
+            from,
+        }
+    }
+}
+
+/// Our Message-IDs (`<YYYYMMDD.…@domain>`, see `message::message_id`) under any of `domains`.
+fn message_id_regex(domains: &[String]) -> Option<Regex> {
+    (!domains.is_empty()).then(|| {
+        let alts: Vec<String> = domains.iter().map(|d| regex::escape(d)).collect();
+        Regex::new(&format!(
+            r"(?i)<([0-9]{{4}})-?([0-9]{{2}})-?([0-9]{{2}})\.[^\s<>@]{{1,200}}@(?:{})>",
+            alts.join("|")
+        ))
+        .expect("message id regex compiles")
+    })
+}
+
+/// A token in our unsubscribe URL, from its path on.
+fn unsubscribe_url_regex(config: &Config) -> Option<Regex> {
+    let prefix = token_url_prefix(&config.unsubscribe.as_ref()?.url)?;
+    Some(
+        Regex::new(&format!(
+            "{}([A-Za-z0-9_-]{{16,128}})",
+            regex::escape(&prefix)
+        ))
+        .expect("token url regex compiles"),
+    )
+}
+
+/// A token in a VERP form of the bounce address (`bounces+TOKEN@domain`).
+fn verp_regex(bounce: Option<&str>) -> Option<Regex> {
+    let (l, d) = bounce?.rsplit_once('@')?;
+    Some(
+        Regex::new(&format!(
+            r"(?i:{})\+([A-Za-z0-9_-]{{16,128}})@(?i:{})",
+            regex::escape(l),
+            regex::escape(d)
+        ))
+        .expect("verp regex compiles"),
+    )
 }
 
 impl Recognizer {
     pub fn new(config: &Config) -> Recognizer {
-        let from = bare_address(&config.sender.from).map(str::to_string);
-        let bounce = config
-            .sender
-            .bounce
-            .as_deref()
-            .and_then(bare_address)
-            .map(str::to_string)
-            .or_else(|| from.clone());
-        let reply_to = config
-            .sender
-            .reply_to
-            .as_deref()
-            .and_then(bare_address)
-            .map(str::to_string);
-        let mut domains: Vec<String> = [Some(config.sender.from.as_str()), bounce.as_deref()]
+        let own = OwnAddresses::of(config);
+        let mut domains: Vec<String> = [own.from.as_deref(), own.bounce.as_deref()]
             .into_iter()
             .flatten()
-            .filter_map(domain_of)
+            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
             .collect();
         if let Some(d) = &config.dkim {
             domains.push(d.domain.to_ascii_lowercase());
         }
         domains.sort();
         domains.dedup();
-        let message_id = (!domains.is_empty()).then(|| {
-            let alts: Vec<String> = domains.iter().map(|d| regex::escape(d)).collect();
-            Regex::new(&format!(
-                r"(?i)<([0-9]{{4}})-?([0-9]{{2}})-?([0-9]{{2}})\.[^\s<>@]{{1,200}}@(?:{})>",
-                alts.join("|")
-            ))
-            .expect("message id regex compiles")
-        });
-        let unsubscribe_url = config
-            .unsubscribe
-            .as_ref()
-            .and_then(|u| token_url_prefix(&u.url))
-            .map(|prefix| {
-                Regex::new(&format!(
-                    "{}([A-Za-z0-9_-]{{16,128}})",
-                    regex::escape(&prefix)
-                ))
-                .expect("token url regex compiles")
-            });
-        let verp = bounce
-            .as_deref()
-            .and_then(|b| b.rsplit_once('@'))
-            .map(|(l, d)| {
-                Regex::new(&format!(
-                    r"(?i:{})\+([A-Za-z0-9_-]{{16,128}})@(?i:{})",
-                    regex::escape(l),
-                    regex::escape(d)
-                ))
-                .expect("verp regex compiles")
-            });
-        let own = [from, bounce, reply_to]
-            .into_iter()
-            .flatten()
-            .map(|a| a.to_ascii_lowercase())
-            .collect();
+        let verp = verp_regex(own.bounce.as_deref());
         Recognizer {
-            message_id,
-            unsubscribe_url,
+            message_id: message_id_regex(&domains),
+            unsubscribe_url: unsubscribe_url_regex(config),
             verp,
-            own,
+            own: [own.from, own.bounce, own.reply_to]
+                .into_iter()
+                .flatten()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
         }
     }
 
@@ -187,90 +211,61 @@ impl Recognizer {
     pub fn analyse(&self, raw: &[u8]) -> Analysis {
         let id_fallback = || {
             let digest = Sha256::digest(raw);
-            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-            format!("sha256:{hex}")
+            format!("sha256:{}", crate::base::hex(&digest[..16]))
         };
-        let Some(msg) = MessageParser::default().parse(raw) else {
-            return Analysis {
-                kind: ReportKind::Unrecognised,
-                notices: vec![],
-                tokens: vec![],
-                original_issue: None,
-                date: None,
-                id: id_fallback(),
-            };
+        let msg = match MessageParser::default().parse(raw) {
+            Some(msg) if !msg.parts.is_empty() => msg,
+            _ => return Analysis::unrecognised(id_fallback()),
         };
-        if msg.parts.is_empty() {
-            return Analysis {
-                kind: ReportKind::Unrecognised,
-                notices: vec![],
-                tokens: vec![],
-                original_issue: None,
-                date: None,
-                id: id_fallback(),
-            };
-        }
         let own_id = msg.message_id().map(|s| format!("<{}>", s.trim()));
-        let id = own_id.clone().unwrap_or_else(id_fallback);
-        let mut date = msg
-            .date()
-            .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into()));
-
         let parts = Parts::of(&msg);
         let haystack = parts.haystack(&msg);
-        let tokens = self.tokens(&haystack);
-        let original_issue = self.original_issue(&haystack, own_id.as_deref());
+        let mut analysis = Analysis {
+            tokens: self.tokens(&haystack),
+            original_issue: self.original_issue(&haystack, own_id.as_deref()),
+            date: msg
+                .date()
+                .and_then(|d| NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())),
+            ..Analysis::unrecognised(own_id.unwrap_or_else(id_fallback))
+        };
+        self.classify(&msg, &parts, &mut analysis);
+        analysis
+    }
 
+    /// Sets the kind and the notices of `a`: from a machine-readable report when there is
+    /// one, else from the text of what looks like a human-readable bounce.
+    fn classify(&self, msg: &Message<'_>, parts: &Parts, a: &mut Analysis) {
         let report_type = msg
             .content_type()
             .filter(|ct| ct.ctype() == "multipart")
             .and_then(|ct| ct.attribute("report-type"))
             .map(|s| s.to_ascii_lowercase())
             .unwrap_or_default();
-
-        let mut kind = ReportKind::Unrecognised;
-        let mut notices = Vec::new();
-
         if report_type == "feedback-report" || !parts.feedback.is_empty() {
-            let (n, d) = feedback_notices(&parts);
+            let (n, d) = feedback_notices(parts);
             if !n.is_empty() {
-                kind = ReportKind::Feedback;
-                notices = n;
-                date = d.or(date);
+                a.kind = ReportKind::Feedback;
+                a.notices = n;
+                a.date = d.or(a.date);
             }
         } else if report_type == "delivery-status" || !parts.delivery_status.is_empty() {
-            let (n, d) = dsn_notices(&parts);
-            date = d.or(date);
+            let (n, d) = dsn_notices(parts);
+            a.date = d.or(a.date);
             if !n.is_empty() {
-                kind = ReportKind::DeliveryStatus;
-                notices = n;
+                a.kind = ReportKind::DeliveryStatus;
+                a.notices = n;
             } else if parts.delivery_status.iter().any(|t| has_only_successes(t)) {
                 // A delivery (or relay) notification: not a bounce.
-                return Analysis {
-                    kind: ReportKind::Unrecognised,
-                    notices: vec![],
-                    tokens,
-                    original_issue,
-                    date,
-                    id,
-                };
+                return;
             }
         }
-        if kind == ReportKind::Unrecognised && self.looks_like_bounce(&msg, &report_type) {
-            let text = parts.human_text(&msg);
-            let (flavour, n) = self.text_notices(&msg, &text);
+        if a.kind == ReportKind::Unrecognised && self.looks_like_bounce(msg, &report_type) {
+            let text = parts.human_text(msg);
+            let (flavour, n) = self.text_notices(msg, &text);
             if !n.is_empty() {
-                kind = ReportKind::TextBounce(flavour);
-                notices = n;
+                a.kind = ReportKind::TextBounce(flavour);
+                a.notices = n;
             }
-        }
-        Analysis {
-            kind,
-            notices,
-            tokens,
-            original_issue,
-            date,
-            id,
         }
     }
 
@@ -360,17 +355,15 @@ impl Recognizer {
         matches!(local, "mailer-daemon" | "postmaster" | "mailerdaemon")
     }
 
-    /// Failed recipients of a human-readable bounce, with their codes.
-    fn text_notices(&self, msg: &Message<'_>, text: &str) -> (&'static str, Vec<Notice>) {
-        let flavour = flavour(msg, text);
+    /// The addresses a human-readable bounce says failed, each with the text that follows
+    /// its mention; `X-Failed-Recipients` (when present) decides which ones count.
+    fn failed_mentions(&self, msg: &Message<'_>, text: &str) -> Vec<(String, String)> {
         let failed_header: Vec<String> = header_values(msg, "x-failed-recipients")
             .iter()
             .flat_map(|v| v.split(','))
             .filter_map(bare_address)
             .map(str::to_string)
             .collect();
-
-        // (address, the text that follows its mention)
         let mut mentions: Vec<(String, String)> = address_blocks(text)
             .into_iter()
             .filter(|(a, _)| !self.is_own(a))
@@ -388,6 +381,13 @@ impl Recognizer {
                 }
             }
         }
+        mentions
+    }
+
+    /// Failed recipients of a human-readable bounce, with their codes.
+    fn text_notices(&self, msg: &Message<'_>, text: &str) -> (&'static str, Vec<Notice>) {
+        let flavour = flavour(msg, text);
+        let mentions = self.failed_mentions(msg, text);
 
         let subject = msg.subject().unwrap_or("");
         let delayed = is_delay(subject, text);

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
+use super::ServeLog;
 use crate::subscribers::{SubscriberEmail, SubscriberList};
 use crate::token::{Keyring, TokenError, TokenIndex};
 
@@ -50,11 +51,18 @@ pub struct Tokens {
     list_id: String,
     current: RwLock<Arc<Snapshot>>,
     rebuild: tokio::sync::Mutex<()>,
+    /// Where a failed rebuild is told.
+    log: Arc<dyn ServeLog>,
 }
 
 impl Tokens {
     /// Reads the list and builds the first index (blocking).
-    pub fn load(path: &Path, keyring: Keyring, list_id: &str) -> Result<Tokens> {
+    pub fn load(
+        path: &Path,
+        keyring: Keyring,
+        list_id: &str,
+        log: Arc<dyn ServeLog>,
+    ) -> Result<Tokens> {
         let snapshot = build(path, &keyring, list_id)?;
         Ok(Tokens {
             path: path.to_path_buf(),
@@ -62,6 +70,7 @@ impl Tokens {
             list_id: list_id.to_string(),
             current: RwLock::new(Arc::new(snapshot)),
             rebuild: tokio::sync::Mutex::new(()),
+            log,
         })
     }
 
@@ -105,13 +114,14 @@ impl Tokens {
                             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
                     }
                     Ok(Err(err)) => {
-                        crate::report::warn(format!(
+                        self.log.warning(&format!(
                             "keeping the previous token index: {}",
                             crate::base::error_chain(err.as_ref())
                         ));
                     }
                     Err(join) => {
-                        crate::report::warn(format!("token index rebuild failed: {join}"));
+                        self.log
+                            .warning(&format!("token index rebuild failed: {join}"));
                     }
                 }
             }

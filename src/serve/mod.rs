@@ -3,24 +3,26 @@
 //! `GET` shows a confirmation page with a button and never changes anything (link scanners
 //! fetch every URL in a message); `POST` with `List-Unsubscribe=One-Click` and a valid
 //! token marks the subscriber `unsubscribed` and answers `200` with a page, never a
-//! redirect. Tokens resolve through an index of the list ([`index`]); unsubscribes go
-//! through one batching writer ([`writer`]) that rewrites the list under its lock.
+//! redirect. Tokens resolve through an index of the list (`index`); unsubscribes go
+//! through one batching writer (`writer`) that rewrites the list under its lock.
 //!
 //! Limits: request bodies of 8 KB, a header read timeout, a body read timeout, a cap on
-//! connections, and a per-client rate limit ([`limit`]). Meant to run on loopback behind an
+//! connections, and a per-client rate limit (`limit`). Meant to run on loopback behind an
 //! HTTPS reverse proxy (Caddy, nginx); the README shows both and a systemd unit.
 //!
-//! One log line per request goes to stderr: time, method, route, status, outcome,
-//! duration. No token, address or client IP is logged (the list is the record of who left;
-//! the proxy's access log has the IPs if you keep them).
+//! Every request is told to a [`ServeLog`] (time, method, route, status, outcome, duration),
+//! and so is every warning (a failed accept, a list write that did not happen); the command
+//! layer decides where the lines go. No token, address or client IP is given to the log
+//! (the list is the record of who left; the proxy's access log has the IPs if you keep
+//! them). `Setup` checks the config and reads the key; [`App::start`] builds the index and
+//! starts the writer; [`run`] serves until told to stop.
 
-pub mod index;
-pub mod limit;
-pub mod pages;
-pub mod writer;
+mod index;
+mod limit;
+mod pages;
+mod writer;
 
 use std::future::Future;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,8 +43,30 @@ use crate::subscribers::Status;
 use crate::token::{keyring_from_env, Keyring};
 use pages::Outcome;
 
+/// Where the server's log lines go (implemented by the command layer).
+pub trait ServeLog: Send + Sync {
+    /// One handled request.
+    fn request(&self, request: &RequestRecord<'_>);
+    /// Something went wrong that the server survives (the client got an error page).
+    fn warning(&self, message: &str);
+}
+
+/// One handled request, as logged: nothing in it names the subscriber or the client.
+#[derive(Debug, Clone)]
+pub struct RequestRecord<'a> {
+    /// When the answer was ready.
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub method: &'a str,
+    /// The route (a path token is never shown) or the requested path, cut short.
+    pub route: &'a str,
+    pub status: u16,
+    /// What the request did (`unsubscribed`, `invalid-link`, …), `-` when not ours to say.
+    pub outcome: &'a str,
+    pub elapsed: Duration,
+}
+
 /// The largest request body read (a one-click body is 26 bytes).
-pub const MAX_BODY: usize = 8 * 1024;
+const MAX_BODY: usize = 8 * 1024;
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request body.
@@ -52,7 +76,7 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// Where the token sits in the unsubscribe URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenPlace {
+enum TokenPlace {
     /// A query parameter: `/unsubscribe?t={token}` → `t`.
     Query(String),
     /// A whole path segment: `/u/{token}`.
@@ -61,17 +85,17 @@ pub enum TokenPlace {
 
 /// The route served, from `[unsubscribe] url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+struct Endpoint {
     /// The axum route (`/unsubscribe`, `/u/:token`).
-    pub route: String,
+    route: String,
     /// The path as shown in logs (`/unsubscribe`, `/u/{token}`).
-    pub display: String,
-    pub token: TokenPlace,
+    display: String,
+    token: TokenPlace,
 }
 
 impl Endpoint {
     /// Reads the route from the URL template (`https://host/unsubscribe?t={token}`).
-    pub fn from_url(url: &str) -> Result<Endpoint> {
+    fn from_url(url: &str) -> Result<Endpoint> {
         let rest = url.split_once("://").map_or(url, |(_, r)| r);
         let path_and_query = rest.find('/').map_or("/", |i| &rest[i..]);
         let path_and_query = path_and_query.split('#').next().unwrap_or("/");
@@ -119,9 +143,9 @@ impl Endpoint {
 /// Limits and proxy settings of the server.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub requests_per_minute: u32,
-    pub client_ip_header: Option<HeaderName>,
-    pub max_connections: usize,
+    requests_per_minute: u32,
+    client_ip_header: Option<HeaderName>,
+    max_connections: usize,
 }
 
 impl ServeOptions {
@@ -144,6 +168,37 @@ impl ServeOptions {
     }
 }
 
+/// What `fortnight serve` needs before it listens: the checked `[unsubscribe]` URL, the
+/// keys, the limits and the address to listen on.
+pub(crate) struct Setup {
+    pub(crate) keyring: Keyring,
+    pub(crate) options: ServeOptions,
+    pub(crate) listen: SocketAddr,
+}
+
+impl Setup {
+    /// Checks the config (an `[unsubscribe]` URL with a `{token}`, the limits), reads the
+    /// signing keys from the environment and resolves `listen` (else `[serve] listen`).
+    pub(crate) fn from_config(config: &Config, listen: Option<&str>) -> Result<Setup> {
+        let unsubscribe = unsubscribe_section(config)?;
+        Endpoint::from_url(&unsubscribe.url)?;
+        let (keyring, _) = keyring_from_env(Some(unsubscribe), false)?;
+        let options = ServeOptions::from_config(config)?;
+        let listen = listen_address(listen.unwrap_or(&config.serve.listen))?;
+        Ok(Setup {
+            keyring,
+            options,
+            listen,
+        })
+    }
+}
+
+fn unsubscribe_section(config: &Config) -> Result<&crate::config::UnsubscribeConfig> {
+    config.unsubscribe.as_ref().context(
+        "`fortnight serve` needs an [unsubscribe] section with the url template, e.g. url = \"https://example.org/unsubscribe?t={token}\"",
+    )
+}
+
 struct AppState {
     publication: String,
     endpoint: Endpoint,
@@ -151,6 +206,7 @@ struct AppState {
     writer: writer::Writer,
     limiter: limit::RateLimiter,
     client_ip_header: Option<HeaderName>,
+    log: Arc<dyn ServeLog>,
 }
 
 /// A ready server: index built, writer running.
@@ -162,18 +218,25 @@ pub struct App {
 
 impl App {
     /// Reads the list, builds the token index and starts the writer (inside a tokio
-    /// runtime).
-    pub async fn start(config: &Config, keyring: Keyring, options: ServeOptions) -> Result<App> {
-        let unsubscribe = config.unsubscribe.as_ref().context(
-            "`fortnight serve` needs an [unsubscribe] section with the url template, e.g. url = \"https://example.org/unsubscribe?t={token}\"",
-        )?;
+    /// runtime). Requests and warnings go to `log`.
+    pub async fn start(
+        config: &Config,
+        keyring: Keyring,
+        options: ServeOptions,
+        log: Arc<dyn ServeLog>,
+    ) -> Result<App> {
+        let unsubscribe = unsubscribe_section(config)?;
         let endpoint = Endpoint::from_url(&unsubscribe.url)?;
         let list_path = config.subscribers_file();
-        let (p, id) = (list_path.clone(), config.sender.list_id.clone());
-        let tokens = tokio::task::spawn_blocking(move || index::Tokens::load(&p, keyring, &id))
+        let (p, id, l) = (
+            list_path.clone(),
+            config.sender.list_id.clone(),
+            log.clone(),
+        );
+        let tokens = tokio::task::spawn_blocking(move || index::Tokens::load(&p, keyring, &id, l))
             .await
             .context("building the token index failed")??;
-        let (writer, writer_task) = writer::Writer::spawn(list_path);
+        let (writer, writer_task) = writer::Writer::spawn(list_path, log.clone());
         Ok(App {
             state: Arc::new(AppState {
                 publication: config.publication.name.clone(),
@@ -182,6 +245,7 @@ impl App {
                 writer,
                 limiter: limit::RateLimiter::new(options.requests_per_minute),
                 client_ip_header: options.client_ip_header,
+                log,
             }),
             writer_task,
             max_connections: options.max_connections,
@@ -189,12 +253,12 @@ impl App {
     }
 
     /// The route served, as shown in logs.
-    pub fn route_display(&self) -> &str {
+    pub(crate) fn route_display(&self) -> &str {
         &self.state.endpoint.display
     }
 
     /// How many addresses the token index holds.
-    pub fn indexed(&self) -> usize {
+    pub(crate) fn indexed(&self) -> usize {
         self.state.tokens.indexed()
     }
 
@@ -220,6 +284,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let router = app.router();
+    let log = app.state.log.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(app.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
@@ -235,7 +300,7 @@ pub async fn run(
                 Ok(x) => x,
                 Err(err) => {
                     // Out of file descriptors and the like: pause rather than spin.
-                    crate::report::warn(format!("accept failed: {err}"));
+                    log.warning(&format!("accept failed: {err}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -344,16 +409,14 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         }
     };
     let outcome = response.extensions().get::<Outcome>().map_or("-", |o| o.0);
-    let line = format!(
-        "{} {} {} {} {} {}ms\n",
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        method,
-        route,
-        response.status().as_u16(),
+    state.log.request(&RequestRecord {
+        at: chrono::Utc::now(),
+        method: method.as_str(),
+        route: &route,
+        status: response.status().as_u16(),
         outcome,
-        started.elapsed().as_millis()
-    );
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        elapsed: started.elapsed(),
+    });
     response
 }
 
@@ -445,22 +508,29 @@ async fn one_click(
         Ok(e) => e,
         Err(_) => return pages::invalid_link(publication),
     };
-    match state.writer.unsubscribe(email.clone()).await {
-        Ok(writer::Outcome::Unsubscribed) => {
-            pages::done(publication, email.as_str(), "unsubscribed", false)
-        }
+    let written = state.writer.unsubscribe(email.clone()).await;
+    answer_unsubscribe(&state, email.as_str(), written)
+}
+
+/// The page for an unsubscribe the writer recorded (or could not).
+fn answer_unsubscribe(
+    state: &AppState,
+    email: &str,
+    written: Result<writer::Outcome, writer::WriteError>,
+) -> Response {
+    let publication = &state.publication;
+    match written {
+        Ok(writer::Outcome::Unsubscribed) => pages::done(publication, email, "unsubscribed", false),
         Ok(writer::Outcome::AlreadyUnsubscribed) => {
-            pages::done(publication, email.as_str(), "already-unsubscribed", true)
+            pages::done(publication, email, "already-unsubscribed", true)
         }
         Ok(writer::Outcome::AlreadySuppressed(Status::Bounced)) => {
-            pages::done(publication, email.as_str(), "already-bounced", true)
+            pages::done(publication, email, "already-bounced", true)
         }
         Ok(writer::Outcome::AlreadySuppressed(_)) => {
-            pages::done(publication, email.as_str(), "already-suppressed", true)
+            pages::done(publication, email, "already-suppressed", true)
         }
-        Ok(writer::Outcome::NotInList) => {
-            pages::done(publication, email.as_str(), "not-in-list", true)
-        }
+        Ok(writer::Outcome::NotInList) => pages::done(publication, email, "not-in-list", true),
         Err(writer::WriteError::Busy) => {
             let mut r = pages::error(
                 publication,
@@ -473,7 +543,9 @@ async fn one_click(
             r
         }
         Err(err) => {
-            crate::report::warn(format!("unsubscribe not recorded: {err}"));
+            state
+                .log
+                .warning(&format!("unsubscribe not recorded: {err}"));
             pages::error(
                 publication,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -517,7 +589,7 @@ async fn not_found(State(state): State<Arc<AppState>>, method: Method) -> Respon
 /// Whether a POST body says `List-Unsubscribe=One-Click` (RFC 8058 §3.2), as
 /// `application/x-www-form-urlencoded` (also assumed when no type is given) or
 /// `multipart/form-data`.
-pub fn is_one_click(content_type: Option<&str>, body: &[u8]) -> bool {
+fn is_one_click(content_type: Option<&str>, body: &[u8]) -> bool {
     let is_value = |v: &str| v.trim().eq_ignore_ascii_case("One-Click");
     let ct = content_type.unwrap_or("");
     if ct
@@ -553,45 +625,6 @@ fn listen_address(s: &str) -> Result<SocketAddr> {
         })?
         .next()
         .with_context(|| format!("`{s}` resolves to no address"))
-}
-
-/// `fortnight serve`.
-pub fn cmd_serve(config: &Config, args: &crate::cli::ServeArgs) -> Result<crate::Exit> {
-    let unsubscribe = config.unsubscribe.as_ref().context(
-        "`fortnight serve` needs an [unsubscribe] section with the url template, e.g. url = \"https://example.org/unsubscribe?t={token}\"",
-    )?;
-    Endpoint::from_url(&unsubscribe.url)?;
-    let (keyring, _) = keyring_from_env(Some(unsubscribe), false)?;
-    let options = ServeOptions::from_config(config)?;
-    let listen = args.listen.as_deref().unwrap_or(&config.serve.listen);
-    let addr = listen_address(listen)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (is another server using it?)"))?;
-        let local = listener.local_addr()?;
-        let app = App::start(config, keyring, options).await?;
-        eprintln!(
-            "serving one-click unsubscribes at {} for list {} ({} addresses indexed)",
-            app.route_display(),
-            config.sender.list_id,
-            app.indexed()
-        );
-        {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "listening on http://{local}")?;
-            out.flush()?;
-        }
-        let mut interrupts = crate::base::signal::Interrupts::listen()?;
-        run(listener, app, async move { interrupts.next().await }).await?;
-        eprintln!("stopped");
-        Ok::<(), anyhow::Error>(())
-    })?;
-    Ok(crate::Exit::Success)
 }
 
 #[cfg(test)]

@@ -9,10 +9,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use super::ServeLog;
 use crate::subscribers::{self, Status, SubscriberEmail, SubscriberList};
 
 /// The most unsubscribes applied in one rewrite of the list.
@@ -56,11 +58,15 @@ pub enum WriteError {
 }
 
 impl Writer {
-    /// Starts the writer task (needs a tokio runtime). The task ends once every `Writer`
-    /// clone is dropped and the queue is drained.
-    pub fn spawn(list_path: PathBuf) -> (Writer, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task (needs a tokio runtime); a batch that cannot be written is
+    /// told to `log`. The task ends once every `Writer` clone is dropped and the queue is
+    /// drained.
+    pub fn spawn(
+        list_path: PathBuf,
+        log: Arc<dyn ServeLog>,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(rx, list_path));
+        let handle = tokio::spawn(run(rx, list_path, log));
         (Writer { tx }, handle)
     }
 
@@ -80,7 +86,7 @@ impl Writer {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, path: PathBuf) {
+async fn run(mut rx: mpsc::Receiver<Job>, path: PathBuf, log: Arc<dyn ServeLog>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -100,7 +106,7 @@ async fn run(mut rx: mpsc::Receiver<Job>, path: PathBuf) {
             }
             Ok(Err(err)) => {
                 let msg = crate::base::error_chain(err.as_ref());
-                crate::report::warn(format!("unsubscribe batch not written: {msg}"));
+                log.warning(&format!("unsubscribe batch not written: {msg}"));
                 for job in batch {
                     let _ = job.reply.send(Err(msg.clone()));
                 }

@@ -10,13 +10,20 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
+use encoding_rs::{UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1252};
 
-use crate::cli::ImportEncoding;
+/// The encoding of an export: detected (`Auto`) or named by the person importing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Auto,
+    Utf8,
+    Windows1252,
+    Utf16,
+}
 
 /// An export decoded to UTF-8 without its BOM.
 #[derive(Debug)]
-pub struct Decoded {
+pub(crate) struct Decoded {
     pub text: String,
     /// The encoding used, e.g. `UTF-8`, `UTF-16LE`, `windows-1252`.
     pub encoding: &'static str,
@@ -25,19 +32,19 @@ pub struct Decoded {
 }
 
 /// Decodes `bytes` read from `file` as `wanted` (or detected with `Auto`).
-pub fn decode(bytes: Vec<u8>, wanted: ImportEncoding, file: &Path) -> Result<Decoded> {
+pub(crate) fn decode(bytes: Vec<u8>, wanted: Encoding, file: &Path) -> Result<Decoded> {
     let shown = file.display();
-    let bom = Encoding::for_bom(&bytes);
+    let bom = encoding_rs::Encoding::for_bom(&bytes);
     match wanted {
-        ImportEncoding::Utf8 => utf8(bytes, file),
-        ImportEncoding::Utf16 => {
+        Encoding::Utf8 => utf8(bytes, file),
+        Encoding::Utf16 => {
             let enc = match bom {
                 Some((e, _)) if e == UTF_16LE || e == UTF_16BE => e,
                 _ => utf16_without_bom(&bytes).unwrap_or(UTF_16LE),
             };
             with(enc, &bytes, file, false)
         }
-        ImportEncoding::Windows1252 => {
+        Encoding::Windows1252 => {
             if bom.is_some() {
                 bail!(
                     "{shown} starts with a {} byte-order mark, so it is not windows-1252; \
@@ -47,7 +54,7 @@ pub fn decode(bytes: Vec<u8>, wanted: ImportEncoding, file: &Path) -> Result<Dec
             }
             with(WINDOWS_1252, &bytes, file, false)
         }
-        ImportEncoding::Auto => {
+        Encoding::Auto => {
             if let Some((enc, _)) = bom {
                 if enc == UTF_8 {
                     return utf8(bytes, file);
@@ -100,7 +107,12 @@ fn utf8(mut bytes: Vec<u8>, file: &Path) -> Result<Decoded> {
     }
 }
 
-fn with(enc: &'static Encoding, bytes: &[u8], file: &Path, guessed: bool) -> Result<Decoded> {
+fn with(
+    enc: &'static encoding_rs::Encoding,
+    bytes: &[u8],
+    file: &Path,
+    guessed: bool,
+) -> Result<Decoded> {
     let (text, had_errors) = enc.decode_with_bom_removal(bytes);
     if had_errors {
         bail!(
@@ -118,7 +130,7 @@ fn with(enc: &'static Encoding, bytes: &[u8], file: &Path, guessed: bool) -> Res
 }
 
 /// UTF-16 without a BOM shows as mostly-zero high bytes in mostly-ASCII text.
-fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
+fn utf16_without_bom(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
     let sample = &bytes[..bytes.len().min(4096) & !1];
     if sample.len() < 4 {
         return None;
@@ -155,7 +167,7 @@ mod tests {
     use super::*;
 
     fn auto(bytes: &[u8]) -> Result<Decoded> {
-        decode(bytes.to_vec(), ImportEncoding::Auto, Path::new("f.csv"))
+        decode(bytes.to_vec(), Encoding::Auto, Path::new("f.csv"))
     }
 
     #[test]
@@ -195,7 +207,7 @@ mod tests {
     fn forced_utf8_on_legacy_bytes_suggests_windows_1252() {
         let err = decode(
             b"email\nm\xFCller@example.de\n".to_vec(),
-            ImportEncoding::Utf8,
+            Encoding::Utf8,
             Path::new("old.csv"),
         )
         .unwrap_err()

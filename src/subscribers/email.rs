@@ -405,7 +405,7 @@ pub fn normalize_text(raw: &str, max_chars: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A display name as stored: [`normalize_text`] capped at [`MAX_NAME_CHARS`].
+/// A display name as stored: `normalize_text` capped at `MAX_NAME_CHARS` (100 characters).
 pub fn normalize_name(raw: &str) -> Cow<'_, str> {
     normalize_text(raw, MAX_NAME_CHARS)
 }

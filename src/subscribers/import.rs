@@ -26,13 +26,25 @@ use super::list::{
     MAX_ATTR_CHARS, MAX_META_CHARS, STANDARD_COLUMNS,
 };
 use super::Status;
-use crate::cli::{ImportEncoding, ImportFormat};
+
+pub use super::decode::Encoding;
+
+/// The export format of the files to import; `Auto` detects it from each file's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Auto,
+    Mailchimp,
+    Substack,
+    Buttondown,
+    Listmonk,
+    Plain,
+}
 
 /// How to read the files.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    pub format: ImportFormat,
-    pub encoding: ImportEncoding,
+    pub format: Format,
+    pub encoding: Encoding,
     /// Field delimiter; sniffed among `,` `;` TAB when `None`.
     pub delimiter: Option<u8>,
     /// Allow turning suppressed addresses back into subscribed ones.
@@ -54,7 +66,8 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
-    fn label(self) -> &'static str {
+    /// The name of the format as the import report shows it.
+    pub fn label(self) -> &'static str {
         match self {
             SourceFormat::Mailchimp(Status::Subscribed) => "Mailchimp (subscribed)",
             SourceFormat::Mailchimp(Status::Unsubscribed) => "Mailchimp (unsubscribed)",
@@ -120,76 +133,6 @@ pub struct ImportReport {
     pub kept_suppressed: Vec<RowNote>,
     /// Suppressed addresses turned back into subscribed (only with `--resubscribe`).
     pub resubscribed: usize,
-}
-
-impl ImportReport {
-    /// The report as printed by `fortnight subscribers import`.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        self.write_to(&mut out)
-            .expect("writing to a Vec<u8> cannot fail");
-        String::from_utf8(out).expect("the report is UTF-8")
-    }
-
-    /// Writes the report (one line per file, the counts, then every noted row).
-    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        for f in &self.files {
-            let delim = match f.delimiter {
-                b'\t' => "TAB".to_string(),
-                d => format!("`{}`", d as char),
-            };
-            writeln!(
-                out,
-                "{}: {}, {}{}, delimiter {delim}, {} row{}{}",
-                f.file,
-                f.format.label(),
-                f.encoding,
-                if f.encoding_guessed {
-                    " (detected)"
-                } else {
-                    ""
-                },
-                f.rows,
-                if f.rows == 1 { "" } else { "s" },
-                if f.headerless {
-                    " (no header: email, name)"
-                } else {
-                    ""
-                },
-            )?;
-        }
-        writeln!(out, "added:       {}", self.added)?;
-        writeln!(out, "updated:     {}", self.updated)?;
-        writeln!(out, "unchanged:   {}", self.unchanged)?;
-        writeln!(out, "duplicates:  {}", self.duplicates.len())?;
-        writeln!(out, "suppressed:  {}", self.suppressed)?;
-        writeln!(out, "invalid:     {}", self.invalid.len())?;
-        if !self.skipped.is_empty() {
-            writeln!(out, "skipped:     {}", self.skipped.len())?;
-        }
-        if self.resubscribed > 0 {
-            writeln!(out, "resubscribed: {}", self.resubscribed)?;
-        }
-        let sections: [(&str, &[RowNote]); 4] = [
-            ("invalid rows (not imported):", &self.invalid),
-            ("duplicates (first spelling kept):", &self.duplicates),
-            ("skipped:", &self.skipped),
-            (
-                "not resubscribed (they left or bounced; use --resubscribe if they asked to come back):",
-                &self.kept_suppressed,
-            ),
-        ];
-        for (title, notes) in sections {
-            if notes.is_empty() {
-                continue;
-            }
-            writeln!(out, "{title}")?;
-            for n in notes {
-                writeln!(out, "  {}:{}: {}", n.file, n.line, n.text)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Normalises a header cell for matching: lowercase, without spaces, `_`, `-`, `.`, BOM.
@@ -360,24 +303,19 @@ fn detect(cols: &[String]) -> Option<SourceFormat> {
     None
 }
 
-fn build_layout(
-    header: &[&str],
-    forced: ImportFormat,
-    table: &mut Table,
-    file: &Path,
-) -> Result<Layout> {
+fn build_layout(header: &[&str], forced: Format, table: &mut Table, file: &Path) -> Result<Layout> {
     let cols: Vec<String> = header.iter().map(|h| hnorm(h)).collect();
     let shown = file.display();
     let format = match forced {
-        ImportFormat::Auto => detect(&cols),
-        ImportFormat::Mailchimp => Some(SourceFormat::Mailchimp(Status::Subscribed)),
-        ImportFormat::Substack => Some(SourceFormat::Substack),
-        ImportFormat::Buttondown => Some(SourceFormat::Buttondown),
-        ImportFormat::Listmonk => Some(SourceFormat::Listmonk),
-        ImportFormat::Plain => Some(SourceFormat::Plain),
+        Format::Auto => detect(&cols),
+        Format::Mailchimp => Some(SourceFormat::Mailchimp(Status::Subscribed)),
+        Format::Substack => Some(SourceFormat::Substack),
+        Format::Buttondown => Some(SourceFormat::Buttondown),
+        Format::Listmonk => Some(SourceFormat::Listmonk),
+        Format::Plain => Some(SourceFormat::Plain),
     };
     let email = find(&cols, EMAIL_ALIASES);
-    let (Some(mut format), Some(email)) = (format, email) else {
+    let (Some(format), Some(email)) = (format, email) else {
         bail!(
             "{shown}: line 1: no email column in the header ({}); name the column `email`, \
              or choose the export's format with --format",
@@ -388,7 +326,6 @@ fn build_layout(
                 .join(", ")
         );
     };
-    let col = |n: &str| cols.iter().position(|c| c == n);
     let mut layout = Layout {
         format,
         width: header.len(),
@@ -403,41 +340,29 @@ fn build_layout(
         attrs: Vec::new(),
         attrs_json: None,
     };
-    let mut attr_cols: Vec<usize> = Vec::new();
-    match format {
-        SourceFormat::Mailchimp(_) => {
-            let kind = if cols.iter().any(|c| c == "unsubtime") {
-                Status::Unsubscribed
-            } else if cols.iter().any(|c| c == "cleantime") {
-                Status::Bounced
-            } else {
-                Status::Subscribed
-            };
-            format = SourceFormat::Mailchimp(kind);
-            layout.format = format;
-            layout.status = StatusRule::Fixed(kind);
-            layout.since = ["confirmtime", "optintime"]
-                .iter()
-                .filter_map(|n| col(n))
-                .collect();
-            attr_cols = (0..cols.len())
-                .filter(|&i| {
-                    let c = cols[i].as_str();
-                    i != email
-                        && Some(i) != layout.name
-                        && !MAILCHIMP_SYSTEM.contains(&c)
-                        && !EMAIL_ALIASES.contains(&c)
-                        && !c.starts_with("unsub")
-                        && !c.starts_with("clean")
-                        && !c.is_empty()
-                })
-                .collect();
+    for i in format_columns(&mut layout, &cols) {
+        if let Some(key) = attr_key(header[i]) {
+            let j = extra_column_for(table, &key);
+            if !layout.attrs.iter().any(|&(_, k)| k == j) {
+                layout.attrs.push((i, j));
+            }
         }
+    }
+    Ok(layout)
+}
+
+/// Sets what `layout`'s format reads from its own columns (status rule, `since`, JSON
+/// attributes); returns the file columns that become attributes.
+fn format_columns(layout: &mut Layout, cols: &[String]) -> Vec<usize> {
+    let col = |n: &str| cols.iter().position(|c| c == n);
+    match layout.format {
+        SourceFormat::Mailchimp(_) => mailchimp_columns(layout, cols),
         SourceFormat::Substack => {
             layout.status = StatusRule::Substack {
                 disabled: col("emaildisabled"),
             };
             layout.since = col("createdat").into_iter().collect();
+            Vec::new()
         }
         SourceFormat::Buttondown => {
             layout.status = StatusRule::Buttondown {
@@ -449,6 +374,7 @@ fn build_layout(
                 .filter_map(|n| col(n))
                 .collect();
             layout.attrs_json = col("metadata");
+            Vec::new()
         }
         SourceFormat::Listmonk => {
             layout.status = StatusRule::Listmonk {
@@ -457,36 +383,64 @@ fn build_layout(
             };
             layout.since = col("createdat").into_iter().collect();
             layout.attrs_json = col("attributes");
+            Vec::new()
         }
-        SourceFormat::Plain => {
-            layout.status = StatusRule::Column(col("status"));
-            layout.since = SINCE_ALIASES.iter().filter_map(|n| col(n)).collect();
-            let used: Vec<Option<usize>> = vec![
-                Some(email),
-                layout.name,
-                layout.first,
-                layout.last,
-                col("status"),
-                layout.tags,
-            ];
-            attr_cols = (0..cols.len())
-                .filter(|&i| {
-                    !used.contains(&Some(i))
-                        && !layout.since.contains(&i)
-                        && !PLAIN_IGNORED.contains(&cols[i].as_str())
-                })
-                .collect();
-        }
+        SourceFormat::Plain => plain_columns(layout, cols),
     }
-    for i in attr_cols {
-        if let Some(key) = attr_key(header[i]) {
-            let j = extra_column_for(table, &key);
-            if !layout.attrs.iter().any(|&(_, k)| k == j) {
-                layout.attrs.push((i, j));
-            }
-        }
-    }
-    Ok(layout)
+}
+
+/// A Mailchimp export: the whole file has one status (subscribed, unsubscribed or
+/// cleaned, told by its columns); merge fields become attributes.
+fn mailchimp_columns(layout: &mut Layout, cols: &[String]) -> Vec<usize> {
+    let col = |n: &str| cols.iter().position(|c| c == n);
+    let kind = if cols.iter().any(|c| c == "unsubtime") {
+        Status::Unsubscribed
+    } else if cols.iter().any(|c| c == "cleantime") {
+        Status::Bounced
+    } else {
+        Status::Subscribed
+    };
+    layout.format = SourceFormat::Mailchimp(kind);
+    layout.status = StatusRule::Fixed(kind);
+    layout.since = ["confirmtime", "optintime"]
+        .iter()
+        .filter_map(|n| col(n))
+        .collect();
+    (0..cols.len())
+        .filter(|&i| {
+            let c = cols[i].as_str();
+            i != layout.email
+                && Some(i) != layout.name
+                && !MAILCHIMP_SYSTEM.contains(&c)
+                && !EMAIL_ALIASES.contains(&c)
+                && !c.starts_with("unsub")
+                && !c.starts_with("clean")
+                && !c.is_empty()
+        })
+        .collect()
+}
+
+/// A plain CSV: an optional status column; every column not otherwise used becomes an
+/// attribute.
+fn plain_columns(layout: &mut Layout, cols: &[String]) -> Vec<usize> {
+    let col = |n: &str| cols.iter().position(|c| c == n);
+    layout.status = StatusRule::Column(col("status"));
+    layout.since = SINCE_ALIASES.iter().filter_map(|n| col(n)).collect();
+    let used: Vec<Option<usize>> = vec![
+        Some(layout.email),
+        layout.name,
+        layout.first,
+        layout.last,
+        col("status"),
+        layout.tags,
+    ];
+    (0..cols.len())
+        .filter(|&i| {
+            !used.contains(&Some(i))
+                && !layout.since.contains(&i)
+                && !PLAIN_IGNORED.contains(&cols[i].as_str())
+        })
+        .collect()
 }
 
 /// The list's extra column for attribute `key`, matching existing columns by their key.
@@ -529,6 +483,23 @@ fn truthy(v: &str) -> Option<bool> {
     }
 }
 
+/// A row's name: its name column, else its first and last names joined.
+fn row_name<'c>(lay: &Layout, cell: &dyn Fn(Option<usize>) -> &'c str) -> Cow<'c, str> {
+    match (lay.name.map(|i| cell(Some(i))), lay.first, lay.last) {
+        (Some(n), _, _) if !n.is_empty() => Cow::Borrowed(n),
+        (_, f, l) if f.is_some() || l.is_some() => {
+            let (f, l) = (cell(f), cell(l));
+            match (f.is_empty(), l.is_empty()) {
+                (false, false) => Cow::Owned(format!("{f} {l}")),
+                (false, true) => Cow::Borrowed(f),
+                (true, false) => Cow::Borrowed(l),
+                (true, true) => Cow::Borrowed(""),
+            }
+        }
+        _ => Cow::Borrowed(""),
+    }
+}
+
 fn row_status<'c>(
     rule: &StatusRule,
     cell: &dyn Fn(Option<usize>) -> &'c str,
@@ -547,53 +518,11 @@ fn row_status<'c>(
         StatusRule::Buttondown {
             kind,
             unsubscribed_at,
-        } => {
-            let k = cell(*kind).to_ascii_lowercase().replace(['-', ' '], "_");
-            let status = match k.as_str() {
-                "" | "regular" | "premium" | "trialed" | "gifted" | "churning" | "past_due"
-                | "unpaid" | "paused" => Status::Subscribed,
-                "unsubscribed" | "removed" | "blocked" => Status::Unsubscribed,
-                "bounced" | "undeliverable" => Status::Bounced,
-                "complained" => Status::Complained,
-                "unactivated" => {
-                    return Ok(Skip(
-                        "never confirmed the subscription (Buttondown `unactivated`)".into(),
-                    ))
-                }
-                "spammy" => return Ok(Skip("flagged as spam by Buttondown (`spammy`)".into())),
-                other => {
-                    return Err(format!(
-                        "subscriber_type `{}` is not one Buttondown uses",
-                        other.escape_debug()
-                    ))
-                }
-            };
-            if !cell(*unsubscribed_at).is_empty() && status == Status::Subscribed {
-                return Ok(Is(Status::Unsubscribed));
-            }
-            Ok(Is(status))
-        }
+        } => buttondown_status(cell(*kind), cell(*unsubscribed_at)),
         StatusRule::Listmonk {
             status,
             subscription,
-        } => {
-            let s = cell(*status).to_ascii_lowercase();
-            let sub = cell(*subscription).to_ascii_lowercase();
-            let base = match s.as_str() {
-                "" | "enabled" => Status::Subscribed,
-                "blocklisted" | "blacklisted" | "disabled" => Status::Unsubscribed,
-                other => {
-                    return Err(format!(
-                        "status `{}` is not one listmonk uses (enabled, disabled, blocklisted)",
-                        other.escape_debug()
-                    ))
-                }
-            };
-            if sub == "unsubscribed" {
-                return Ok(Is(Status::Unsubscribed));
-            }
-            Ok(Is(base))
-        }
+        } => listmonk_status(cell(*status), cell(*subscription)),
         StatusRule::Column(c) => {
             let v = cell(*c);
             if v.is_empty() {
@@ -613,6 +542,55 @@ fn row_status<'c>(
             Ok(Is(s))
         }
     }
+}
+
+/// Buttondown's `subscriber_type` (and `unsubscription_date`, which wins over a
+/// subscribed type).
+fn buttondown_status(kind: &str, unsubscribed_at: &str) -> Result<RowStatus, String> {
+    use RowStatus::*;
+    let k = kind.to_ascii_lowercase().replace(['-', ' '], "_");
+    let status = match k.as_str() {
+        "" | "regular" | "premium" | "trialed" | "gifted" | "churning" | "past_due" | "unpaid"
+        | "paused" => Status::Subscribed,
+        "unsubscribed" | "removed" | "blocked" => Status::Unsubscribed,
+        "bounced" | "undeliverable" => Status::Bounced,
+        "complained" => Status::Complained,
+        "unactivated" => {
+            return Ok(Skip(
+                "never confirmed the subscription (Buttondown `unactivated`)".into(),
+            ))
+        }
+        "spammy" => return Ok(Skip("flagged as spam by Buttondown (`spammy`)".into())),
+        other => {
+            return Err(format!(
+                "subscriber_type `{}` is not one Buttondown uses",
+                other.escape_debug()
+            ))
+        }
+    };
+    if !unsubscribed_at.is_empty() && status == Status::Subscribed {
+        return Ok(Is(Status::Unsubscribed));
+    }
+    Ok(Is(status))
+}
+
+/// listmonk's subscriber `status` and list `subscription_status` (an unsubscribed list
+/// subscription wins).
+fn listmonk_status(status: &str, subscription: &str) -> Result<RowStatus, String> {
+    let base = match status.to_ascii_lowercase().as_str() {
+        "" | "enabled" => Status::Subscribed,
+        "blocklisted" | "blacklisted" | "disabled" => Status::Unsubscribed,
+        other => {
+            return Err(format!(
+                "status `{}` is not one listmonk uses (enabled, disabled, blocklisted)",
+                other.escape_debug()
+            ))
+        }
+    };
+    if subscription.eq_ignore_ascii_case("unsubscribed") {
+        return Ok(RowStatus::Is(Status::Unsubscribed));
+    }
+    Ok(RowStatus::Is(base))
 }
 
 /// Tags from a cell: a JSON array, Mailchimp's `"A","B"`, or `;`/`,`-separated text.
@@ -812,9 +790,8 @@ impl<'t> Importer<'t> {
             let lay = match layout.as_ref() {
                 Some(l) => l,
                 None => {
-                    let headerless =
-                        matches!(self.opts.format, ImportFormat::Auto | ImportFormat::Plain)
-                            && normalize_address(trim_cell(cells[0])).is_ok();
+                    let headerless = matches!(self.opts.format, Format::Auto | Format::Plain)
+                        && normalize_address(trim_cell(cells[0])).is_ok();
                     if headerless {
                         layout = Some(headerless_layout(cells.len()));
                         // This first line is data: fall through with the new layout.
@@ -898,19 +875,7 @@ impl<'t> Importer<'t> {
             }
             Err(why) => return self.invalid(file_idx, line, format!("`{email}`: {why}")),
         };
-        let raw_name: Cow<'_, str> = match (lay.name.map(|i| cell(Some(i))), lay.first, lay.last) {
-            (Some(n), _, _) if !n.is_empty() => Cow::Borrowed(n),
-            (_, f, l) if f.is_some() || l.is_some() => {
-                let (f, l) = (cell(f), cell(l));
-                match (f.is_empty(), l.is_empty()) {
-                    (false, false) => Cow::Owned(format!("{f} {l}")),
-                    (false, true) => Cow::Borrowed(f),
-                    (true, false) => Cow::Borrowed(l),
-                    (true, true) => Cow::Borrowed(""),
-                }
-            }
-            _ => Cow::Borrowed(""),
-        };
+        let raw_name = row_name(lay, &cell);
         if let Some(why) = damaged_text(&raw_name) {
             let msg = format!(
                 "`{email}`: the name `{}` {why}; fix it in the source or re-export it as UTF-8",
@@ -933,42 +898,10 @@ impl<'t> Importer<'t> {
             .tags
             .map(|i| parse_tags(cell(Some(i))))
             .unwrap_or_default();
-        let mut attrs: Vec<(usize, String)> = Vec::new();
-        for &(i, j) in &lay.attrs {
-            let v = normalize_text(cell(Some(i)), MAX_ATTR_CHARS);
-            if !v.is_empty() {
-                attrs.push((j, v.into_owned()));
-            }
-        }
-        if let Some(i) = lay.attrs_json {
-            let raw = cell(Some(i));
-            if !raw.is_empty() && raw != "{}" {
-                let value: serde_json::Value = match serde_json::from_str(raw) {
-                    Ok(v @ serde_json::Value::Object(_)) => v,
-                    Ok(_) => {
-                        let msg = format!("`{email}`: the attributes are not a JSON object");
-                        return self.invalid(file_idx, line, msg);
-                    }
-                    Err(e) => {
-                        let msg = format!("`{email}`: the attributes are not valid JSON ({e})");
-                        return self.invalid(file_idx, line, msg);
-                    }
-                };
-                let mut flat = Vec::new();
-                flatten_json("", &value, &mut flat, 0);
-                for (k, v) in flat {
-                    let Some(key) = attr_key(&k) else { continue };
-                    let v = normalize_text(&v, MAX_ATTR_CHARS);
-                    if v.is_empty() {
-                        continue;
-                    }
-                    let j = extra_column_for(self.table, &key);
-                    if !attrs.iter().any(|&(jj, _)| jj == j) {
-                        attrs.push((j, v.into_owned()));
-                    }
-                }
-            }
-        }
+        let attrs = match self.row_attributes(lay, &cell) {
+            Ok(attrs) => attrs,
+            Err(why) => return self.invalid(file_idx, line, format!("`{email}`: {why}")),
+        };
         let incoming = Incoming {
             email,
             name,
@@ -985,103 +918,60 @@ impl<'t> Importer<'t> {
         }
     }
 
+    /// The attributes of a row, as (table extra column, value): its attribute columns, then
+    /// the fields of its JSON attributes (flattened). `Err` says why the JSON is unusable.
+    fn row_attributes<'c>(
+        &mut self,
+        lay: &Layout,
+        cell: &dyn Fn(Option<usize>) -> &'c str,
+    ) -> Result<Vec<(usize, String)>, String> {
+        let mut attrs: Vec<(usize, String)> = Vec::new();
+        for &(i, j) in &lay.attrs {
+            let v = normalize_text(cell(Some(i)), MAX_ATTR_CHARS);
+            if !v.is_empty() {
+                attrs.push((j, v.into_owned()));
+            }
+        }
+        let Some(raw) = lay.attrs_json.map(|i| cell(Some(i))) else {
+            return Ok(attrs);
+        };
+        if raw.is_empty() || raw == "{}" {
+            return Ok(attrs);
+        }
+        let value: serde_json::Value = match serde_json::from_str(raw) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) => return Err("the attributes are not a JSON object".to_string()),
+            Err(e) => return Err(format!("the attributes are not valid JSON ({e})")),
+        };
+        let mut flat = Vec::new();
+        flatten_json("", &value, &mut flat, 0);
+        for (k, v) in flat {
+            let Some(key) = attr_key(&k) else { continue };
+            let v = normalize_text(&v, MAX_ATTR_CHARS);
+            if v.is_empty() {
+                continue;
+            }
+            let j = extra_column_for(self.table, &key);
+            if !attrs.iter().any(|&(jj, _)| jj == j) {
+                attrs.push((j, v.into_owned()));
+            }
+        }
+        Ok(attrs)
+    }
+
     fn merge(&mut self, row: Incoming<'_>, file_idx: usize, line: u64) -> Result<()> {
         let mark = ((file_idx as u64 + 1) << LINE_BITS) | (line & ((1 << LINE_BITS) - 1));
         let (found, hash) = self.table.find_hashed(&row.email);
         let Some(i) = found else {
-            let n = self.table.extra.len();
-            let mut extras: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); n];
-            for (j, v) in &row.attrs {
-                extras[*j] = Cow::Borrowed(v.as_str());
-            }
-            let since: &str = if row.since.is_empty() {
-                &self.opts.today
-            } else {
-                &row.since
-            };
-            let new = NewRow {
-                email: Cow::Borrowed(&row.email),
-                name: Cow::Borrowed(&row.name),
-                status: Some(row.status),
-                since: Cow::Borrowed(since),
-                source: Cow::Borrowed(row.source),
-                tags: Cow::Owned(join_tags(&row.tags)),
-                extras,
-            };
-            let i = self.table.push_hashed(&new, hash)?;
-            self.first_seen.resize(self.table.len(), 0);
-            self.first_seen[i] = mark;
-            self.changed = true;
-            if row.status.is_suppression() {
-                self.report.suppressed += 1;
-            } else {
-                self.report.added += 1;
-            }
-            return Ok(());
+            return self.add(&row, hash, mark);
         };
         let seen = self.first_seen[i];
         let existing = self.table.row(i);
         let existing_status = existing.status;
         let spelled_differently = *existing.email != *row.email;
-
-        let mut new_status = existing_status;
-        let mut resubscribed = false;
-        let mut kept = false;
-        if row.status.is_suppression() {
-            if existing_status == Status::Subscribed {
-                new_status = row.status;
-            }
-        } else if existing_status.is_suppression() {
-            if self.opts.resubscribe && seen == 0 {
-                new_status = Status::Subscribed;
-                resubscribed = true;
-            } else {
-                kept = true;
-            }
-        }
-
-        // Decide on borrowed data; build new cells only when something changes.
-        let fill_name = existing.name.is_empty() && !row.name.is_empty();
-        let fill_since = existing.since.is_empty() && !row.since.is_empty();
-        let has_tag = |t: &str| existing.tags.split(';').any(|o| o.eq_ignore_ascii_case(t));
-        let tags_changed = row.tags.iter().any(|t| !has_tag(t));
-        let attrs_changed = row.attrs.iter().any(|(j, _)| existing.extra(*j).is_empty());
-        let fields_changed = fill_name || fill_since || tags_changed || attrs_changed;
-        if fields_changed {
-            let stored_email = existing.email.to_string();
-            let mut tags = split_tags(existing.tags);
-            for t in &row.tags {
-                if !tags.iter().any(|o| o.eq_ignore_ascii_case(t)) {
-                    tags.push(t.clone());
-                }
-            }
-            let n = self.table.extra.len();
-            let mut extras: Vec<String> = (0..n).map(|j| existing.extra(j).to_string()).collect();
-            for (j, v) in &row.attrs {
-                if extras[*j].is_empty() {
-                    extras[*j] = v.clone();
-                }
-            }
-            let new = NewRow {
-                email: Cow::Borrowed(&stored_email),
-                name: Cow::Owned(if fill_name {
-                    row.name.to_string()
-                } else {
-                    existing.name.to_string()
-                }),
-                status: None,
-                since: Cow::Owned(if fill_since {
-                    row.since.to_string()
-                } else {
-                    existing.since.to_string()
-                }),
-                source: Cow::Owned(existing.source.to_string()),
-                tags: Cow::Owned(join_tags(&tags)),
-                extras: extras.into_iter().map(Cow::Owned).collect(),
-            };
-            self.table.update(i, &new)?;
-            self.changed = true;
-        }
+        let (new_status, resubscribed, kept) =
+            self.merged_status(existing_status, row.status, seen);
+        let fields_changed = self.fill_in(i, &row)?;
         if new_status != existing_status {
             self.table.set_status(i, new_status);
             self.changed = true;
@@ -1130,6 +1020,111 @@ impl<'t> Importer<'t> {
         }
         Ok(())
     }
+
+    /// Adds an address the list does not have (first seen at `mark`).
+    fn add(&mut self, row: &Incoming<'_>, hash: u32, mark: u64) -> Result<()> {
+        let n = self.table.extra.len();
+        let mut extras: Vec<Cow<'_, str>> = vec![Cow::Borrowed(""); n];
+        for (j, v) in &row.attrs {
+            extras[*j] = Cow::Borrowed(v.as_str());
+        }
+        let since: &str = if row.since.is_empty() {
+            &self.opts.today
+        } else {
+            &row.since
+        };
+        let new = NewRow {
+            email: Cow::Borrowed(&row.email),
+            name: Cow::Borrowed(&row.name),
+            status: Some(row.status),
+            since: Cow::Borrowed(since),
+            source: Cow::Borrowed(row.source),
+            tags: Cow::Owned(join_tags(&row.tags)),
+            extras,
+        };
+        let i = self.table.push_hashed(&new, hash)?;
+        self.first_seen.resize(self.table.len(), 0);
+        self.first_seen[i] = mark;
+        self.changed = true;
+        if row.status.is_suppression() {
+            self.report.suppressed += 1;
+        } else {
+            self.report.added += 1;
+        }
+        Ok(())
+    }
+
+    /// The status an existing row gets from an incoming one, whether that resubscribes it,
+    /// and whether a suppression was kept against the incoming row. A suppression wins
+    /// over `subscribed`; it is undone only with `--resubscribe`, and only by the first row
+    /// of this import naming the address (`seen == 0`).
+    fn merged_status(&self, existing: Status, incoming: Status, seen: u64) -> (Status, bool, bool) {
+        if incoming.is_suppression() {
+            let status = if existing == Status::Subscribed {
+                incoming
+            } else {
+                existing
+            };
+            (status, false, false)
+        } else if existing.is_suppression() {
+            if self.opts.resubscribe && seen == 0 {
+                (Status::Subscribed, true, false)
+            } else {
+                (existing, false, true)
+            }
+        } else {
+            (existing, false, false)
+        }
+    }
+
+    /// Fills in what row `i` lacks from `row` (an empty name, `since` or attribute; tags it
+    /// does not have yet); returns whether anything changed.
+    fn fill_in(&mut self, i: usize, row: &Incoming<'_>) -> Result<bool> {
+        // Decide on borrowed data; build new cells only when something changes.
+        let existing = self.table.row(i);
+        let fill_name = existing.name.is_empty() && !row.name.is_empty();
+        let fill_since = existing.since.is_empty() && !row.since.is_empty();
+        let has_tag = |t: &str| existing.tags.split(';').any(|o| o.eq_ignore_ascii_case(t));
+        let tags_changed = row.tags.iter().any(|t| !has_tag(t));
+        let attrs_changed = row.attrs.iter().any(|(j, _)| existing.extra(*j).is_empty());
+        if !(fill_name || fill_since || tags_changed || attrs_changed) {
+            return Ok(false);
+        }
+        let stored_email = existing.email.to_string();
+        let mut tags = split_tags(existing.tags);
+        for t in &row.tags {
+            if !tags.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+                tags.push(t.clone());
+            }
+        }
+        let n = self.table.extra.len();
+        let mut extras: Vec<String> = (0..n).map(|j| existing.extra(j).to_string()).collect();
+        for (j, v) in &row.attrs {
+            if extras[*j].is_empty() {
+                extras[*j] = v.clone();
+            }
+        }
+        let new = NewRow {
+            email: Cow::Borrowed(&stored_email),
+            name: Cow::Owned(if fill_name {
+                row.name.to_string()
+            } else {
+                existing.name.to_string()
+            }),
+            status: None,
+            since: Cow::Owned(if fill_since {
+                row.since.to_string()
+            } else {
+                existing.since.to_string()
+            }),
+            source: Cow::Owned(existing.source.to_string()),
+            tags: Cow::Owned(join_tags(&tags)),
+            extras: extras.into_iter().map(Cow::Owned).collect(),
+        };
+        self.table.update(i, &new)?;
+        self.changed = true;
+        Ok(true)
+    }
 }
 
 /// One usable row of an export, normalised.
@@ -1170,8 +1165,8 @@ mod tests {
 
     fn opts(resubscribe: bool) -> ImportOptions {
         ImportOptions {
-            format: ImportFormat::Auto,
-            encoding: ImportEncoding::Auto,
+            format: Format::Auto,
+            encoding: Encoding::Auto,
             delimiter: None,
             resubscribe,
             today: "2026-01-01".into(),
@@ -1493,7 +1488,7 @@ u3,c@example.org,Broken,{not json},enabled,2021-01-01,2021-01-02
         assert_eq!(sub(&r, "left@example.org").status, Status::Unsubscribed);
         assert_eq!(sub(&r, "bounced@example.org").status, Status::Bounced);
         assert_eq!(r.report.kept_suppressed.len(), 2);
-        assert!(r.report.render().contains("--resubscribe"));
+        assert!(crate::cmd::subscribers::import_report_text(&r.report).contains("--resubscribe"));
 
         let r = run_with(LIST, &[("again.csv", file)], opts(true)).unwrap();
         assert_eq!(sub(&r, "left@example.org").status, Status::Subscribed);

@@ -409,6 +409,49 @@ pub(crate) fn count_lines(buf: &[u8]) -> usize {
     count_newlines(buf) + 1
 }
 
+/// The address and status of a record, or `None` (with the problem noted) when it has the
+/// wrong number of fields, an unusable address or an unknown status.
+fn check_row<'r>(
+    local: &[&'r str],
+    h: &Header,
+    line: u64,
+    problems: &mut Problems,
+) -> Option<(Cow<'r, str>, Status)> {
+    if local.len() != h.width()
+        && !(local.len() > h.width() && local[h.width()..].iter().all(|c| c.is_empty()))
+    {
+        problems.add(
+            line,
+            format!(
+                "the row has {} fields but the header has {}",
+                local.len(),
+                h.width()
+            ),
+        );
+        return None;
+    }
+    let email_cell = trim_cell(local[h.std_pos[0].expect("email column checked")]);
+    let email = match normalize_address(email_cell) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.add(line, format!("`{}`: {e}", email_cell.escape_debug()));
+            return None;
+        }
+    };
+    let status_cell = local[h.std_pos[2].expect("status column checked")];
+    let Some(status) = Status::parse(status_cell) else {
+        problems.add(
+            line,
+            format!(
+                "status `{}` is not one of subscribed, unsubscribed, bounced, complained",
+                trim_cell(status_cell).escape_debug()
+            ),
+        );
+        return None;
+    };
+    Some((email, status))
+}
+
 /// Reads the rows in `rows` (starting on physical line `first_line`), calling `f` for every
 /// valid one; `f` returns the line of an earlier row with the same address, if it knows one.
 /// Returns where the last record started (to check a parallel split).
@@ -453,36 +496,7 @@ fn scan_rows(
         if local.iter().all(|c| trim_cell(c).is_empty()) {
             continue;
         }
-        if local.len() != h.width()
-            && !(local.len() > h.width() && local[h.width()..].iter().all(|c| c.is_empty()))
-        {
-            problems.add(
-                line,
-                format!(
-                    "the row has {} fields but the header has {}",
-                    local.len(),
-                    h.width()
-                ),
-            );
-            continue;
-        }
-        let email_cell = trim_cell(local[h.std_pos[0].expect("email column checked")]);
-        let email = match normalize_address(email_cell) {
-            Ok(e) => e,
-            Err(e) => {
-                problems.add(line, format!("`{}`: {e}", email_cell.escape_debug()));
-                continue;
-            }
-        };
-        let status_cell = local[h.std_pos[2].expect("status column checked")];
-        let Some(status) = Status::parse(status_cell) else {
-            problems.add(
-                line,
-                format!(
-                    "status `{}` is not one of subscribed, unsubscribed, bounced, complained",
-                    trim_cell(status_cell).escape_debug()
-                ),
-            );
+        let Some((email, status)) = check_row(&local, h, line, problems) else {
             continue;
         };
         let view = RowView {
@@ -661,6 +675,7 @@ impl SubscriberList {
     }
 
     /// The extra columns to write: the declared ones, then attributes no column declares.
+    #[cfg(test)]
     fn columns_to_write(&self) -> Vec<String> {
         let mut cols = self.extra_columns.clone();
         let mut more: std::collections::BTreeSet<&str> = Default::default();
@@ -675,7 +690,9 @@ impl SubscriberList {
         cols
     }
 
-    /// Writes the list as CSV (header, then rows in order), normalising every cell.
+    /// Writes the list as CSV (header, then rows in order), normalising every cell: what
+    /// the list's writers ([`Table::write_csv`]) must agree with, for the tests.
+    #[cfg(test)]
     pub(crate) fn write_csv(&self, out: &mut dyn Write) -> Result<()> {
         let cols = self.columns_to_write();
         let mut w = csv_writer(out);
@@ -882,52 +899,63 @@ impl Table {
             lines.extend(part.lines);
         }
         if indexed {
-            // Built in file order so that a repeated address names its first line.
-            t.index.reserve(total_rows, |&(_, hi)| spread(hi));
-            for (i, &h) in hashes.iter().enumerate() {
-                let (arena, rows) = (&t.arena, &t.rows);
-                let email = row_email(arena, &rows[i]);
-                match t.index.entry(
-                    spread(h),
-                    |&(j, hj)| {
-                        hj == h && row_email(arena, &rows[j as usize]).eq_ignore_ascii_case(email)
-                    },
-                    |&(_, hj)| spread(hj),
-                ) {
-                    Entry::Occupied(e) => {
-                        let first = lines[e.get().0 as usize];
-                        problems.add(lines[i], duplicate_message(email, first));
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert((i as u32, h));
-                    }
-                }
-            }
+            t.index_rows(&hashes, &lines, &mut problems);
         } else {
-            let mut order: Vec<(u32, u32)> = hashes
-                .iter()
-                .enumerate()
-                .map(|(i, &h)| (h, i as u32))
-                .collect();
-            order.sort_unstable();
-            for group in order.chunk_by(|a, b| a.0 == b.0) {
-                for (k, &(_, later)) in group.iter().enumerate().skip(1) {
-                    let email = t.row(later as usize).email;
-                    if let Some(&(_, first)) = group[..k]
-                        .iter()
-                        .find(|&&(_, j)| t.row(j as usize).email.eq_ignore_ascii_case(email))
-                    {
-                        problems.add(
-                            lines[later as usize],
-                            duplicate_message(email, lines[first as usize]),
-                        );
-                    }
-                }
-            }
+            t.check_repeats(&hashes, &lines, &mut problems);
         }
         problems.into_result(path)?;
         t.extra = header.extra;
         Ok(t)
+    }
+
+    /// Builds the index by address (in file order, so that a repeated address names its
+    /// first line); `hashes` and `lines` are per row.
+    fn index_rows(&mut self, hashes: &[u32], lines: &[u64], problems: &mut Problems) {
+        let total_rows = self.rows.len();
+        self.index.reserve(total_rows, |&(_, hi)| spread(hi));
+        for (i, &h) in hashes.iter().enumerate() {
+            let (arena, rows) = (&self.arena, &self.rows);
+            let email = row_email(arena, &rows[i]);
+            match self.index.entry(
+                spread(h),
+                |&(j, hj)| {
+                    hj == h && row_email(arena, &rows[j as usize]).eq_ignore_ascii_case(email)
+                },
+                |&(_, hj)| spread(hj),
+            ) {
+                Entry::Occupied(e) => {
+                    let first = lines[e.get().0 as usize];
+                    problems.add(lines[i], duplicate_message(email, first));
+                }
+                Entry::Vacant(v) => {
+                    v.insert((i as u32, h));
+                }
+            }
+        }
+    }
+
+    /// Notes repeated addresses without building an index (a sort of the hashes).
+    fn check_repeats(&self, hashes: &[u32], lines: &[u64], problems: &mut Problems) {
+        let mut order: Vec<(u32, u32)> = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| (h, i as u32))
+            .collect();
+        order.sort_unstable();
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            for (k, &(_, later)) in group.iter().enumerate().skip(1) {
+                let email = self.row(later as usize).email;
+                if let Some(&(_, first)) = group[..k]
+                    .iter()
+                    .find(|&&(_, j)| self.row(j as usize).email.eq_ignore_ascii_case(email))
+                {
+                    problems.add(
+                        lines[later as usize],
+                        duplicate_message(email, lines[first as usize]),
+                    );
+                }
+            }
+        }
     }
 
     /// An index by address over all rows (for a table parsed without one).

@@ -6,13 +6,15 @@
 //! so that concurrent writers (the unsubscribe endpoint, bounce processing, a send marking
 //! bounces) never lose each other's updates. It never sends anything.
 //!
-//! [`email`] holds the address policy and name normalisation, `list` the strict reader and
+//! `email` holds the address policy and name normalisation, `list` the strict reader and
 //! the compact in-memory table, `store` the lock, the atomic rewrite and status updates,
-//! `decode` the detection of encodings, [`import`] the export formats and the merge rules;
-//! this file has the public types and the `subscribers` / `unsubscribe` commands.
+//! `decode` the detection of encodings, `import` the export formats and the merge rules;
+//! this file has the public types and the use cases over the list file (import, stats,
+//! export, unsubscribe), which return what they did and print nothing. Subscribers depends
+//! on no other module of fortnight.
 
-pub mod email;
-pub mod import;
+mod email;
+pub(crate) mod import;
 
 mod decode;
 mod list;
@@ -26,14 +28,12 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::cli::{ImportArgs, SubscribersCommand, UnsubscribeArgs};
-use crate::config::Config;
-
 pub use email::{normalize_name, AddressError, SubscriberEmail};
-pub use list::{CompactList, STANDARD_COLUMNS};
-pub use store::{lock_path, update_statuses, StatusOutcome};
+pub use list::CompactList;
+pub(crate) use store::StatusOutcome;
 
-use list::{read_list, read_list_bytes, read_list_checked, Table};
+use list::{read_list, read_list_bytes, read_list_checked, Table, STANDARD_COLUMNS};
+use store::update_statuses;
 
 /// A subscriber's state. Only `Subscribed` rows get mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -111,13 +111,6 @@ impl SubscriberList {
         }
     }
 
-    /// Writes the list atomically (temp file in the same folder, fsync, rename), under the
-    /// list lock. Cells are normalised on the way out (no control characters; names capped).
-    pub fn save_atomic(&self, path: &Path) -> Result<()> {
-        let _lock = store::lock_list(path)?;
-        store::write_atomically(path, |out| self.write_csv(out))
-    }
-
     /// Calls `f` with every subscriber in file order without holding the list in memory
     /// (for a send over a large list). The whole file is checked first, so `f` only runs
     /// when the list is valid; the file is read once, so a concurrent rewrite is not seen
@@ -137,7 +130,7 @@ impl SubscriberList {
     /// The first subscribed row of the list (reading no further than that row) and the
     /// extra column names; `None` when the list has no subscribed row. A missing file has
     /// no rows. For previews: the file is not checked past the row found.
-    pub fn first_subscribed(path: &Path) -> Result<(Option<Subscriber>, Vec<String>)> {
+    pub(crate) fn first_subscribed(path: &Path) -> Result<(Option<Subscriber>, Vec<String>)> {
         struct Found;
         impl fmt::Display for Found {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,17 +168,12 @@ impl SubscriberList {
             .iter()
             .filter(|s| s.status == Status::Subscribed)
     }
-
-    /// The row of `email`, if any (compared ignoring case).
-    pub fn get(&self, email: &SubscriberEmail) -> Option<&Subscriber> {
-        self.subscribers.iter().find(|s| &s.email == email)
-    }
 }
 
 /// Sets the status of the given addresses under the list lock: reload, apply, atomic write.
 /// Addresses not in the list are ignored. Returns the addresses whose status changed.
 /// Safe against concurrent callers in this and other processes.
-pub fn set_statuses(
+pub(crate) fn set_statuses(
     path: &Path,
     changes: &[(SubscriberEmail, Status)],
 ) -> Result<Vec<SubscriberEmail>> {
@@ -200,7 +188,7 @@ pub fn set_statuses(
 
 /// Prefixes a cell that a spreadsheet would run as a formula (`= + - @`, TAB, CR, NUL) with
 /// `'` (OWASP "CSV injection").
-pub fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']) {
         std::borrow::Cow::Owned(format!("'{cell}"))
     } else {
@@ -208,75 +196,80 @@ pub fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// `fortnight subscribers …`.
-pub fn cmd_subscribers(config: &Config, cmd: &SubscribersCommand) -> Result<crate::Exit> {
-    match cmd {
-        SubscribersCommand::Import(args) => cmd_import(config, args),
-        SubscribersCommand::Stats => cmd_stats(config),
-        SubscribersCommand::Export(args) => {
-            let status = args.status;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            export(&config.subscribers_file(), status, &mut out)?;
-            out.flush().context("failed to write the export")?;
-            Ok(crate::Exit::Success)
-        }
+/// What an import did to the list file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListWrite {
+    /// `dry_run`: nothing was written.
+    DryRun,
+    /// The list was rewritten.
+    Written,
+    /// The import changed nothing, so the list was not rewritten.
+    Unchanged,
+}
+
+/// The outcome of [`import`]: the account of the rows and the list as it stands after.
+#[derive(Debug, Clone)]
+pub(crate) struct ImportOutcome {
+    pub report: import::ImportReport,
+    pub write: ListWrite,
+    /// How many addresses the list holds after the import (or would, after a dry run).
+    pub total: usize,
+    /// Of those, how many have each status.
+    pub by_status: BTreeMap<Status, usize>,
+}
+
+impl ImportOutcome {
+    /// How many addresses of the list have `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.by_status.get(&status).copied().unwrap_or(0)
     }
 }
 
-fn cmd_import(config: &Config, args: &ImportArgs) -> Result<crate::Exit> {
-    let list_path = config.subscribers_file();
-    let delimiter = args.delimiter;
-    let opts = import::ImportOptions {
-        format: args.format,
-        encoding: args.encoding,
-        delimiter,
-        resubscribe: args.resubscribe,
-        today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
-    };
-    // Hold the lock from reading the list to writing it, so that an unsubscribe arriving
-    // meanwhile is neither lost nor overwritten. A dry run only reads.
-    let _lock = if args.dry_run {
+/// Merges `files` into the list at `list_path` and (unless `dry_run`, or nothing changed)
+/// rewrites it atomically. The list lock is held from reading the list to writing it, so
+/// that an unsubscribe arriving meanwhile is neither lost nor overwritten; a dry run only
+/// reads.
+pub(crate) fn import(
+    list_path: &Path,
+    files: &[std::path::PathBuf],
+    opts: import::ImportOptions,
+    dry_run: bool,
+) -> Result<ImportOutcome> {
+    let _lock = if dry_run {
         None
     } else {
-        Some(store::lock_list(&list_path)?)
+        Some(store::lock_list(list_path)?)
     };
-    let mut table = Table::load(&list_path)?;
-    let (report, changed) = import::import_files(&mut table, &args.files, opts)?;
-    let shown = list_path.display();
-    let written = if args.dry_run || !changed {
-        None
+    let mut table = Table::load(list_path)?;
+    let (report, changed) = import::import_files(&mut table, files, opts)?;
+    let write = if dry_run {
+        ListWrite::DryRun
+    } else if changed {
+        store::write_atomically(list_path, |out| table.write_csv(out))?;
+        ListWrite::Written
     } else {
-        store::write_atomically(&list_path, |out| table.write_csv(out))?;
-        Some(())
+        ListWrite::Unchanged
     };
-    let mut out = std::io::stdout().lock();
-    report.write_to(&mut out)?;
-    let totals = format!(
-        "{} addresses: {} subscribed, {} unsubscribed, {} bounced, {} complained",
-        table.len(),
-        table.count(Status::Subscribed),
-        table.count(Status::Unsubscribed),
-        table.count(Status::Bounced),
-        table.count(Status::Complained)
-    );
-    if args.dry_run {
-        writeln!(out, "dry run: {shown} not written (it would hold {totals})")?;
-    } else if written.is_some() {
-        writeln!(out, "wrote {shown}: {totals}")?;
-    } else {
-        writeln!(out, "{shown} unchanged: {totals}")?;
-    }
-    Ok(if report.invalid.is_empty() {
-        crate::Exit::Success
-    } else {
-        crate::Exit::Failures
+    let by_status = [
+        Status::Subscribed,
+        Status::Unsubscribed,
+        Status::Bounced,
+        Status::Complained,
+    ]
+    .into_iter()
+    .map(|s| (s, table.count(s)))
+    .collect();
+    Ok(ImportOutcome {
+        report,
+        write,
+        total: table.len(),
+        by_status,
     })
 }
 
 /// Counts by status and by domain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListStats {
+pub(crate) struct ListStats {
     pub total: usize,
     pub by_status: BTreeMap<Status, usize>,
     /// The ten most common domains, most common first (ties alphabetically).
@@ -286,7 +279,7 @@ pub struct ListStats {
 }
 
 /// Reads the list at `path` and counts it (a missing list counts zero).
-pub fn stats(path: &Path) -> Result<ListStats> {
+pub(crate) fn stats(path: &Path) -> Result<ListStats> {
     #[derive(Default)]
     struct Counts {
         total: usize,
@@ -325,43 +318,9 @@ pub fn stats(path: &Path) -> Result<ListStats> {
     Ok(st)
 }
 
-fn cmd_stats(config: &Config) -> Result<crate::Exit> {
-    let path = config.subscribers_file();
-    let st = stats(&path)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}: {} addresses", path.display(), st.total)?;
-    for s in [
-        Status::Subscribed,
-        Status::Unsubscribed,
-        Status::Bounced,
-        Status::Complained,
-    ] {
-        let n = st.by_status.get(&s).copied().unwrap_or(0);
-        writeln!(out, "  {:<13} {n}", s.as_str())?;
-    }
-    if !st.top_domains.is_empty() {
-        writeln!(
-            out,
-            "top domains ({} of {}):",
-            st.top_domains.len(),
-            st.domains
-        )?;
-        let width = st
-            .top_domains
-            .iter()
-            .map(|(d, _)| d.len())
-            .max()
-            .unwrap_or(0);
-        for (d, n) in &st.top_domains {
-            writeln!(out, "  {d:<width$} {n}")?;
-        }
-    }
-    Ok(crate::Exit::Success)
-}
-
 /// Writes the list (optionally only rows with `status`) as CSV to `out`, every cell passed
 /// through [`guard_cell`].
-pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
+pub(crate) fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
     let buf = read_list_bytes(path)?.unwrap_or_default();
     // Check the whole list first, so that a malformed list exports nothing at all.
     read_list_checked(&buf, path, || (), |_, _| {})?;
@@ -408,73 +367,35 @@ pub fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-/// `fortnight unsubscribe ADDR... | --token T`.
-pub fn cmd_unsubscribe(config: &Config, args: &UnsubscribeArgs) -> Result<crate::Exit> {
-    let path = config.subscribers_file();
-    let addresses: Vec<SubscriberEmail> = match &args.token {
-        Some(token) => vec![resolve_token(config, &path, token)?],
-        None => {
-            let mut ok = Vec::new();
-            let mut bad = Vec::new();
-            for a in &args.addresses {
-                match SubscriberEmail::parse(email::trim_cell(a)) {
-                    Ok(e) => ok.push(e),
-                    Err(e) => bad.push(format!("`{}`: {e}", a.escape_debug())),
-                }
-            }
-            if !bad.is_empty() {
-                bail!(
-                    "not a valid address, nothing was changed:\n  {}",
-                    bad.join("\n  ")
-                );
-            }
-            ok
+/// Parses the addresses given to `fortnight unsubscribe`; one bad address is an error
+/// naming every bad one (so that nothing is changed).
+pub(crate) fn parse_addresses(raw: &[String]) -> Result<Vec<SubscriberEmail>> {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for a in raw {
+        match SubscriberEmail::parse(email::trim_cell(a)) {
+            Ok(e) => ok.push(e),
+            Err(e) => bad.push(format!("`{}`: {e}", a.escape_debug())),
         }
-    };
+    }
+    if !bad.is_empty() {
+        bail!(
+            "not a valid address, nothing was changed:\n  {}",
+            bad.join("\n  ")
+        );
+    }
+    Ok(ok)
+}
+
+/// Marks `addresses` unsubscribed in the list at `path` (one locked rewrite); one outcome
+/// per address, in order.
+pub(crate) fn unsubscribe(
+    path: &Path,
+    addresses: &[SubscriberEmail],
+) -> Result<Vec<StatusOutcome>> {
     let changes: Vec<(SubscriberEmail, Status)> = addresses
         .iter()
         .map(|a| (a.clone(), Status::Unsubscribed))
         .collect();
-    let outcomes = update_statuses(&path, &changes)?;
-    let mut out = std::io::stdout().lock();
-    let mut missing = 0;
-    for (a, o) in addresses.iter().zip(outcomes) {
-        match o {
-            StatusOutcome::Changed(from) => writeln!(out, "unsubscribed: {a} (was {from})")?,
-            StatusOutcome::Unchanged => writeln!(out, "already unsubscribed: {a}")?,
-            StatusOutcome::NotFound => {
-                missing += 1;
-                crate::report::warn(format_args!("{a} is not in {}", path.display()));
-            }
-        }
-    }
-    Ok(if missing > 0 {
-        crate::Exit::Failures
-    } else {
-        crate::Exit::Success
-    })
-}
-
-/// The subscriber an unsubscribe token names (needs the key that signed it).
-fn resolve_token(config: &Config, path: &Path, token: &str) -> Result<SubscriberEmail> {
-    let (keyring, _) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), false)
-        .with_context(|| {
-            format!(
-                "`fortnight unsubscribe --token` needs the key that signed the token: set the \
-                 environment variable {}",
-                crate::config::ENV_UNSUBSCRIBE_KEY
-            )
-        })?;
-    let list = CompactList::load(path)?;
-    let emails: Vec<SubscriberEmail> = (0..list.len())
-        .map(|i| SubscriberEmail::from_normalized(list.email(i).to_string()))
-        .collect();
-    let index = crate::token::TokenIndex::build(keyring, &config.sender.list_id, emails.iter());
-    index.resolve(token).with_context(|| {
-        format!(
-            "the token does not unsubscribe anyone from {} (list id `{}`)",
-            path.display(),
-            config.sender.list_id
-        )
-    })
+    update_statuses(path, &changes)
 }

@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(mode, 0o640);
 
         let fresh = dir.path().join("new.csv");
-        SubscriberList::default().save_atomic(&fresh).unwrap();
+        write_atomically(&fresh, |out| SubscriberList::default().write_csv(out)).unwrap();
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
