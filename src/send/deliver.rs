@@ -38,30 +38,18 @@ use tokio::sync::watch;
 use crate::base::IssueDate;
 use crate::config::ThrottleConfig;
 use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State, Ticket};
-use crate::message::Outgoing;
-use crate::subscribers::Subscriber;
+use crate::subscribers::{Status, Subscriber};
 
-use super::plan::ListWatch;
+use super::compose::ComposerFactory;
+use super::plan::Planned;
 use super::smtp::{self, classify, SmtpConnection, SmtpSettings, Stage, TxOutcome, Verdict};
 use super::throttle::{DailyBudget, Throttle};
-
-/// Builds one subscriber's message (runs on the composer thread).
-pub type ComposeFn = Box<dyn FnMut(&Subscriber) -> Result<Outgoing>>;
-/// Makes the [`ComposeFn`] on the composer thread (so the composer need not be `Send`).
-pub type ComposerFactory = Box<dyn FnOnce() -> Result<ComposeFn> + Send>;
+use super::watch::ListWatch;
 
 /// After waiting this long in the throttle, a worker checks its connection with NOOP.
 const PROBE_AFTER: Duration = Duration::from_secs(30);
 /// At most this many problems are kept for the report (all are in the journal).
 const PROBLEMS_KEPT: usize = 10_000;
-
-/// One recipient of the plan, with what the journal already counted.
-#[derive(Debug, Clone)]
-pub struct Planned {
-    pub subscriber: Subscriber,
-    /// Attempts recorded by earlier runs (drives the backoff).
-    pub prior_attempts: u32,
-}
 
 /// Why a run stopped before its plan was done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -181,7 +169,7 @@ pub struct Problem {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
     pub planned: u64,
     pub sent: u64,
@@ -306,7 +294,7 @@ struct InFlight {
 
 struct Ctx {
     d: Deliverer,
-    issue: String,
+    issue: IssueDate,
     retry_tx: Mutex<std::sync::mpsc::Sender<Retry>>,
     outstanding: Arc<AtomicUsize>,
     alive_workers: AtomicUsize,
@@ -345,7 +333,7 @@ impl Deliverer {
         let stop = self.stop.clone();
         let stats = self.stats.clone();
         let journal = self.journal.clone();
-        let issue = self.options.issue.to_string();
+        let issue = self.options.issue;
         let grace = self.options.interrupt_grace;
 
         let feeder = {
@@ -369,7 +357,7 @@ impl Deliverer {
         };
 
         let ctx = Arc::new(Ctx {
-            issue: issue.clone(),
+            issue,
             retry_tx: Mutex::new(retry_tx),
             outstanding,
             alive_workers: AtomicUsize::new(concurrency),
@@ -420,7 +408,7 @@ impl Deliverer {
                 let _ = journal.end(End {
                     kind: ctx.d.options.kind,
                     ticket: f.ticket,
-                    issue: issue.clone(),
+                    issue,
                     who: f.who,
                     state: State::Ambiguous,
                     reply: Some(reply),
@@ -713,7 +701,7 @@ impl Ctx {
             if let Some(w) = &d.list_watch {
                 if !w.is_subscribed(&who.key) {
                     Stats::add(&d.stats.suppressed, 1);
-                    if let Err(e) = d.journal.suppress(&self.issue, &who.key) {
+                    if let Err(e) = d.journal.suppress(self.issue, &who.key) {
                         d.stop.stop(StopReason::Fatal(format!("{e:#}")));
                     }
                     return true;
@@ -764,7 +752,7 @@ impl Ctx {
 
         let begin = Begin {
             kind: d.options.kind,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             message_id: job.message_id.clone(),
             at: Utc::now(),
@@ -808,7 +796,7 @@ impl Ctx {
         let d = &self.d;
         let begin = Begin {
             kind: d.options.kind,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             message_id: job.message_id.clone(),
             at: Utc::now(),
@@ -833,7 +821,7 @@ impl Ctx {
         state: State,
         reply: &str,
         next: Option<Duration>,
-        list_update: Option<&str>,
+        list_update: Option<Status>,
     ) {
         let now = Utc::now();
         if state != State::Sent {
@@ -842,12 +830,12 @@ impl Ctx {
         let end = End {
             kind: self.d.options.kind,
             ticket,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             state,
             reply: Some(reply.to_string()),
             next_attempt_at: next.map(|d| now + chrono::Duration::from_std(d).unwrap_or_default()),
-            list_update: list_update.map(str::to_string),
+            list_update,
             at: now,
         };
         if let Err(e) = self.d.journal.end(end) {
@@ -876,7 +864,7 @@ impl Ctx {
                         let end = End {
                             kind: d.options.kind,
                             ticket,
-                            issue: self.issue.clone(),
+                            issue: self.issue,
                             who,
                             state: State::Sent,
                             reply: Some(text),
@@ -910,7 +898,7 @@ impl Ctx {
                     }
                     Verdict::Fail { bounce } => {
                         let list_update = (bounce && d.options.kind == AttemptKind::Delivery)
-                            .then_some("bounced");
+                            .then_some(Status::Bounced);
                         if list_update.is_some() {
                             self.bounced.fetch_add(1, Ordering::Relaxed);
                         }
@@ -986,7 +974,7 @@ impl Ctx {
         let end = End {
             kind: d.options.kind,
             ticket,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             state: State::Deferred,
             reply: Some(reply.clone()),
