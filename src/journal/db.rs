@@ -149,10 +149,6 @@ impl Journal {
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Turns every `in_flight` row (left by a crash) into `ambiguous`; returns how many.
     pub fn recover_in_flight(&mut self, now: DateTime<Utc>) -> Result<u64> {
         let tx = self.conn.transaction()?;
@@ -176,7 +172,7 @@ impl Journal {
     }
 
     /// Every row of one issue, keyed by subscriber key.
-    pub fn rows_for_issue(&self, issue: IssueDate) -> Result<HashMap<String, RowSummary>> {
+    pub(crate) fn rows_for_issue(&self, issue: IssueDate) -> Result<HashMap<String, RowSummary>> {
         let mut stmt = self.conn.prepare(
             "SELECT subscriber, state, attempts, next_attempt_at FROM deliveries WHERE issue = ?1",
         )?;
@@ -234,7 +230,10 @@ impl Journal {
     }
 
     /// The start of the oldest counted attempt since `since` (when the cap frees a slot).
-    pub fn oldest_accepted_since(&self, since: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    pub(crate) fn oldest_accepted_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
         Ok(self.accepted_window(since)?.1)
     }
 
@@ -268,7 +267,7 @@ impl Journal {
     }
 
     /// Counts by state for one issue.
-    pub fn counts(&self, issue: IssueDate) -> Result<Counts> {
+    pub(crate) fn counts(&self, issue: IssueDate) -> Result<Counts> {
         let mut stmt = self
             .conn
             .prepare("SELECT state, count(*) FROM deliveries WHERE issue = ?1 GROUP BY state")?;
@@ -284,7 +283,7 @@ impl Journal {
     }
 
     /// Failed, deferred and ambiguous rows of one issue, in address order.
-    pub fn problems(&self, issue: IssueDate) -> Result<Vec<ProblemRow>> {
+    pub(crate) fn problems(&self, issue: IssueDate) -> Result<Vec<ProblemRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT address, state, attempts, last_reply, message_id, last_attempt_at, next_attempt_at \
              FROM deliveries WHERE issue = ?1 AND state IN ('failed','deferred','ambiguous','in_flight') \
@@ -332,7 +331,7 @@ impl Journal {
     }
 
     /// The issues the journal knows, newest first.
-    pub fn issues(&self) -> Result<Vec<IssueDate>> {
+    pub(crate) fn issues(&self) -> Result<Vec<IssueDate>> {
         let mut stmt = self
             .conn
             .prepare("SELECT DISTINCT issue FROM deliveries ORDER BY issue DESC")?;
@@ -378,7 +377,7 @@ impl Journal {
     }
 
     /// Forgets list updates once the list holds them.
-    pub fn clear_list_updates(&mut self, done: &[ListUpdate]) -> Result<()> {
+    pub(crate) fn clear_list_updates(&mut self, done: &[ListUpdate]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare(

@@ -7,14 +7,13 @@ use anyhow::{bail, Context, Result};
 
 /// Holds the run lock: at most one `fortnight send` per journal at a time.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: std::fs::File,
-    path: PathBuf,
 }
 
 impl RunLock {
     /// Takes the lock next to the journal (`<journal>.lock`), or fails naming the file.
-    pub fn acquire(journal_path: &Path) -> Result<RunLock> {
+    pub(crate) fn acquire(journal_path: &Path) -> Result<RunLock> {
         let path = lock_path(journal_path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -27,7 +26,7 @@ impl RunLock {
             .open(&path)
             .with_context(|| format!("cannot open the lock file `{}`", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file, path }),
+            Ok(()) => Ok(RunLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => bail!(
                 "another `fortnight send` is running with this journal (it holds `{}`); \
                  wait for it to finish",
@@ -37,10 +36,6 @@ impl RunLock {
                 Err(e).with_context(|| format!("cannot lock `{}`", path.display()))
             }
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

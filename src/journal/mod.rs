@@ -35,10 +35,10 @@ mod status;
 mod writer;
 
 pub use db::Journal;
-pub use lock::RunLock;
+pub(crate) use lock::RunLock;
+pub(crate) use rows::RowSummary;
 pub use rows::{
-    AttemptKind, Counts, DeliveryRow, JournalKey, ListUpdate, ProblemRow, RowSummary, State,
-    TestCopy,
+    AttemptKind, Counts, DeliveryRow, JournalKey, ListUpdate, ProblemRow, State, TestCopy,
 };
 pub use status::{status, StatusReport};
 pub use writer::{Begin, End, JournalHandle, JournalWriter, Ticket};

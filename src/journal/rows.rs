@@ -75,7 +75,7 @@ pub enum AttemptKind {
 
 /// What the journal knows about one subscriber of one issue (used for planning).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowSummary {
+pub(crate) struct RowSummary {
     pub state: State,
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,

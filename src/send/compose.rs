@@ -20,7 +20,7 @@ pub type ComposeFn = Box<dyn FnMut(&Subscriber) -> Result<Outgoing>>;
 /// Makes the [`ComposeFn`] on the composer thread (so the composer need not be `Send`).
 pub type ComposerFactory = Box<dyn FnOnce() -> Result<ComposeFn> + Send>;
 /// Makes one [`ComposeFn`] per worker thread (the dry-run's).
-pub type SharedComposerFactory = Arc<dyn Fn() -> Result<ComposeFn> + Send + Sync>;
+pub(crate) type SharedComposerFactory = Arc<dyn Fn() -> Result<ComposeFn> + Send + Sync>;
 
 /// What every composer of one run shares.
 #[derive(Clone)]

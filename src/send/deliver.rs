@@ -104,10 +104,10 @@ impl Stopper {
             s.abandon = true;
         });
     }
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(crate) fn reason(&self) -> Option<StopReason> {
         self.tx.borrow().reason.clone()
     }
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.tx.borrow().reason.is_some()
     }
     /// Resolves once a stop was asked for.
@@ -151,7 +151,7 @@ impl Stats {
         c.load(Ordering::Relaxed)
     }
     /// Recipients whose fate this run decided.
-    pub fn done(&self) -> u64 {
+    pub(crate) fn done(&self) -> u64 {
         Stats::get(&self.sent)
             + Stats::get(&self.failed)
             + Stats::get(&self.ambiguous)
@@ -229,7 +229,7 @@ impl DeliveryOptions {
 
     /// Exponential backoff with "equal jitter": the `n`th attempt (1-based) waits between
     /// half and all of `backoff * 2^(n-1)`, capped at `backoff_max`.
-    pub fn backoff_delay(&self, attempts: u32) -> Duration {
+    pub(crate) fn backoff_delay(&self, attempts: u32) -> Duration {
         let exp = attempts.saturating_sub(1).min(30);
         let full = self
             .backoff

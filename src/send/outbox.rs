@@ -29,7 +29,7 @@ const SAFE_NAME_MAX: usize = 64;
 
 /// A file-name-safe form of an address: lowercase `[a-z0-9._-]`, `@` as `_at_`, no `..`,
 /// no leading dot or dash, at most 64 bytes, never empty.
-pub fn safe_name(address: &str) -> String {
+pub(crate) fn safe_name(address: &str) -> String {
     let mut out = String::with_capacity(address.len().min(SAFE_NAME_MAX) + 4);
     for c in address.chars() {
         let c = c.to_ascii_lowercase();
@@ -54,13 +54,13 @@ pub fn safe_name(address: &str) -> String {
 }
 
 /// `NNNNNN-<safe-name>.eml` for the `n`th message (1-based).
-pub fn file_name(n: usize, address: &str) -> String {
+pub(crate) fn file_name(n: usize, address: &str) -> String {
     format!("{n:06}-{}.eml", safe_name(address))
 }
 
 /// One line of `manifest.jsonl`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ManifestLine {
+pub(crate) struct ManifestLine {
     pub n: usize,
     pub file: String,
     pub recipient: String,
@@ -84,13 +84,13 @@ pub struct Outbox {
 /// many right away makes ext4 scan its recently freed inodes on every create, measured 6×
 /// slower).
 #[derive(Debug, Default)]
-pub struct Stale {
+pub(crate) struct Stale {
     messages: std::collections::HashSet<std::ffi::OsString>,
 }
 
 impl Stale {
     /// Removes the old message files this run did not write again.
-    pub fn remove_unwritten(mut self, dir: &Path, written: &[String]) -> Result<()> {
+    pub(crate) fn remove_unwritten(mut self, dir: &Path, written: &[String]) -> Result<()> {
         for name in written {
             self.messages.remove(std::ffi::OsStr::new(name));
         }
@@ -106,7 +106,7 @@ impl Stale {
 /// Prepares the outbox folder: created (0700) if missing. Returns the message files of an
 /// earlier dry-run there (`NNNNNN-*.eml`); `manifest.jsonl`, `digest.html` and `digest.txt`
 /// are rewritten; anything else is left alone.
-pub fn prepare_dir(dir: &Path) -> Result<Stale> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<Stale> {
     if !dir.exists() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
@@ -139,7 +139,7 @@ pub fn prepare_dir(dir: &Path) -> Result<Stale> {
 /// (one thread: file creation in one folder serialises on the folder's lock in the kernel,
 /// and a second creator only spins) and writes `manifest.jsonl` in plan order. `push` fails
 /// once something failed, which stops the feed. Returns the outbox and the file names.
-pub fn write_outbox(
+pub(crate) fn write_outbox(
     dir: &Path,
     composer: SharedComposerFactory,
     threads: usize,

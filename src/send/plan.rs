@@ -28,7 +28,7 @@ pub struct Planned {
 
 /// Options that shape a plan.
 #[derive(Debug, Clone)]
-pub struct PlanOptions {
+pub(crate) struct PlanOptions {
     /// At most this many recipients.
     pub limit: Option<u64>,
     pub resend_ambiguous: bool,
@@ -50,7 +50,7 @@ pub struct Skipped {
 
 /// The recipients of one run.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The planned recipients in order (empty when they were streamed, see [`plan_file_into`]).
     pub recipients: Vec<Planned>,
     /// How many recipients were planned.
@@ -66,12 +66,6 @@ pub struct Plan {
     pub list_rows: u64,
 }
 
-impl Plan {
-    pub fn suppressed_total(&self) -> u64 {
-        self.suppressed.values().sum()
-    }
-}
-
 /// A 64-bit hash of a subscriber key (sets of these stay small for million-row lists).
 pub(crate) fn key_hash(key: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -79,23 +73,9 @@ pub(crate) fn key_hash(key: &str) -> u64 {
     h.finish()
 }
 
-/// Plans a run from the list (in file order) and, unless it is a dry-run, the journal rows
-/// of the issue.
-pub fn plan(
-    subscribers: Vec<Subscriber>,
-    journal: Option<&HashMap<String, RowSummary>>,
-    opts: &PlanOptions,
-) -> Plan {
-    let mut planner = Planner::new(journal, opts);
-    for s in subscribers {
-        planner.add(s);
-    }
-    planner.plan
-}
-
 /// Plans a run straight from the list file, streaming it: only the planned rows are kept in
 /// memory (a dry-run with `--limit 1000` over a million-row list holds a thousand).
-pub fn plan_file(
+pub(crate) fn plan_file(
     list: &Path,
     journal: Option<&HashMap<String, RowSummary>>,
     opts: &PlanOptions,
@@ -111,7 +91,7 @@ pub fn plan_file(
 /// Like [`plan_file`], but hands each planned recipient to `sink` as soon as it is found
 /// (so the dry-run writes messages while the rest of the list is read); `sink` returning
 /// an error stops the scan. The returned plan has the counts and no recipients.
-pub fn plan_file_into(
+pub(crate) fn plan_file_into(
     list: &Path,
     journal: Option<&HashMap<String, RowSummary>>,
     opts: &PlanOptions,
@@ -130,7 +110,7 @@ pub fn plan_file_into(
 
 /// The `--to` recipients, each planned once: the list row when the address is in the list
 /// `list` (so the copy is personalised like the real one), else a bare subscriber.
-pub fn test_recipients(list: &Path, to: &[String]) -> anyhow::Result<Vec<Planned>> {
+pub(crate) fn test_recipients(list: &Path, to: &[String]) -> anyhow::Result<Vec<Planned>> {
     let mut wanted = Vec::new();
     let mut seen = HashSet::new();
     for a in to {
@@ -261,6 +241,19 @@ impl<'a> Planner<'a> {
 mod tests {
     use super::*;
 
+    /// Plans a run from subscribers in memory (in list order).
+    fn plan(
+        subscribers: Vec<Subscriber>,
+        journal: Option<&HashMap<String, RowSummary>>,
+        opts: &PlanOptions,
+    ) -> Plan {
+        let mut planner = Planner::new(journal, opts);
+        for s in subscribers {
+            planner.add(s);
+        }
+        planner.plan
+    }
+
     fn sub(addr: &str, status: Status) -> Subscriber {
         Subscriber {
             email: SubscriberEmail::parse(addr).unwrap(),
@@ -335,7 +328,7 @@ mod tests {
         assert_eq!(p.skipped.ambiguous, 1);
         assert_eq!(p.skipped.deferred_not_due, 1);
         assert_eq!(p.retrying_deferred, 1);
-        assert_eq!(p.suppressed_total(), 2);
+        assert_eq!(p.suppressed.values().sum::<u64>(), 2);
 
         let again = plan(
             list,

@@ -40,15 +40,15 @@ use crate::config::{SmtpConfig, TlsMode};
 /// Everything needed to open a connection; built once per run.
 #[derive(Clone)]
 pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub helo: ClientId,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: TlsMode,
+    pub(crate) helo: ClientId,
     credentials: Option<Credentials>,
-    pub username: Option<String>,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
-    pub data_timeout: Duration,
+    pub(crate) username: Option<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) data_timeout: Duration,
     starttls: Option<TlsParameters>,
     implicit_tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -81,7 +81,7 @@ impl fmt::Display for SmtpSettings {
 }
 
 /// Whether `host` is a loopback host (`localhost`, 127.0.0.0/8, `::1`).
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     if h.eq_ignore_ascii_case("localhost") || h.to_ascii_lowercase().ends_with(".localhost") {
         return true;
@@ -213,10 +213,10 @@ fn rustls_client_config(
 
 /// An enhanced status code (RFC 3463), e.g. `5.1.1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Enhanced {
-    pub class: u8,
-    pub subject: u16,
-    pub detail: u16,
+pub(crate) struct Enhanced {
+    pub(crate) class: u8,
+    pub(crate) subject: u16,
+    pub(crate) detail: u16,
 }
 
 impl fmt::Display for Enhanced {
@@ -227,7 +227,7 @@ impl fmt::Display for Enhanced {
 
 impl Enhanced {
     /// Parses `X.Y.Z` at the start of `text`.
-    pub fn parse_prefix(text: &str) -> Option<Enhanced> {
+    pub(crate) fn parse_prefix(text: &str) -> Option<Enhanced> {
         let word = text.split_whitespace().next()?;
         let mut parts = word.split('.');
         let class: u8 = parts.next()?.parse().ok()?;
@@ -246,11 +246,11 @@ impl Enhanced {
 
 /// One SMTP reply: the code, the enhanced code if any, and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub enhanced: Option<Enhanced>,
+pub(crate) struct Reply {
+    pub(crate) code: u16,
+    pub(crate) enhanced: Option<Enhanced>,
     /// The text after the code (all lines joined), without the enhanced code.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 impl fmt::Display for Reply {
@@ -302,18 +302,6 @@ impl Reply {
         }
     }
 
-    /// Parses a reply line such as `550 5.1.1 <x@y>: user unknown`.
-    pub fn parse_line(line: &str) -> Option<Reply> {
-        let line = line.trim();
-        let code: u16 = line.get(..3)?.parse().ok()?;
-        if !(200..600).contains(&code) {
-            return None;
-        }
-        let rest = line.get(3..).unwrap_or("");
-        let rest = rest.strip_prefix(['-', ' ']).unwrap_or(rest);
-        Some(Reply::new(code, rest))
-    }
-
     fn from_response(r: &lettre::transport::smtp::response::Response) -> Reply {
         let text: Vec<&str> = r.message().collect();
         Reply::new(u16::from(r.code()), &text.join(" "))
@@ -321,22 +309,18 @@ impl Reply {
 
     /// The server's reply inside a lettre error, if the error is one (lettre keeps the
     /// enhanced code only in the error text).
-    pub fn from_error(e: &lettre::transport::smtp::Error) -> Option<Reply> {
+    pub(crate) fn from_error(e: &lettre::transport::smtp::Error) -> Option<Reply> {
         let code = u16::from(e.status()?);
         let text = std::error::Error::source(e)
             .map(|s| s.to_string())
             .unwrap_or_default();
         Some(Reply::new(code, &text))
     }
-
-    pub fn is_positive(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
 }
 
 /// What the delivery loop does with a reply (the table in STANDARDS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// 2xx after the final `.`.
     Sent,
     /// 4xx: defer and retry with backoff; `slow_down` for 421, 4.7.x and 450 4.2.1.
@@ -348,7 +332,7 @@ pub enum Verdict {
 }
 
 /// Classifies a reply per the table in STANDARDS.md.
-pub fn classify(reply: &Reply) -> Verdict {
+pub(crate) fn classify(reply: &Reply) -> Verdict {
     let e = reply.enhanced;
     match reply.code {
         200..=399 => Verdict::Sent,
@@ -374,7 +358,7 @@ pub fn classify(reply: &Reply) -> Verdict {
 
 /// Why a connection could not be set up.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// TCP connect, DNS, timeouts, lost connection: retry later.
     #[error("{0}")]
     Network(String),
@@ -391,7 +375,7 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// Fatal errors stop the run: retrying cannot help and may lock the account.
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         match self {
             ConnectError::Network(_) => false,
             ConnectError::Refused(r) => r.code >= 500,
@@ -400,7 +384,7 @@ impl ConnectError {
         }
     }
     /// A refusal that asks us to slow down (421, 4.7.x).
-    pub fn asks_to_slow_down(&self) -> bool {
+    pub(crate) fn asks_to_slow_down(&self) -> bool {
         match self {
             ConnectError::Refused(r) | ConnectError::Auth(_, Some(r)) => {
                 matches!(classify(r), Verdict::Defer { slow_down: true })
@@ -412,7 +396,7 @@ impl ConnectError {
 
 /// Where in a transaction something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     Mail,
     Rcpt,
     Data,
@@ -436,7 +420,7 @@ impl fmt::Display for Stage {
 
 /// How one transaction ended.
 #[derive(Debug, Clone)]
-pub enum TxOutcome {
+pub(crate) enum TxOutcome {
     /// The server replied (2xx after the final `.`, or a negative reply at `stage`).
     Replied { stage: Stage, reply: Reply },
     /// The connection was lost or timed out at `stage` (AfterDot means ambiguous).
@@ -446,7 +430,7 @@ pub enum TxOutcome {
 }
 
 /// One open, ready SMTP session.
-pub struct SmtpConnection {
+pub(crate) struct SmtpConnection {
     conn: AsyncSmtpConnection,
     /// Completed flushes of the stream under lettre (see [`Tracked`]).
     flushes: Arc<AtomicU64>,
@@ -456,7 +440,7 @@ pub struct SmtpConnection {
 }
 
 /// Opens a connection: TCP (no Nagle), TLS, greeting, EHLO, STARTTLS, AUTH.
-pub async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
+pub(crate) async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
     let target = format!("{}:{}", s.host, s.port);
     let host = s.host.trim_start_matches('[').trim_end_matches(']');
     let tcp = match timeout(s.connect_timeout, TcpStream::connect((host, s.port))).await {
@@ -638,13 +622,13 @@ impl fmt::Display for StuffedBody<'_> {
 
 impl SmtpConnection {
     /// Whether the connection can carry another transaction.
-    pub fn is_usable(&self) -> bool {
+    pub(crate) fn is_usable(&self) -> bool {
         !self.broken && !self.conn.has_broken()
     }
 
     /// One transaction: MAIL, RCPT, DATA, body, final `.`. `body` must be CRLF-normalised
     /// (see [`wire_body`]).
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         s: &SmtpSettings,
         from: &Address,
@@ -785,7 +769,7 @@ impl SmtpConnection {
     }
 
     /// NOOP: is the connection still alive (after a long wait in the throttle)?
-    pub async fn probe(&mut self, s: &SmtpSettings) -> bool {
+    pub(crate) async fn probe(&mut self, s: &SmtpSettings) -> bool {
         let ok = matches!(
             timeout(s.command_timeout, self.conn.command(Noop)).await,
             Ok(Ok(_))
@@ -797,7 +781,7 @@ impl SmtpConnection {
     }
 
     /// QUIT politely (bounded by the command timeout).
-    pub async fn quit(mut self, s: &SmtpSettings) {
+    pub(crate) async fn quit(mut self, s: &SmtpSettings) {
         if self.is_usable() {
             let _ = timeout(s.command_timeout, self.conn.command(Quit)).await;
         }
@@ -808,7 +792,7 @@ impl SmtpConnection {
 /// so no `.` line can end DATA early on a server that accepts bare LF: SMTP smuggling) and
 /// without the final CRLF, which the `\r\n.\r\n` terminator supplies (the server stores
 /// exactly the message).
-pub fn wire_body(message: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn wire_body(message: &[u8]) -> Cow<'_, [u8]> {
     // Clean when every CR is followed by LF and every LF preceded by CR: check each hit of a
     // SIMD scan for either byte (most messages are clean; a dirty one is rebuilt).
     let mut clean = true;
@@ -923,8 +907,11 @@ where
 mod tests {
     use super::*;
 
+    /// Parses a reply line such as `550 5.1.1 <x@y>: user unknown`.
     fn reply(line: &str) -> Reply {
-        Reply::parse_line(line).expect(line)
+        let code: u16 = line[..3].parse().expect(line);
+        let rest = &line[3..];
+        Reply::new(code, rest.strip_prefix(['-', ' ']).unwrap_or(rest))
     }
 
     #[test]

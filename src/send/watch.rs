@@ -14,7 +14,7 @@ use super::plan::{key_hash, Planned};
 
 /// What identifies one version of the list file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStamp {
+pub(crate) struct FileStamp {
     modified: Option<std::time::SystemTime>,
     len: u64,
     #[cfg(unix)]
@@ -22,7 +22,7 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    pub fn of(path: &Path) -> Option<FileStamp> {
+    pub(crate) fn of(path: &Path) -> Option<FileStamp> {
         let m = std::fs::metadata(path).ok()?;
         Some(FileStamp {
             modified: m.modified().ok(),
@@ -43,7 +43,11 @@ pub struct ListWatch {
 
 impl ListWatch {
     /// Starts from the list as planned (`stamp` taken before it was read).
-    pub fn new(path: &Path, subscribers: &[Planned], stamp: Option<FileStamp>) -> Arc<ListWatch> {
+    pub(crate) fn new(
+        path: &Path,
+        subscribers: &[Planned],
+        stamp: Option<FileStamp>,
+    ) -> Arc<ListWatch> {
         let set: HashSet<u64> = subscribers
             .iter()
             .map(|p| key_hash(&p.subscriber.email.key()))
@@ -57,14 +61,14 @@ impl ListWatch {
     }
 
     /// Whether the address is (still) subscribed.
-    pub fn is_subscribed(&self, key: &str) -> bool {
+    pub(crate) fn is_subscribed(&self, key: &str) -> bool {
         let set = self.subscribed.read().expect("list watch lock").clone();
         set.contains(&key_hash(key))
     }
 
     /// Re-reads the list if the file changed; returns whether it did. A list that cannot be
     /// read (being rewritten, say) keeps the previous view and is retried next time.
-    pub fn refresh(&self) -> bool {
+    pub(crate) fn refresh(&self) -> bool {
         let now = FileStamp::of(&self.path);
         {
             let stamp = self.stamp.lock().expect("list watch lock");
@@ -88,7 +92,7 @@ impl ListWatch {
     }
 
     /// Polls the file every `every` on a thread until [`ListWatch::shutdown`].
-    pub fn spawn(self: &Arc<Self>, every: Duration) -> std::thread::JoinHandle<()> {
+    pub(crate) fn spawn(self: &Arc<Self>, every: Duration) -> std::thread::JoinHandle<()> {
         let me = self.clone();
         std::thread::Builder::new()
             .name("list-watch".into())
@@ -104,7 +108,7 @@ impl ListWatch {
             .expect("spawning the list watcher")
     }
 
-    pub fn shutdown(&self, handle: std::thread::JoinHandle<()>) {
+    pub(crate) fn shutdown(&self, handle: std::thread::JoinHandle<()>) {
         self.stop.store(true, Ordering::Relaxed);
         handle.thread().unpark();
         let _ = handle.join();
