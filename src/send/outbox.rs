@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -147,51 +147,23 @@ pub(crate) fn write_outbox(
 ) -> Result<(Outbox, Vec<String>)> {
     let started = Instant::now();
     let failed = Arc::new(AtomicBool::new(false));
-    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Subscriber)>(256);
-    let job_rx = Arc::new(std::sync::Mutex::new(job_rx));
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(256);
+    let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = mpsc::sync_channel::<Result<Composed>>(64);
-    let threads = threads.clamp(1, 16);
-    let mut workers = Vec::new();
-    for _ in 0..threads {
-        let (job_rx, failed, done_tx, composer) = (
-            job_rx.clone(),
-            failed.clone(),
-            done_tx.clone(),
-            composer.clone(),
-        );
-        workers.push(
+    let workers: Vec<_> = (0..threads.clamp(1, 16))
+        .map(|_| {
+            let (jobs, done, composer, failed) = (
+                job_rx.clone(),
+                done_tx.clone(),
+                composer.clone(),
+                failed.clone(),
+            );
             std::thread::Builder::new()
                 .name("dry-run".into())
-                .spawn(move || {
-                    let mut compose = match composer() {
-                        Ok(c) => c,
-                        Err(e) => {
-                            failed.store(true, Ordering::SeqCst);
-                            let _ = done_tx.send(Err(e.context("cannot prepare the messages")));
-                            return;
-                        }
-                    };
-                    loop {
-                        let job = match job_rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((n, s)) = job else { return };
-                        if failed.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        let r = compose_one(n, &s, &mut compose);
-                        if r.is_err() {
-                            failed.store(true, Ordering::SeqCst);
-                        }
-                        if done_tx.send(r).is_err() {
-                            return;
-                        }
-                    }
-                })
-                .expect("spawning a dry-run thread"),
-        );
-    }
+                .spawn(move || compose_jobs(&jobs, &done, &composer, &failed))
+                .expect("spawning a dry-run thread")
+        })
+        .collect();
     drop(done_tx);
 
     let manifest_path = dir.join("manifest.jsonl");
@@ -202,43 +174,7 @@ pub(crate) fn write_outbox(
         let failed = failed.clone();
         std::thread::Builder::new()
             .name("outbox".into())
-            .spawn(move || -> Result<(Vec<String>, u64)> {
-                let mut out = BufWriter::with_capacity(256 * 1024, manifest_file);
-                let mut pending: BTreeMap<usize, ManifestLine> = BTreeMap::new();
-                let mut names: Vec<String> = Vec::new();
-                let mut bytes = 0u64;
-                let mut first_error: Option<anyhow::Error> = None;
-                for r in done_rx {
-                    let written = r.and_then(|c| {
-                        let path = dir.join(&c.line.file);
-                        write_private(&path, &c.bytes)
-                            .with_context(|| format!("cannot write `{}`", path.display()))?;
-                        Ok(c.line)
-                    });
-                    match written {
-                        Ok(line) => {
-                            pending.insert(line.n, line);
-                            while let Some(line) = pending.remove(&(names.len() + 1)) {
-                                bytes += line.size as u64;
-                                serde_json::to_writer(&mut out, &line)?;
-                                out.write_all(b"\n")?;
-                                names.push(line.file);
-                            }
-                        }
-                        Err(e) => {
-                            failed.store(true, Ordering::SeqCst);
-                            first_error.get_or_insert(e);
-                        }
-                    }
-                }
-                if let Some(e) = first_error {
-                    return Err(e);
-                }
-                out.into_inner()
-                    .map_err(|e| e.into_error())
-                    .and_then(|f| f.sync_all())?;
-                Ok((names, bytes))
-            })
+            .spawn(move || write_composed(&dir, manifest_file, done_rx, &failed))
             .expect("spawning the outbox writer")
     };
 
@@ -275,6 +211,89 @@ pub(crate) fn write_outbox(
         },
         names,
     ))
+}
+
+/// The `n`th recipient of the plan (1-based).
+type Job = (usize, Subscriber);
+
+/// A composing thread: takes jobs until there are none (or something failed) and hands
+/// each composed message to the writer.
+fn compose_jobs(
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    done: &mpsc::SyncSender<Result<Composed>>,
+    composer: &SharedComposerFactory,
+    failed: &AtomicBool,
+) {
+    let mut compose = match composer() {
+        Ok(c) => c,
+        Err(e) => {
+            failed.store(true, Ordering::SeqCst);
+            let _ = done.send(Err(e.context("cannot prepare the messages")));
+            return;
+        }
+    };
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((n, s)) = job else { return };
+        if failed.load(Ordering::SeqCst) {
+            return;
+        }
+        let r = compose_one(n, &s, &mut compose);
+        if r.is_err() {
+            failed.store(true, Ordering::SeqCst);
+        }
+        if done.send(r).is_err() {
+            return;
+        }
+    }
+}
+
+/// The writer thread: creates each message file as it arrives and writes `manifest.jsonl`
+/// in plan order. Returns the file names in order and their total size.
+fn write_composed(
+    dir: &Path,
+    manifest: std::fs::File,
+    composed: mpsc::Receiver<Result<Composed>>,
+    failed: &AtomicBool,
+) -> Result<(Vec<String>, u64)> {
+    let mut out = BufWriter::with_capacity(256 * 1024, manifest);
+    let mut pending: BTreeMap<usize, ManifestLine> = BTreeMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut bytes = 0u64;
+    let mut first_error: Option<anyhow::Error> = None;
+    for r in composed {
+        let written = r.and_then(|c| {
+            let path = dir.join(&c.line.file);
+            write_private(&path, &c.bytes)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            Ok(c.line)
+        });
+        match written {
+            Ok(line) => {
+                pending.insert(line.n, line);
+                while let Some(line) = pending.remove(&(names.len() + 1)) {
+                    bytes += line.size as u64;
+                    serde_json::to_writer(&mut out, &line)?;
+                    out.write_all(b"\n")?;
+                    names.push(line.file);
+                }
+            }
+            Err(e) => {
+                failed.store(true, Ordering::SeqCst);
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())?;
+    Ok((names, bytes))
 }
 
 /// A composed message and its manifest line.

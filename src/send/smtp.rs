@@ -443,147 +443,30 @@ pub(crate) struct SmtpConnection {
 pub(crate) async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
     let target = format!("{}:{}", s.host, s.port);
     let host = s.host.trim_start_matches('[').trim_end_matches(']');
-    let tcp = match timeout(s.connect_timeout, TcpStream::connect((host, s.port))).await {
-        Err(_) => {
-            return Err(ConnectError::Network(format!(
-                "connecting to {target} timed out after {} s",
-                s.connect_timeout.as_secs_f64()
-            )))
-        }
-        Ok(Err(e)) => {
-            return Err(ConnectError::Network(format!(
-                "cannot connect to {target}: {e}"
-            )))
-        }
-        Ok(Ok(t)) => t,
-    };
-    tcp.set_nodelay(true)
-        .map_err(|e| ConnectError::Network(format!("cannot set TCP_NODELAY: {e}")))?;
+    let tcp = open_tcp(s, host, &target).await?;
     let peer = tcp
         .peer_addr()
         .map_err(|e| ConnectError::Network(format!("connection to {target} lost: {e}")))?;
-
     let flushes = Arc::new(AtomicU64::new(0));
     let stream: Box<dyn AsyncTokioStream> = match (&s.tls, &s.implicit_tls) {
-        (TlsMode::Tls, Some(config)) => {
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|e| ConnectError::Tls(format!("`{host}` is not a valid TLS name: {e}")))?;
-            let connector = tokio_rustls::TlsConnector::from(config.clone());
-            let tls = match timeout(s.command_timeout, connector.connect(name, tcp)).await {
-                Err(_) => {
-                    return Err(ConnectError::Tls(format!(
-                        "the TLS handshake with {target} timed out"
-                    )))
-                }
-                Ok(Err(e)) => {
-                    return Err(ConnectError::Tls(format!(
-                        "the TLS handshake with {target} failed: {e}"
-                    )))
-                }
-                Ok(Ok(t)) => t,
-            };
-            Box::new(Tracked {
-                inner: tls,
-                peer,
-                flushes: flushes.clone(),
-            })
-        }
+        (TlsMode::Tls, Some(config)) => Box::new(Tracked {
+            inner: implicit_tls(s, config, host, &target, tcp).await?,
+            peer,
+            flushes: flushes.clone(),
+        }),
         _ => Box::new(Tracked {
             inner: tcp,
             peer,
             flushes: flushes.clone(),
         }),
     };
-
-    let mut conn = match timeout(
-        s.command_timeout,
-        AsyncSmtpConnection::connect_with_transport(stream, &s.helo),
-    )
-    .await
-    {
-        Err(_) => {
-            return Err(ConnectError::Network(format!(
-                "{target} did not greet within {} s",
-                s.command_timeout.as_secs_f64()
-            )))
-        }
-        Ok(Err(e)) => {
-            return Err(match Reply::from_error(&e) {
-                Some(r) => ConnectError::Refused(r),
-                None if e.is_tls() => ConnectError::Tls(format!("{target}: {e}")),
-                None => ConnectError::Network(format!("{target}: {e}")),
-            })
-        }
-        Ok(Ok(c)) => c,
-    };
-
+    let mut conn = greet(s, stream, &target).await?;
     if s.tls == TlsMode::Starttls {
-        if !conn.can_starttls() {
-            let _ = timeout(s.command_timeout, conn.abort()).await;
-            return Err(ConnectError::Tls(format!(
-                "{target} does not offer STARTTLS, and [smtp] tls = \"starttls\" requires it \
-                 (nothing was sent; use tls = \"tls\" for port 465, or fix the server)"
-            )));
-        }
-        let params = s
-            .starttls
-            .clone()
-            .expect("STARTTLS parameters are built with the settings");
-        match timeout(s.command_timeout, conn.starttls(params, &s.helo)).await {
-            Err(_) => {
-                return Err(ConnectError::Tls(format!(
-                    "the STARTTLS upgrade with {target} timed out"
-                )))
-            }
-            Ok(Err(e)) => {
-                // No QUIT: after a failed upgrade lettre holds no stream to write it to.
-                // Dropping the connection closes the socket.
-                return Err(ConnectError::Tls(format!(
-                    "the STARTTLS upgrade with {target} failed: {e}"
-                )));
-            }
-            Ok(Ok(())) => {}
-        }
-        if !conn.is_encrypted() {
-            return Err(ConnectError::Tls(format!(
-                "the connection to {target} is not encrypted after STARTTLS"
-            )));
-        }
+        starttls(s, &mut conn, &target).await?;
     }
-
     if let Some(creds) = &s.credentials {
-        match timeout(
-            s.command_timeout,
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], creds),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(ConnectError::Network(format!(
-                    "{target} did not answer AUTH within {} s",
-                    s.command_timeout.as_secs_f64()
-                )))
-            }
-            Ok(Err(e)) => {
-                let reply = Reply::from_error(&e);
-                let _ = timeout(s.command_timeout, conn.abort()).await;
-                let msg = match &reply {
-                    Some(r) => format!("{target} replied {r}"),
-                    None if e.is_client() => format!(
-                        "{target} offers no AUTH mechanism fortnight supports (PLAIN, LOGIN): {e}"
-                    ),
-                    None => {
-                        return Err(ConnectError::Network(format!(
-                            "{target}: connection lost during AUTH: {e}"
-                        )))
-                    }
-                };
-                return Err(ConnectError::Auth(msg, reply));
-            }
-            Ok(Ok(_)) => {}
-        }
+        authenticate(s, &mut conn, creds, &target).await?;
     }
-
     let info = conn.server_info();
     Ok(SmtpConnection {
         flushes,
@@ -592,6 +475,140 @@ pub(crate) async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectE
         conn,
         broken: false,
     })
+}
+
+/// Runs one step of setting up a connection within `limit`; running out of time is the
+/// error `on_timeout` makes. The step's own result is returned as it is.
+async fn within<T>(
+    limit: Duration,
+    step: impl std::future::Future<Output = T>,
+    on_timeout: impl FnOnce() -> ConnectError,
+) -> Result<T, ConnectError> {
+    timeout(limit, step).await.map_err(|_| on_timeout())
+}
+
+/// The TCP connection, without Nagle's algorithm (see the module doc).
+async fn open_tcp(s: &SmtpSettings, host: &str, target: &str) -> Result<TcpStream, ConnectError> {
+    let tcp = within(
+        s.connect_timeout,
+        TcpStream::connect((host, s.port)),
+        || {
+            ConnectError::Network(format!(
+                "connecting to {target} timed out after {} s",
+                s.connect_timeout.as_secs_f64()
+            ))
+        },
+    )
+    .await?
+    .map_err(|e| ConnectError::Network(format!("cannot connect to {target}: {e}")))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| ConnectError::Network(format!("cannot set TCP_NODELAY: {e}")))?;
+    Ok(tcp)
+}
+
+/// The TLS handshake of implicit TLS (port 465).
+async fn implicit_tls(
+    s: &SmtpSettings,
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+    target: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| ConnectError::Tls(format!("`{host}` is not a valid TLS name: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(config.clone());
+    within(s.command_timeout, connector.connect(name, tcp), || {
+        ConnectError::Tls(format!("the TLS handshake with {target} timed out"))
+    })
+    .await?
+    .map_err(|e| ConnectError::Tls(format!("the TLS handshake with {target} failed: {e}")))
+}
+
+/// The server's greeting and EHLO.
+async fn greet(
+    s: &SmtpSettings,
+    stream: Box<dyn AsyncTokioStream>,
+    target: &str,
+) -> Result<AsyncSmtpConnection, ConnectError> {
+    let greeting = AsyncSmtpConnection::connect_with_transport(stream, &s.helo);
+    within(s.command_timeout, greeting, || {
+        ConnectError::Network(format!(
+            "{target} did not greet within {} s",
+            s.command_timeout.as_secs_f64()
+        ))
+    })
+    .await?
+    .map_err(|e| match Reply::from_error(&e) {
+        Some(r) => ConnectError::Refused(r),
+        None if e.is_tls() => ConnectError::Tls(format!("{target}: {e}")),
+        None => ConnectError::Network(format!("{target}: {e}")),
+    })
+}
+
+/// The STARTTLS upgrade, which `tls = "starttls"` requires: no AUTH or MAIL without it.
+async fn starttls(
+    s: &SmtpSettings,
+    conn: &mut AsyncSmtpConnection,
+    target: &str,
+) -> Result<(), ConnectError> {
+    if !conn.can_starttls() {
+        let _ = timeout(s.command_timeout, conn.abort()).await;
+        return Err(ConnectError::Tls(format!(
+            "{target} does not offer STARTTLS, and [smtp] tls = \"starttls\" requires it \
+             (nothing was sent; use tls = \"tls\" for port 465, or fix the server)"
+        )));
+    }
+    let params = s
+        .starttls
+        .clone()
+        .expect("STARTTLS parameters are built with the settings");
+    within(s.command_timeout, conn.starttls(params, &s.helo), || {
+        ConnectError::Tls(format!("the STARTTLS upgrade with {target} timed out"))
+    })
+    .await?
+    // No QUIT: after a failed upgrade lettre holds no stream to write it to. Dropping the
+    // connection closes the socket.
+    .map_err(|e| ConnectError::Tls(format!("the STARTTLS upgrade with {target} failed: {e}")))?;
+    if !conn.is_encrypted() {
+        return Err(ConnectError::Tls(format!(
+            "the connection to {target} is not encrypted after STARTTLS"
+        )));
+    }
+    Ok(())
+}
+
+/// AUTH PLAIN or LOGIN.
+async fn authenticate(
+    s: &SmtpSettings,
+    conn: &mut AsyncSmtpConnection,
+    creds: &Credentials,
+    target: &str,
+) -> Result<(), ConnectError> {
+    let auth = conn.auth(&[Mechanism::Plain, Mechanism::Login], creds);
+    let Err(e) = within(s.command_timeout, auth, || {
+        ConnectError::Network(format!(
+            "{target} did not answer AUTH within {} s",
+            s.command_timeout.as_secs_f64()
+        ))
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let reply = Reply::from_error(&e);
+    let _ = timeout(s.command_timeout, conn.abort()).await;
+    let msg = match &reply {
+        Some(r) => format!("{target} replied {r}"),
+        None if e.is_client() => {
+            format!("{target} offers no AUTH mechanism fortnight supports (PLAIN, LOGIN): {e}")
+        }
+        None => {
+            return Err(ConnectError::Network(format!(
+                "{target}: connection lost during AUTH: {e}"
+            )))
+        }
+    };
+    Err(ConnectError::Auth(msg, reply))
 }
 
 /// The message body as it goes after DATA: dot-stuffed (a line starting with `.` gets
@@ -667,6 +684,11 @@ impl SmtpConnection {
         if let Some(out) = self.command(s, Stage::Data, Data).await {
             return out;
         }
+        self.send_body(s, body).await
+    }
+
+    /// The body and the final dot, and the reply to it.
+    async fn send_body(&mut self, s: &SmtpSettings, body: &[u8]) -> TxOutcome {
         // Whether the whole body and the final dot reached the network is known from the
         // flushes of our stream under lettre (and under TLS: rustls flushes the inner stream
         // only after writing every record): lettre flushes once after the body written through
