@@ -1,6 +1,6 @@
 //! What the journal records, as typed values: the state of a delivery row, the kind of an
 //! attempt, and the rows and counts its queries return. How they are spelled in SQL is
-//! [`super::sql`]'s business.
+//! left to `journal/sql.rs`.
 
 use std::fmt;
 

@@ -6,13 +6,13 @@
 //! exit code (the command layer, `cmd::send`, does both).
 //!
 //! Plans the recipients from the list and the journal ([`plan`]), checks a real send before
-//! it starts ([`preflight`]), throttles globally right before each transaction
+//! it starts (`preflight`), throttles globally right before each transaction
 //! ([`throttle`]), keeps `concurrency` SMTP connections, one per worker ([`smtp`],
-//! [`deliver`]), follows the list for unsubscribes during the run ([`watch`]), classifies
+//! [`deliver`]), follows the list for unsubscribes during the run (`watch`), classifies
 //! replies (sent / deferred / failed / ambiguous / stop the run) and journals every state
 //! change before moving on, so that a rerun after a crash resumes without resending
-//! ([`live`]). A dry-run builds the same messages in the same order ([`compose`]) and writes
-//! them to files ([`dryrun`], [`outbox`]); it opens no socket.
+//! (`live`). A dry-run builds the same messages in the same order ([`compose`]) and writes
+//! them to files (`dryrun`, `outbox`); it opens no socket.
 
 pub mod compose;
 pub mod deliver;

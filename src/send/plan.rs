@@ -5,7 +5,7 @@
 //! runs did: `sent` is never resent, `failed` is reported and not retried, `ambiguous` is
 //! skipped unless `--resend-ambiguous`, `deferred` is retried once its backoff has passed.
 //! A dry-run plans without the journal (as if nothing had been sent yet). Test copies
-//! (`--to`) are planned from the addresses given ([`test_recipients`]).
+//! (`--to`) are planned from the addresses given (`test_recipients`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};

@@ -8,12 +8,12 @@
 //! implicit (a tokio-rustls stream) or STARTTLS (required: no AUTH or MAIL is ever sent if the
 //! upgrade is not offered or fails), and a transaction is MAIL, RCPT, DATA as separate
 //! commands (command timeout) followed by the body and the final `.` (data timeout). The body
-//! is dot-stuffed here and written through lettre's `command` ([`StuffedBody`]); the stream
-//! under lettre counts its flushes ([`Tracked`]), so a connection lost after the whole body and
+//! is dot-stuffed here and written through lettre's `command` (`StuffedBody`); the stream
+//! under lettre counts its flushes (`Tracked`), so a connection lost after the whole body and
 //! the final `.` reached the network is *ambiguous* while one lost before that is retryable.
 //!
 //! This module knows nothing about journals, throttles or subscribers: it reports what the
-//! server said ([`Reply`], [`TxOutcome`], [`ConnectError`]); [`classify`] maps a reply to what
+//! server said (`Reply`, `TxOutcome`, `ConnectError`); `classify` maps a reply to what
 //! the delivery loop should do, per the table in STANDARDS.md.
 
 use std::borrow::Cow;

@@ -9,13 +9,13 @@
 //! under one lock, so the limit holds across all workers. `per_day` is not a bucket: it is the daily cap, counted from the journal across
 //! runs (see [`DailyBudget`]).
 //!
-//! Adaptive slowdown: a 421, 4.7.x or 450 4.2.1 reply calls [`Throttle::slow_down`], which
+//! Adaptive slowdown: a 421, 4.7.x or 450 4.2.1 reply calls `Throttle::slow_down`, which
 //! halves the rate (the configured sustained rate, or the rate measured over the last five
 //! seconds when nothing is configured), down to one message a minute. Only a reply to a
 //! transaction that started after the previous halving, and at least a second after it, halves
 //! again: the replies to transactions already under way when the rate was cut say nothing
 //! about the new rate (one cut per round trip, as in TCP congestion control). After
-//! [`SLOWDOWN_PERIOD`] without such a reply the rate doubles, every period, until it is back to
+//! `SLOWDOWN_PERIOD` without such a reply the rate doubles, every period, until it is back to
 //! normal.
 //!
 //! The limiter decides *when*; it never opens sockets and never counts concurrency (the fixed
