@@ -9,6 +9,7 @@ pub mod init;
 pub mod issues;
 pub mod output;
 pub mod preview;
+mod progress;
 pub mod send;
 pub mod serve;
 pub mod status;

@@ -38,30 +38,18 @@ use tokio::sync::watch;
 use crate::base::IssueDate;
 use crate::config::ThrottleConfig;
 use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State, Ticket};
-use crate::message::Outgoing;
-use crate::subscribers::Subscriber;
+use crate::subscribers::{Status, Subscriber};
 
-use super::plan::ListWatch;
+use super::compose::{ComposeFn, ComposerFactory};
+use super::plan::Planned;
 use super::smtp::{self, classify, SmtpConnection, SmtpSettings, Stage, TxOutcome, Verdict};
 use super::throttle::{DailyBudget, Throttle};
-
-/// Builds one subscriber's message (runs on the composer thread).
-pub type ComposeFn = Box<dyn FnMut(&Subscriber) -> Result<Outgoing>>;
-/// Makes the [`ComposeFn`] on the composer thread (so the composer need not be `Send`).
-pub type ComposerFactory = Box<dyn FnOnce() -> Result<ComposeFn> + Send>;
+use super::watch::ListWatch;
 
 /// After waiting this long in the throttle, a worker checks its connection with NOOP.
 const PROBE_AFTER: Duration = Duration::from_secs(30);
 /// At most this many problems are kept for the report (all are in the journal).
 const PROBLEMS_KEPT: usize = 10_000;
-
-/// One recipient of the plan, with what the journal already counted.
-#[derive(Debug, Clone)]
-pub struct Planned {
-    pub subscriber: Subscriber,
-    /// Attempts recorded by earlier runs (drives the backoff).
-    pub prior_attempts: u32,
-}
 
 /// Why a run stopped before its plan was done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,10 +104,10 @@ impl Stopper {
             s.abandon = true;
         });
     }
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(crate) fn reason(&self) -> Option<StopReason> {
         self.tx.borrow().reason.clone()
     }
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.tx.borrow().reason.is_some()
     }
     /// Resolves once a stop was asked for.
@@ -163,7 +151,7 @@ impl Stats {
         c.load(Ordering::Relaxed)
     }
     /// Recipients whose fate this run decided.
-    pub fn done(&self) -> u64 {
+    pub(crate) fn done(&self) -> u64 {
         Stats::get(&self.sent)
             + Stats::get(&self.failed)
             + Stats::get(&self.ambiguous)
@@ -181,7 +169,7 @@ pub struct Problem {
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
     pub planned: u64,
     pub sent: u64,
@@ -241,7 +229,7 @@ impl DeliveryOptions {
 
     /// Exponential backoff with "equal jitter": the `n`th attempt (1-based) waits between
     /// half and all of `backoff * 2^(n-1)`, capped at `backoff_max`.
-    pub fn backoff_delay(&self, attempts: u32) -> Duration {
+    pub(crate) fn backoff_delay(&self, attempts: u32) -> Duration {
         let exp = attempts.saturating_sub(1).min(30);
         let full = self
             .backoff
@@ -306,7 +294,7 @@ struct InFlight {
 
 struct Ctx {
     d: Deliverer,
-    issue: String,
+    issue: IssueDate,
     retry_tx: Mutex<std::sync::mpsc::Sender<Retry>>,
     outstanding: Arc<AtomicUsize>,
     alive_workers: AtomicUsize,
@@ -337,39 +325,31 @@ impl Deliverer {
         self.stats
             .planned
             .store(recipients.len() as u64, Ordering::Relaxed);
-        let recipients = recipients.into_iter();
         let concurrency = self.options.concurrency;
         let (job_tx, job_rx) = tokio::sync::mpsc::channel::<Job>(concurrency * 2);
         let (retry_tx, retry_rx) = std::sync::mpsc::channel::<Retry>();
         let outstanding = Arc::new(AtomicUsize::new(0));
         let stop = self.stop.clone();
-        let stats = self.stats.clone();
         let journal = self.journal.clone();
-        let issue = self.options.issue.to_string();
         let grace = self.options.interrupt_grace;
 
-        let feeder = {
-            let outstanding = outstanding.clone();
-            let stop = stop.clone();
-            let stats = stats.clone();
-            std::thread::Builder::new()
-                .name("compose".into())
-                .spawn(move || {
-                    feed(
-                        recipients,
-                        composer,
-                        job_tx,
-                        retry_rx,
-                        outstanding,
-                        stop,
-                        stats,
-                    )
-                })
-                .expect("spawning the composer thread")
+        let feeder = Feeder {
+            plan: recipients.into_iter(),
+            plan_done: false,
+            retries: BinaryHeap::new(),
+            job_tx,
+            retry_rx,
+            outstanding: outstanding.clone(),
+            stop: stop.clone(),
+            stats: self.stats.clone(),
         };
+        let feeder = std::thread::Builder::new()
+            .name("compose".into())
+            .spawn(move || feeder.run(composer))
+            .expect("spawning the composer thread");
 
         let ctx = Arc::new(Ctx {
-            issue: issue.clone(),
+            issue: self.options.issue,
             retry_tx: Mutex::new(retry_tx),
             outstanding,
             alive_workers: AtomicUsize::new(concurrency),
@@ -385,50 +365,10 @@ impl Deliverer {
         }
         drop(jobs);
 
-        let abandon = async {
-            stop.stopped().await;
-            if stop.reason() == Some(StopReason::Interrupted) {
-                tokio::select! {
-                    _ = tokio::time::sleep(grace) => {}
-                    _ = stop.abandoned() => {}
-                }
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let finished = async { while workers.join_next().await.is_some() {} };
-        let abandoned = tokio::select! {
-            _ = finished => false,
-            _ = abandon => true,
-        };
-        if abandoned {
+        if !finished_or_abandoned(&mut workers, &stop, grace).await {
             workers.abort_all();
             while workers.join_next().await.is_some() {}
-            let left: Vec<InFlight> = ctx
-                .in_flight
-                .lock()
-                .expect("in-flight lock")
-                .drain()
-                .map(|(_, v)| v)
-                .collect();
-            for f in left {
-                Stats::sub(&stats.in_flight);
-                Stats::add(&stats.ambiguous, 1);
-                let reply =
-                    "abandoned after Ctrl-C while the transaction was in flight".to_string();
-                ctx.problem(&f.who.address, State::Ambiguous, &reply);
-                let _ = journal.end(End {
-                    kind: ctx.d.options.kind,
-                    ticket: f.ticket,
-                    issue: issue.clone(),
-                    who: f.who,
-                    state: State::Ambiguous,
-                    reply: Some(reply),
-                    next_attempt_at: None,
-                    list_update: None,
-                    at: Utc::now(),
-                });
-            }
+            ctx.abandon_in_flight();
         }
         // The composer thread ends once the workers are gone (its channel is closed) or
         // the plan is done; joining it is a blocking call.
@@ -436,103 +376,131 @@ impl Deliverer {
         if let Err(e) = journal.flush().await {
             stop.stop(StopReason::Fatal(format!("{e:#}")));
         }
-
-        let g = |c: &AtomicU64| Stats::get(c);
-        let planned = g(&stats.planned);
-        let deferred = g(&stats.deferred) + g(&stats.retrying);
-        let done = g(&stats.sent)
-            + g(&stats.failed)
-            + g(&stats.ambiguous)
-            + deferred
-            + g(&stats.suppressed);
-        let problems = std::mem::take(&mut *ctx.problems.lock().expect("problems lock"));
-        RunReport {
-            planned,
-            sent: g(&stats.sent),
-            failed: g(&stats.failed),
-            ambiguous: g(&stats.ambiguous),
-            deferred,
-            suppressed: g(&stats.suppressed),
-            not_attempted: planned.saturating_sub(done),
-            attempts: g(&stats.attempts),
-            slowdowns: g(&stats.slowdowns),
-            bounced: ctx.bounced.load(Ordering::Relaxed),
-            stopped: stop.reason(),
-            problems,
-            elapsed_secs: started.elapsed().as_secs_f64(),
-        }
+        ctx.report(started)
     }
 }
 
-/// The composer thread: retries that are due first, then the plan in order.
-fn feed(
-    mut plan: std::vec::IntoIter<Planned>,
-    composer: ComposerFactory,
+/// Waits for every worker; `false` when they were given up on instead (after Ctrl-C, once
+/// the grace period passed or a second Ctrl-C came).
+async fn finished_or_abandoned(
+    workers: &mut tokio::task::JoinSet<()>,
+    stop: &Stopper,
+    grace: Duration,
+) -> bool {
+    let abandon = async {
+        stop.stopped().await;
+        if stop.reason() == Some(StopReason::Interrupted) {
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = stop.abandoned() => {}
+            }
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let finished = async { while workers.join_next().await.is_some() {} };
+    tokio::select! {
+        _ = finished => true,
+        _ = abandon => false,
+    }
+}
+
+/// The composer thread's side of a run: retries that are due first, then the plan in order.
+struct Feeder {
+    plan: std::vec::IntoIter<Planned>,
+    plan_done: bool,
+    retries: BinaryHeap<Reverse<Retry>>,
     job_tx: tokio::sync::mpsc::Sender<Job>,
     retry_rx: std::sync::mpsc::Receiver<Retry>,
     outstanding: Arc<AtomicUsize>,
     stop: Stopper,
     stats: Arc<Stats>,
-) {
-    let mut compose = match composer() {
-        Ok(c) => c,
-        Err(e) => {
-            stop.stop(StopReason::Fatal(format!(
-                "cannot prepare the messages: {e:#}"
-            )));
-            return;
-        }
-    };
-    let mut heap: BinaryHeap<Reverse<Retry>> = BinaryHeap::new();
-    let mut plan_done = false;
-    loop {
-        if stop.is_stopped() {
-            return;
-        }
-        heap.extend(retry_rx.try_iter().map(Reverse));
-        let now = std::time::Instant::now();
-        let next = if heap.peek().is_some_and(|r| r.0.due <= now) {
-            let Reverse(r) = heap.pop().expect("peeked");
-            Stats::sub(&stats.retrying);
-            Some((r.planned, r.attempts_in_run))
-        } else if !plan_done {
-            match plan.next() {
-                Some(p) => Some((p, 0)),
-                None => {
-                    plan_done = true;
-                    None
-                }
+}
+
+impl Feeder {
+    fn run(mut self, composer: ComposerFactory) {
+        let mut compose = match composer() {
+            Ok(c) => c,
+            Err(e) => {
+                self.stop.stop(StopReason::Fatal(format!(
+                    "cannot prepare the messages: {e:#}"
+                )));
+                return;
             }
-        } else {
-            None
         };
-        let Some((planned, attempts_in_run)) = next else {
-            // Outstanding first: a worker queues its retry before it stops counting the job.
-            if plan_done && outstanding.load(Ordering::SeqCst) == 0 {
-                heap.extend(retry_rx.try_iter().map(Reverse));
-                if heap.is_empty() {
+        loop {
+            if self.stop.is_stopped() {
+                return;
+            }
+            self.retries.extend(self.retry_rx.try_iter().map(Reverse));
+            let now = std::time::Instant::now();
+            let Some((planned, attempts_in_run)) = self.next(now) else {
+                if self.is_done() {
                     return;
                 }
+                self.wait_for_retry(now);
+                continue;
+            };
+            let Some(job) = self.job(&mut compose, planned, attempts_in_run) else {
+                return;
+            };
+            self.outstanding.fetch_add(1, Ordering::SeqCst);
+            if self.job_tx.blocking_send(job).is_err() {
+                self.outstanding.fetch_sub(1, Ordering::SeqCst);
+                return;
             }
-            let wait = heap
-                .peek()
-                .map_or(Duration::from_millis(50), |r| {
-                    r.0.due.saturating_duration_since(now)
-                })
-                .min(Duration::from_millis(50));
-            if let Ok(r) = retry_rx.recv_timeout(wait) {
-                heap.push(Reverse(r));
-            }
-            continue;
-        };
+        }
+    }
+
+    /// The next recipient to compose: a retry that is due, else the next of the plan.
+    fn next(&mut self, now: std::time::Instant) -> Option<(Planned, u32)> {
+        if self.retries.peek().is_some_and(|r| r.0.due <= now) {
+            let Reverse(r) = self.retries.pop().expect("peeked");
+            Stats::sub(&self.stats.retrying);
+            return Some((r.planned, r.attempts_in_run));
+        }
+        if self.plan_done {
+            return None;
+        }
+        let next = self.plan.next();
+        self.plan_done = next.is_none();
+        next.map(|p| (p, 0))
+    }
+
+    /// The plan is done and no job can still ask for a retry.
+    fn is_done(&mut self) -> bool {
+        // Outstanding first: a worker queues its retry before it stops counting the job.
+        if self.plan_done && self.outstanding.load(Ordering::SeqCst) == 0 {
+            self.retries.extend(self.retry_rx.try_iter().map(Reverse));
+            return self.retries.is_empty();
+        }
+        false
+    }
+
+    /// Waits for a retry to come in or the next one to fall due (at most 50 ms).
+    fn wait_for_retry(&mut self, now: std::time::Instant) {
+        let wait = self
+            .retries
+            .peek()
+            .map_or(Duration::from_millis(50), |r| {
+                r.0.due.saturating_duration_since(now)
+            })
+            .min(Duration::from_millis(50));
+        if let Ok(r) = self.retry_rx.recv_timeout(wait) {
+            self.retries.push(Reverse(r));
+        }
+    }
+
+    /// Composes the message and its envelope; `None` when that stopped the run.
+    fn job(&self, compose: &mut ComposeFn, planned: Planned, attempts_in_run: u32) -> Option<Job> {
         let out = match compose(&planned.subscriber) {
             Ok(o) => o,
             Err(e) => {
-                stop.stop(StopReason::Fatal(format!(
+                self.stop.stop(StopReason::Fatal(format!(
                     "cannot build the message for {}: {e:#}",
                     planned.subscriber.email
                 )));
-                return;
+                return None;
             }
         };
         let envelope = match (
@@ -541,11 +509,11 @@ fn feed(
         ) {
             (Ok(f), Ok(t)) => Ok((f, t)),
             (Err(e), _) => {
-                stop.stop(StopReason::Fatal(format!(
+                self.stop.stop(StopReason::Fatal(format!(
                     "the envelope sender `{}` is not a valid address: {e}",
                     out.envelope_from
                 )));
-                return;
+                return None;
             }
             (_, Err(e)) => Err(format!("the address is not valid for SMTP: {e}")),
         };
@@ -561,19 +529,14 @@ fn feed(
             }
             Err(n) => (out.bytes, n),
         };
-        let job = Job {
+        Some(Job {
             planned,
             attempts_in_run,
             message_id: out.message_id,
             bytes,
             wire_len,
             envelope,
-        };
-        outstanding.fetch_add(1, Ordering::SeqCst);
-        if job_tx.blocking_send(job).is_err() {
-            outstanding.fetch_sub(1, Ordering::SeqCst);
-            return;
-        }
+        })
     }
 }
 
@@ -614,6 +577,65 @@ async fn worker(
 }
 
 impl Ctx {
+    /// Journals the transactions still in flight after the workers were given up on as
+    /// ambiguous.
+    fn abandon_in_flight(&self) {
+        let stats = &self.d.stats;
+        let left: Vec<InFlight> = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        for f in left {
+            Stats::sub(&stats.in_flight);
+            Stats::add(&stats.ambiguous, 1);
+            let reply = "abandoned after Ctrl-C while the transaction was in flight".to_string();
+            self.problem(&f.who.address, State::Ambiguous, &reply);
+            let _ = self.d.journal.end(End {
+                kind: self.d.options.kind,
+                ticket: f.ticket,
+                issue: self.issue,
+                who: f.who,
+                state: State::Ambiguous,
+                reply: Some(reply),
+                next_attempt_at: None,
+                list_update: None,
+                at: Utc::now(),
+            });
+        }
+    }
+
+    /// What the run did, from the counters.
+    fn report(&self, started: std::time::Instant) -> RunReport {
+        let stats = &self.d.stats;
+        let g = |c: &AtomicU64| Stats::get(c);
+        let planned = g(&stats.planned);
+        let deferred = g(&stats.deferred) + g(&stats.retrying);
+        let done = g(&stats.sent)
+            + g(&stats.failed)
+            + g(&stats.ambiguous)
+            + deferred
+            + g(&stats.suppressed);
+        let problems = std::mem::take(&mut *self.problems.lock().expect("problems lock"));
+        RunReport {
+            planned,
+            sent: g(&stats.sent),
+            failed: g(&stats.failed),
+            ambiguous: g(&stats.ambiguous),
+            deferred,
+            suppressed: g(&stats.suppressed),
+            not_attempted: planned.saturating_sub(done),
+            attempts: g(&stats.attempts),
+            slowdowns: g(&stats.slowdowns),
+            bounced: self.bounced.load(Ordering::Relaxed),
+            stopped: self.d.stop.reason(),
+            problems,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+        }
+    }
+
     fn problem(&self, address: &str, state: State, reply: &str) {
         let mut p = self.problems.lock().expect("problems lock");
         if p.len() < PROBLEMS_KEPT {
@@ -687,84 +709,106 @@ impl Ctx {
 
     /// Handles one job; `false` when this worker should stop taking jobs.
     async fn handle(&self, id: usize, job: Job, conn: &mut Option<SmtpConnection>) -> bool {
-        let d = &self.d;
         let who = journal_key(&job.planned.subscriber);
-
         if let Err(reason) = &job.envelope {
             // Nothing can be sent to this address: record a failure without a transaction.
             let reason = reason.clone();
             return self.record_without_transaction(job, who, reason).await;
         }
-
         if conn.as_ref().is_none_or(|c| !c.is_usable()) {
             *conn = None;
             match self.connect().await {
                 Some(c) => *conn = Some(c),
                 None => {
-                    if !d.stop.is_stopped() {
-                        self.requeue(job);
-                    }
+                    self.requeue_unless_stopped(job);
                     return false;
                 }
             }
         }
-
-        if d.options.kind == AttemptKind::Delivery {
-            if let Some(w) = &d.list_watch {
-                if !w.is_subscribed(&who.key) {
-                    Stats::add(&d.stats.suppressed, 1);
-                    if let Err(e) = d.journal.suppress(&self.issue, &who.key) {
-                        d.stop.stop(StopReason::Fatal(format!("{e:#}")));
-                    }
-                    return true;
-                }
-            }
+        if self.left_the_list(&who) {
+            return true;
         }
+        let Some(job) = self.wait_turn(job, conn).await else {
+            return false;
+        };
+        self.transact(id, job, who, conn).await
+    }
 
+    /// Whether the address left the list during the run (then its row is suppressed).
+    fn left_the_list(&self, who: &JournalKey) -> bool {
+        let d = &self.d;
+        if d.options.kind != AttemptKind::Delivery {
+            return false;
+        }
+        let Some(w) = &d.list_watch else {
+            return false;
+        };
+        if w.is_subscribed(&who.key) {
+            return false;
+        }
+        Stats::add(&d.stats.suppressed, 1);
+        if let Err(e) = d.journal.suppress(self.issue, &who.key) {
+            d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+        }
+        true
+    }
+
+    /// Waits for the throttle, takes a unit of the daily cap and, after a long wait, checks
+    /// the connection. `None`: this worker stops (the job was requeued, or the run stops),
+    /// with the unit given back.
+    async fn wait_turn(&self, job: Job, conn: &mut Option<SmtpConnection>) -> Option<Job> {
+        let d = &self.d;
         let waited_from = tokio::time::Instant::now();
         tokio::select! {
             biased;
-            _ = d.stop.stopped() => return false,
+            _ = d.stop.stopped() => return None,
             _ = d.throttle.acquire() => {}
         }
         if let Some(b) = &d.budget {
             if !b.take() {
                 d.stop.stop(StopReason::DailyCap);
-                return false;
+                return None;
             }
         }
-        let give_back = || {
-            if let Some(b) = &d.budget {
-                b.give_back();
-            }
-        };
-        if waited_from.elapsed() > PROBE_AFTER {
-            let alive = match conn.as_mut() {
-                Some(c) => c.probe(&d.smtp).await,
-                None => false,
-            };
-            if !alive {
-                *conn = None;
-                match self.connect().await {
-                    Some(c) => *conn = Some(c),
-                    None => {
-                        give_back();
-                        if !d.stop.is_stopped() {
-                            self.requeue(job);
-                        }
-                        return false;
-                    }
-                }
-            }
+        if waited_from.elapsed() > PROBE_AFTER && !self.still_connected(conn).await {
+            self.give_back();
+            self.requeue_unless_stopped(job);
+            return None;
         }
         if d.stop.is_stopped() {
-            give_back();
-            return false;
+            self.give_back();
+            return None;
         }
+        Some(job)
+    }
 
+    /// Checks the connection with NOOP and reconnects if it is gone; `false` when that failed.
+    async fn still_connected(&self, conn: &mut Option<SmtpConnection>) -> bool {
+        let alive = match conn.as_mut() {
+            Some(c) => c.probe(&self.d.smtp).await,
+            None => false,
+        };
+        if alive {
+            return true;
+        }
+        *conn = None;
+        *conn = self.connect().await;
+        conn.is_some()
+    }
+
+    /// Marks the row `in_flight`, runs the transaction and records its outcome; `false` when
+    /// this worker should stop taking jobs.
+    async fn transact(
+        &self,
+        id: usize,
+        job: Job,
+        who: JournalKey,
+        conn: &mut Option<SmtpConnection>,
+    ) -> bool {
+        let d = &self.d;
         let begin = Begin {
             kind: d.options.kind,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             message_id: job.message_id.clone(),
             at: Utc::now(),
@@ -772,7 +816,7 @@ impl Ctx {
         let ticket = match d.journal.begin(begin).await {
             Ok(id) => id,
             Err(e) => {
-                give_back();
+                self.give_back();
                 d.stop.stop(StopReason::Fatal(format!("{e:#}")));
                 return false;
             }
@@ -799,16 +843,29 @@ impl Ctx {
         }
         let accepted_or_maybe = self.finish(job, ticket, who, outcome, started);
         if !accepted_or_maybe {
-            give_back();
+            self.give_back();
         }
         !d.stop.is_stopped()
+    }
+
+    /// Gives a unit of the daily cap back (the message was not accepted).
+    fn give_back(&self) {
+        if let Some(b) = &self.d.budget {
+            b.give_back();
+        }
+    }
+
+    fn requeue_unless_stopped(&self, job: Job) {
+        if !self.d.stop.is_stopped() {
+            self.requeue(job);
+        }
     }
 
     async fn record_without_transaction(&self, job: Job, who: JournalKey, reason: String) -> bool {
         let d = &self.d;
         let begin = Begin {
             kind: d.options.kind,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             message_id: job.message_id.clone(),
             at: Utc::now(),
@@ -833,7 +890,7 @@ impl Ctx {
         state: State,
         reply: &str,
         next: Option<Duration>,
-        list_update: Option<&str>,
+        list_update: Option<Status>,
     ) {
         let now = Utc::now();
         if state != State::Sent {
@@ -842,12 +899,12 @@ impl Ctx {
         let end = End {
             kind: self.d.options.kind,
             ticket,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             state,
             reply: Some(reply.to_string()),
             next_attempt_at: next.map(|d| now + chrono::Duration::from_std(d).unwrap_or_default()),
-            list_update: list_update.map(str::to_string),
+            list_update,
             at: now,
         };
         if let Err(e) = self.d.journal.end(end) {
@@ -865,78 +922,9 @@ impl Ctx {
         started: tokio::time::Instant,
     ) -> bool {
         let d = &self.d;
-        let stats = &d.stats;
         match outcome {
             TxOutcome::Replied { stage, reply } => {
-                let text = reply.to_string();
-                match classify(&reply) {
-                    Verdict::Sent if stage == Stage::AfterDot => {
-                        // Only the journal keeps successful replies.
-                        let now = Utc::now();
-                        let end = End {
-                            kind: d.options.kind,
-                            ticket,
-                            issue: self.issue.clone(),
-                            who,
-                            state: State::Sent,
-                            reply: Some(text),
-                            next_attempt_at: None,
-                            list_update: None,
-                            at: now,
-                        };
-                        if let Err(e) = d.journal.end(end) {
-                            d.stop.stop(StopReason::Fatal(format!("{e:#}")));
-                        }
-                        Stats::add(&stats.sent, 1);
-                        true
-                    }
-                    Verdict::Sent => {
-                        // A positive reply where a negative one ended the transaction cannot
-                        // happen; treat it as a temporary failure.
-                        self.defer(
-                            job,
-                            ticket,
-                            &who,
-                            format!("unexpected reply at {stage}: {text}"),
-                        );
-                        false
-                    }
-                    Verdict::Defer { slow_down } => {
-                        if slow_down && d.throttle.slow_down(started, tokio::time::Instant::now()) {
-                            Stats::add(&stats.slowdowns, 1);
-                        }
-                        self.defer(job, ticket, &who, text);
-                        false
-                    }
-                    Verdict::Fail { bounce } => {
-                        let list_update = (bounce && d.options.kind == AttemptKind::Delivery)
-                            .then_some("bounced");
-                        if list_update.is_some() {
-                            self.bounced.fetch_add(1, Ordering::Relaxed);
-                        }
-                        self.end(ticket, &who, State::Failed, &text, None, list_update);
-                        Stats::add(&stats.failed, 1);
-                        false
-                    }
-                    Verdict::Stop => {
-                        // Not this recipient's fault: keep the row for the next run.
-                        self.end(
-                            ticket,
-                            &who,
-                            State::Deferred,
-                            &text,
-                            Some(Duration::ZERO),
-                            None,
-                        );
-                        Stats::add(&stats.deferred, 1);
-                        d.stop.stop(StopReason::Fatal(format!(
-                            "the SMTP server {} refused {stage} with `{text}`; this is not about one \
-                             recipient (policy, authentication or size), so the run stopped",
-                            d.smtp
-                        )));
-                        false
-                    }
-                }
+                self.replied(job, ticket, &who, stage, &reply, started)
             }
             TxOutcome::Lost {
                 stage: Stage::AfterDot,
@@ -945,7 +933,7 @@ impl Ctx {
                 let text =
                     format!("connection lost after the final dot, before the reply: {error}");
                 self.end(ticket, &who, State::Ambiguous, &text, None, None);
-                Stats::add(&stats.ambiguous, 1);
+                Stats::add(&d.stats.ambiguous, 1);
                 true
             }
             TxOutcome::Lost { stage, error } => {
@@ -966,9 +954,69 @@ impl Ctx {
                     Some(Duration::ZERO),
                     None,
                 );
-                Stats::add(&stats.deferred, 1);
+                Stats::add(&d.stats.deferred, 1);
                 d.stop.stop(StopReason::Fatal(format!(
                     "cannot send through {}: {msg}",
+                    d.smtp
+                )));
+                false
+            }
+        }
+    }
+
+    /// Records what the server replied at `stage` (the table in [`classify`]); returns
+    /// whether it accepted the message.
+    fn replied(
+        &self,
+        job: Job,
+        ticket: Ticket,
+        who: &JournalKey,
+        stage: Stage,
+        reply: &smtp::Reply,
+        started: tokio::time::Instant,
+    ) -> bool {
+        let d = &self.d;
+        let stats = &d.stats;
+        let text = reply.to_string();
+        match classify(reply) {
+            Verdict::Sent if stage == Stage::AfterDot => {
+                // Only the journal keeps successful replies.
+                self.end(ticket, who, State::Sent, &text, None, None);
+                Stats::add(&stats.sent, 1);
+                true
+            }
+            Verdict::Sent => {
+                // A positive reply where a negative one ended the transaction cannot
+                // happen; treat it as a temporary failure.
+                let why = format!("unexpected reply at {stage}: {text}");
+                self.defer(job, ticket, who, why);
+                false
+            }
+            Verdict::Defer { slow_down } => {
+                if slow_down && d.throttle.slow_down(started, tokio::time::Instant::now()) {
+                    Stats::add(&stats.slowdowns, 1);
+                }
+                self.defer(job, ticket, who, text);
+                false
+            }
+            Verdict::Fail { bounce } => {
+                let list_update =
+                    (bounce && d.options.kind == AttemptKind::Delivery).then_some(Status::Bounced);
+                if list_update.is_some() {
+                    self.bounced.fetch_add(1, Ordering::Relaxed);
+                }
+                self.end(ticket, who, State::Failed, &text, None, list_update);
+                Stats::add(&stats.failed, 1);
+                false
+            }
+            Verdict::Stop => {
+                // Not this recipient's fault: keep the row for the next run.
+                let retry_now = Some(Duration::ZERO);
+                self.end(ticket, who, State::Deferred, &text, retry_now, None);
+                Stats::add(&stats.deferred, 1);
+                d.stop.stop(StopReason::Fatal(format!(
+                    "the SMTP server {} refused {stage} with `{text}`; this is not about one \
+                     recipient (policy, authentication or size), so the run stopped",
                     d.smtp
                 )));
                 false
@@ -986,7 +1034,7 @@ impl Ctx {
         let end = End {
             kind: d.options.kind,
             ticket,
-            issue: self.issue.clone(),
+            issue: self.issue,
             who: who.clone(),
             state: State::Deferred,
             reply: Some(reply.clone()),

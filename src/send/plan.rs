@@ -4,29 +4,31 @@
 //! bounced or complained since the last run gets nothing more); the journal says what earlier
 //! runs did: `sent` is never resent, `failed` is reported and not retried, `ambiguous` is
 //! skipped unless `--resend-ambiguous`, `deferred` is retried once its backoff has passed.
-//! A dry-run plans without the journal (as if nothing had been sent yet).
-//!
-//! [`ListWatch`] keeps watching the list during a run (its modification time, every half
-//! second) and re-reads it when it changes, so an address unsubscribed mid-run is skipped.
+//! A dry-run plans without the journal (as if nothing had been sent yet). Test copies
+//! (`--to`) are planned from the addresses given (`test_recipients`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::path::Path;
 
+use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::journal::{RowSummary, State};
-use crate::subscribers::{Status, Subscriber, SubscriberList};
+use crate::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberList};
 
-use super::deliver::Planned;
+/// One recipient of the plan, with what the journal already counted.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub subscriber: Subscriber,
+    /// Attempts recorded by earlier runs (drives the backoff).
+    pub prior_attempts: u32,
+}
 
 /// Options that shape a plan.
 #[derive(Debug, Clone)]
-pub struct PlanOptions {
+pub(crate) struct PlanOptions {
     /// At most this many recipients.
     pub limit: Option<u64>,
     pub resend_ambiguous: bool,
@@ -48,7 +50,7 @@ pub struct Skipped {
 
 /// The recipients of one run.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The planned recipients in order (empty when they were streamed, see [`plan_file_into`]).
     pub recipients: Vec<Planned>,
     /// How many recipients were planned.
@@ -64,36 +66,16 @@ pub struct Plan {
     pub list_rows: u64,
 }
 
-impl Plan {
-    pub fn suppressed_total(&self) -> u64 {
-        self.suppressed.values().sum()
-    }
-}
-
 /// A 64-bit hash of a subscriber key (sets of these stay small for million-row lists).
-pub fn key_hash(key: &str) -> u64 {
+pub(crate) fn key_hash(key: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     h.finish()
 }
 
-/// Plans a run from the list (in file order) and, unless it is a dry-run, the journal rows
-/// of the issue.
-pub fn plan(
-    subscribers: Vec<Subscriber>,
-    journal: Option<&HashMap<String, RowSummary>>,
-    opts: &PlanOptions,
-) -> Plan {
-    let mut planner = Planner::new(journal, opts);
-    for s in subscribers {
-        planner.add(s);
-    }
-    planner.plan
-}
-
 /// Plans a run straight from the list file, streaming it: only the planned rows are kept in
 /// memory (a dry-run with `--limit 1000` over a million-row list holds a thousand).
-pub fn plan_file(
+pub(crate) fn plan_file(
     list: &Path,
     journal: Option<&HashMap<String, RowSummary>>,
     opts: &PlanOptions,
@@ -109,7 +91,7 @@ pub fn plan_file(
 /// Like [`plan_file`], but hands each planned recipient to `sink` as soon as it is found
 /// (so the dry-run writes messages while the rest of the list is read); `sink` returning
 /// an error stops the scan. The returned plan has the counts and no recipients.
-pub fn plan_file_into(
+pub(crate) fn plan_file_into(
     list: &Path,
     journal: Option<&HashMap<String, RowSummary>>,
     opts: &PlanOptions,
@@ -124,6 +106,52 @@ pub fn plan_file_into(
         }
     })?;
     Ok(planner.plan)
+}
+
+/// The `--to` recipients, each planned once: the list row when the address is in the list
+/// `list` (so the copy is personalised like the real one), else a bare subscriber.
+pub(crate) fn test_recipients(list: &Path, to: &[String]) -> anyhow::Result<Vec<Planned>> {
+    let mut wanted = Vec::new();
+    let mut seen = HashSet::new();
+    for a in to {
+        let email = SubscriberEmail::parse(a)
+            .map_err(|e| anyhow!("--to `{a}` is not a usable address: {e}"))?;
+        if seen.insert(email.key()) {
+            wanted.push(email);
+        }
+    }
+    let mut by_key: HashMap<String, Subscriber> = HashMap::new();
+    SubscriberList::for_each(list, |s| {
+        if seen.contains(&s.email.key()) {
+            by_key.insert(s.email.key(), s);
+        }
+        Ok(())
+    })
+    .with_context(|| format!("cannot read the subscriber list `{}`", list.display()))?;
+    let planned = wanted.into_iter().map(|email| {
+        let mut subscriber = by_key
+            .remove(&email.key())
+            .unwrap_or_else(|| bare_subscriber(email));
+        subscriber.status = Status::Subscribed;
+        Planned {
+            subscriber,
+            prior_attempts: 0,
+        }
+    });
+    Ok(planned.collect())
+}
+
+/// A test recipient who is not in the list.
+fn bare_subscriber(email: SubscriberEmail) -> Subscriber {
+    Subscriber {
+        email,
+        name: String::new(),
+        status: Status::Subscribed,
+        since: String::new(),
+        source: "test".to_string(),
+        tags: Vec::new(),
+        attrs: BTreeMap::new(),
+    }
 }
 
 struct Planner<'a> {
@@ -209,109 +237,22 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// What identifies one version of the list file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStamp {
-    modified: Option<std::time::SystemTime>,
-    len: u64,
-    #[cfg(unix)]
-    inode: u64,
-}
-
-impl FileStamp {
-    pub fn of(path: &Path) -> Option<FileStamp> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            modified: m.modified().ok(),
-            len: m.len(),
-            #[cfg(unix)]
-            inode: std::os::unix::fs::MetadataExt::ino(&m),
-        })
-    }
-}
-
-/// The subscribed addresses of the list, kept current during a run.
-pub struct ListWatch {
-    path: PathBuf,
-    subscribed: RwLock<Arc<HashSet<u64>>>,
-    stamp: std::sync::Mutex<Option<FileStamp>>,
-    stop: AtomicBool,
-}
-
-impl ListWatch {
-    /// Starts from the list as planned (`stamp` taken before it was read).
-    pub fn new(path: &Path, subscribers: &[Planned], stamp: Option<FileStamp>) -> Arc<ListWatch> {
-        let set: HashSet<u64> = subscribers
-            .iter()
-            .map(|p| key_hash(&p.subscriber.email.key()))
-            .collect();
-        Arc::new(ListWatch {
-            path: path.to_path_buf(),
-            subscribed: RwLock::new(Arc::new(set)),
-            stamp: std::sync::Mutex::new(stamp),
-            stop: AtomicBool::new(false),
-        })
-    }
-
-    /// Whether the address is (still) subscribed.
-    pub fn is_subscribed(&self, key: &str) -> bool {
-        let set = self.subscribed.read().expect("list watch lock").clone();
-        set.contains(&key_hash(key))
-    }
-
-    /// Re-reads the list if the file changed; returns whether it did. A list that cannot be
-    /// read (being rewritten, say) keeps the previous view and is retried next time.
-    pub fn refresh(&self) -> bool {
-        let now = FileStamp::of(&self.path);
-        {
-            let stamp = self.stamp.lock().expect("list watch lock");
-            if *stamp == now {
-                return false;
-            }
-        }
-        let mut set: HashSet<u64> = HashSet::new();
-        let read = SubscriberList::for_each(&self.path, |s| {
-            if s.status == Status::Subscribed {
-                set.insert(key_hash(&s.email.key()));
-            }
-            Ok(())
-        });
-        if read.is_err() {
-            return false;
-        }
-        *self.subscribed.write().expect("list watch lock") = Arc::new(set);
-        *self.stamp.lock().expect("list watch lock") = now;
-        true
-    }
-
-    /// Polls the file every `every` on a thread until [`ListWatch::shutdown`].
-    pub fn spawn(self: &Arc<Self>, every: Duration) -> std::thread::JoinHandle<()> {
-        let me = self.clone();
-        std::thread::Builder::new()
-            .name("list-watch".into())
-            .spawn(move || {
-                while !me.stop.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(every);
-                    if me.stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    me.refresh();
-                }
-            })
-            .expect("spawning the list watcher")
-    }
-
-    pub fn shutdown(&self, handle: std::thread::JoinHandle<()>) {
-        self.stop.store(true, Ordering::Relaxed);
-        handle.thread().unpark();
-        let _ = handle.join();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subscribers::SubscriberEmail;
+
+    /// Plans a run from subscribers in memory (in list order).
+    fn plan(
+        subscribers: Vec<Subscriber>,
+        journal: Option<&HashMap<String, RowSummary>>,
+        opts: &PlanOptions,
+    ) -> Plan {
+        let mut planner = Planner::new(journal, opts);
+        for s in subscribers {
+            planner.add(s);
+        }
+        planner.plan
+    }
 
     fn sub(addr: &str, status: Status) -> Subscriber {
         Subscriber {
@@ -387,7 +328,7 @@ mod tests {
         assert_eq!(p.skipped.ambiguous, 1);
         assert_eq!(p.skipped.deferred_not_due, 1);
         assert_eq!(p.retrying_deferred, 1);
-        assert_eq!(p.suppressed_total(), 2);
+        assert_eq!(p.suppressed.values().sum::<u64>(), 2);
 
         let again = plan(
             list,

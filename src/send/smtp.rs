@@ -8,12 +8,12 @@
 //! implicit (a tokio-rustls stream) or STARTTLS (required: no AUTH or MAIL is ever sent if the
 //! upgrade is not offered or fails), and a transaction is MAIL, RCPT, DATA as separate
 //! commands (command timeout) followed by the body and the final `.` (data timeout). The body
-//! is dot-stuffed here and written through lettre's `command` ([`StuffedBody`]); the stream
-//! under lettre counts its flushes ([`Tracked`]), so a connection lost after the whole body and
+//! is dot-stuffed here and written through lettre's `command` (`StuffedBody`); the stream
+//! under lettre counts its flushes (`Tracked`), so a connection lost after the whole body and
 //! the final `.` reached the network is *ambiguous* while one lost before that is retryable.
 //!
 //! This module knows nothing about journals, throttles or subscribers: it reports what the
-//! server said ([`Reply`], [`TxOutcome`], [`ConnectError`]); [`classify`] maps a reply to what
+//! server said (`Reply`, `TxOutcome`, `ConnectError`); `classify` maps a reply to what
 //! the delivery loop should do, per the table in STANDARDS.md.
 
 use std::borrow::Cow;
@@ -40,15 +40,15 @@ use crate::config::{SmtpConfig, TlsMode};
 /// Everything needed to open a connection; built once per run.
 #[derive(Clone)]
 pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: TlsMode,
-    pub helo: ClientId,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: TlsMode,
+    pub(crate) helo: ClientId,
     credentials: Option<Credentials>,
-    pub username: Option<String>,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
-    pub data_timeout: Duration,
+    pub(crate) username: Option<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) data_timeout: Duration,
     starttls: Option<TlsParameters>,
     implicit_tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -81,7 +81,7 @@ impl fmt::Display for SmtpSettings {
 }
 
 /// Whether `host` is a loopback host (`localhost`, 127.0.0.0/8, `::1`).
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     if h.eq_ignore_ascii_case("localhost") || h.to_ascii_lowercase().ends_with(".localhost") {
         return true;
@@ -213,10 +213,10 @@ fn rustls_client_config(
 
 /// An enhanced status code (RFC 3463), e.g. `5.1.1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Enhanced {
-    pub class: u8,
-    pub subject: u16,
-    pub detail: u16,
+pub(crate) struct Enhanced {
+    pub(crate) class: u8,
+    pub(crate) subject: u16,
+    pub(crate) detail: u16,
 }
 
 impl fmt::Display for Enhanced {
@@ -227,7 +227,7 @@ impl fmt::Display for Enhanced {
 
 impl Enhanced {
     /// Parses `X.Y.Z` at the start of `text`.
-    pub fn parse_prefix(text: &str) -> Option<Enhanced> {
+    pub(crate) fn parse_prefix(text: &str) -> Option<Enhanced> {
         let word = text.split_whitespace().next()?;
         let mut parts = word.split('.');
         let class: u8 = parts.next()?.parse().ok()?;
@@ -246,11 +246,11 @@ impl Enhanced {
 
 /// One SMTP reply: the code, the enhanced code if any, and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub enhanced: Option<Enhanced>,
+pub(crate) struct Reply {
+    pub(crate) code: u16,
+    pub(crate) enhanced: Option<Enhanced>,
     /// The text after the code (all lines joined), without the enhanced code.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 impl fmt::Display for Reply {
@@ -302,18 +302,6 @@ impl Reply {
         }
     }
 
-    /// Parses a reply line such as `550 5.1.1 <x@y>: user unknown`.
-    pub fn parse_line(line: &str) -> Option<Reply> {
-        let line = line.trim();
-        let code: u16 = line.get(..3)?.parse().ok()?;
-        if !(200..600).contains(&code) {
-            return None;
-        }
-        let rest = line.get(3..).unwrap_or("");
-        let rest = rest.strip_prefix(['-', ' ']).unwrap_or(rest);
-        Some(Reply::new(code, rest))
-    }
-
     fn from_response(r: &lettre::transport::smtp::response::Response) -> Reply {
         let text: Vec<&str> = r.message().collect();
         Reply::new(u16::from(r.code()), &text.join(" "))
@@ -321,22 +309,18 @@ impl Reply {
 
     /// The server's reply inside a lettre error, if the error is one (lettre keeps the
     /// enhanced code only in the error text).
-    pub fn from_error(e: &lettre::transport::smtp::Error) -> Option<Reply> {
+    pub(crate) fn from_error(e: &lettre::transport::smtp::Error) -> Option<Reply> {
         let code = u16::from(e.status()?);
         let text = std::error::Error::source(e)
             .map(|s| s.to_string())
             .unwrap_or_default();
         Some(Reply::new(code, &text))
     }
-
-    pub fn is_positive(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
 }
 
 /// What the delivery loop does with a reply (the table in STANDARDS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// 2xx after the final `.`.
     Sent,
     /// 4xx: defer and retry with backoff; `slow_down` for 421, 4.7.x and 450 4.2.1.
@@ -348,7 +332,7 @@ pub enum Verdict {
 }
 
 /// Classifies a reply per the table in STANDARDS.md.
-pub fn classify(reply: &Reply) -> Verdict {
+pub(crate) fn classify(reply: &Reply) -> Verdict {
     let e = reply.enhanced;
     match reply.code {
         200..=399 => Verdict::Sent,
@@ -374,7 +358,7 @@ pub fn classify(reply: &Reply) -> Verdict {
 
 /// Why a connection could not be set up.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// TCP connect, DNS, timeouts, lost connection: retry later.
     #[error("{0}")]
     Network(String),
@@ -391,7 +375,7 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// Fatal errors stop the run: retrying cannot help and may lock the account.
-    pub fn is_fatal(&self) -> bool {
+    pub(crate) fn is_fatal(&self) -> bool {
         match self {
             ConnectError::Network(_) => false,
             ConnectError::Refused(r) => r.code >= 500,
@@ -400,7 +384,7 @@ impl ConnectError {
         }
     }
     /// A refusal that asks us to slow down (421, 4.7.x).
-    pub fn asks_to_slow_down(&self) -> bool {
+    pub(crate) fn asks_to_slow_down(&self) -> bool {
         match self {
             ConnectError::Refused(r) | ConnectError::Auth(_, Some(r)) => {
                 matches!(classify(r), Verdict::Defer { slow_down: true })
@@ -412,7 +396,7 @@ impl ConnectError {
 
 /// Where in a transaction something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     Mail,
     Rcpt,
     Data,
@@ -436,7 +420,7 @@ impl fmt::Display for Stage {
 
 /// How one transaction ended.
 #[derive(Debug, Clone)]
-pub enum TxOutcome {
+pub(crate) enum TxOutcome {
     /// The server replied (2xx after the final `.`, or a negative reply at `stage`).
     Replied { stage: Stage, reply: Reply },
     /// The connection was lost or timed out at `stage` (AfterDot means ambiguous).
@@ -446,7 +430,7 @@ pub enum TxOutcome {
 }
 
 /// One open, ready SMTP session.
-pub struct SmtpConnection {
+pub(crate) struct SmtpConnection {
     conn: AsyncSmtpConnection,
     /// Completed flushes of the stream under lettre (see [`Tracked`]).
     flushes: Arc<AtomicU64>,
@@ -456,150 +440,33 @@ pub struct SmtpConnection {
 }
 
 /// Opens a connection: TCP (no Nagle), TLS, greeting, EHLO, STARTTLS, AUTH.
-pub async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
+pub(crate) async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
     let target = format!("{}:{}", s.host, s.port);
     let host = s.host.trim_start_matches('[').trim_end_matches(']');
-    let tcp = match timeout(s.connect_timeout, TcpStream::connect((host, s.port))).await {
-        Err(_) => {
-            return Err(ConnectError::Network(format!(
-                "connecting to {target} timed out after {} s",
-                s.connect_timeout.as_secs_f64()
-            )))
-        }
-        Ok(Err(e)) => {
-            return Err(ConnectError::Network(format!(
-                "cannot connect to {target}: {e}"
-            )))
-        }
-        Ok(Ok(t)) => t,
-    };
-    tcp.set_nodelay(true)
-        .map_err(|e| ConnectError::Network(format!("cannot set TCP_NODELAY: {e}")))?;
+    let tcp = open_tcp(s, host, &target).await?;
     let peer = tcp
         .peer_addr()
         .map_err(|e| ConnectError::Network(format!("connection to {target} lost: {e}")))?;
-
     let flushes = Arc::new(AtomicU64::new(0));
     let stream: Box<dyn AsyncTokioStream> = match (&s.tls, &s.implicit_tls) {
-        (TlsMode::Tls, Some(config)) => {
-            let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                .map_err(|e| ConnectError::Tls(format!("`{host}` is not a valid TLS name: {e}")))?;
-            let connector = tokio_rustls::TlsConnector::from(config.clone());
-            let tls = match timeout(s.command_timeout, connector.connect(name, tcp)).await {
-                Err(_) => {
-                    return Err(ConnectError::Tls(format!(
-                        "the TLS handshake with {target} timed out"
-                    )))
-                }
-                Ok(Err(e)) => {
-                    return Err(ConnectError::Tls(format!(
-                        "the TLS handshake with {target} failed: {e}"
-                    )))
-                }
-                Ok(Ok(t)) => t,
-            };
-            Box::new(Tracked {
-                inner: tls,
-                peer,
-                flushes: flushes.clone(),
-            })
-        }
+        (TlsMode::Tls, Some(config)) => Box::new(Tracked {
+            inner: implicit_tls(s, config, host, &target, tcp).await?,
+            peer,
+            flushes: flushes.clone(),
+        }),
         _ => Box::new(Tracked {
             inner: tcp,
             peer,
             flushes: flushes.clone(),
         }),
     };
-
-    let mut conn = match timeout(
-        s.command_timeout,
-        AsyncSmtpConnection::connect_with_transport(stream, &s.helo),
-    )
-    .await
-    {
-        Err(_) => {
-            return Err(ConnectError::Network(format!(
-                "{target} did not greet within {} s",
-                s.command_timeout.as_secs_f64()
-            )))
-        }
-        Ok(Err(e)) => {
-            return Err(match Reply::from_error(&e) {
-                Some(r) => ConnectError::Refused(r),
-                None if e.is_tls() => ConnectError::Tls(format!("{target}: {e}")),
-                None => ConnectError::Network(format!("{target}: {e}")),
-            })
-        }
-        Ok(Ok(c)) => c,
-    };
-
+    let mut conn = greet(s, stream, &target).await?;
     if s.tls == TlsMode::Starttls {
-        if !conn.can_starttls() {
-            let _ = timeout(s.command_timeout, conn.abort()).await;
-            return Err(ConnectError::Tls(format!(
-                "{target} does not offer STARTTLS, and [smtp] tls = \"starttls\" requires it \
-                 (nothing was sent; use tls = \"tls\" for port 465, or fix the server)"
-            )));
-        }
-        let params = s
-            .starttls
-            .clone()
-            .expect("STARTTLS parameters are built with the settings");
-        match timeout(s.command_timeout, conn.starttls(params, &s.helo)).await {
-            Err(_) => {
-                return Err(ConnectError::Tls(format!(
-                    "the STARTTLS upgrade with {target} timed out"
-                )))
-            }
-            Ok(Err(e)) => {
-                // No QUIT: after a failed upgrade lettre holds no stream to write it to.
-                // Dropping the connection closes the socket.
-                return Err(ConnectError::Tls(format!(
-                    "the STARTTLS upgrade with {target} failed: {e}"
-                )));
-            }
-            Ok(Ok(())) => {}
-        }
-        if !conn.is_encrypted() {
-            return Err(ConnectError::Tls(format!(
-                "the connection to {target} is not encrypted after STARTTLS"
-            )));
-        }
+        starttls(s, &mut conn, &target).await?;
     }
-
     if let Some(creds) = &s.credentials {
-        match timeout(
-            s.command_timeout,
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], creds),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(ConnectError::Network(format!(
-                    "{target} did not answer AUTH within {} s",
-                    s.command_timeout.as_secs_f64()
-                )))
-            }
-            Ok(Err(e)) => {
-                let reply = Reply::from_error(&e);
-                let _ = timeout(s.command_timeout, conn.abort()).await;
-                let msg = match &reply {
-                    Some(r) => format!("{target} replied {r}"),
-                    None if e.is_client() => format!(
-                        "{target} offers no AUTH mechanism fortnight supports (PLAIN, LOGIN): {e}"
-                    ),
-                    None => {
-                        return Err(ConnectError::Network(format!(
-                            "{target}: connection lost during AUTH: {e}"
-                        )))
-                    }
-                };
-                return Err(ConnectError::Auth(msg, reply));
-            }
-            Ok(Ok(_)) => {}
-        }
+        authenticate(s, &mut conn, creds, &target).await?;
     }
-
     let info = conn.server_info();
     Ok(SmtpConnection {
         flushes,
@@ -608,6 +475,140 @@ pub async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectError> {
         conn,
         broken: false,
     })
+}
+
+/// Runs one step of setting up a connection within `limit`; running out of time is the
+/// error `on_timeout` makes. The step's own result is returned as it is.
+async fn within<T>(
+    limit: Duration,
+    step: impl std::future::Future<Output = T>,
+    on_timeout: impl FnOnce() -> ConnectError,
+) -> Result<T, ConnectError> {
+    timeout(limit, step).await.map_err(|_| on_timeout())
+}
+
+/// The TCP connection, without Nagle's algorithm (see the module doc).
+async fn open_tcp(s: &SmtpSettings, host: &str, target: &str) -> Result<TcpStream, ConnectError> {
+    let tcp = within(
+        s.connect_timeout,
+        TcpStream::connect((host, s.port)),
+        || {
+            ConnectError::Network(format!(
+                "connecting to {target} timed out after {} s",
+                s.connect_timeout.as_secs_f64()
+            ))
+        },
+    )
+    .await?
+    .map_err(|e| ConnectError::Network(format!("cannot connect to {target}: {e}")))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| ConnectError::Network(format!("cannot set TCP_NODELAY: {e}")))?;
+    Ok(tcp)
+}
+
+/// The TLS handshake of implicit TLS (port 465).
+async fn implicit_tls(
+    s: &SmtpSettings,
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+    target: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| ConnectError::Tls(format!("`{host}` is not a valid TLS name: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(config.clone());
+    within(s.command_timeout, connector.connect(name, tcp), || {
+        ConnectError::Tls(format!("the TLS handshake with {target} timed out"))
+    })
+    .await?
+    .map_err(|e| ConnectError::Tls(format!("the TLS handshake with {target} failed: {e}")))
+}
+
+/// The server's greeting and EHLO.
+async fn greet(
+    s: &SmtpSettings,
+    stream: Box<dyn AsyncTokioStream>,
+    target: &str,
+) -> Result<AsyncSmtpConnection, ConnectError> {
+    let greeting = AsyncSmtpConnection::connect_with_transport(stream, &s.helo);
+    within(s.command_timeout, greeting, || {
+        ConnectError::Network(format!(
+            "{target} did not greet within {} s",
+            s.command_timeout.as_secs_f64()
+        ))
+    })
+    .await?
+    .map_err(|e| match Reply::from_error(&e) {
+        Some(r) => ConnectError::Refused(r),
+        None if e.is_tls() => ConnectError::Tls(format!("{target}: {e}")),
+        None => ConnectError::Network(format!("{target}: {e}")),
+    })
+}
+
+/// The STARTTLS upgrade, which `tls = "starttls"` requires: no AUTH or MAIL without it.
+async fn starttls(
+    s: &SmtpSettings,
+    conn: &mut AsyncSmtpConnection,
+    target: &str,
+) -> Result<(), ConnectError> {
+    if !conn.can_starttls() {
+        let _ = timeout(s.command_timeout, conn.abort()).await;
+        return Err(ConnectError::Tls(format!(
+            "{target} does not offer STARTTLS, and [smtp] tls = \"starttls\" requires it \
+             (nothing was sent; use tls = \"tls\" for port 465, or fix the server)"
+        )));
+    }
+    let params = s
+        .starttls
+        .clone()
+        .expect("STARTTLS parameters are built with the settings");
+    within(s.command_timeout, conn.starttls(params, &s.helo), || {
+        ConnectError::Tls(format!("the STARTTLS upgrade with {target} timed out"))
+    })
+    .await?
+    // No QUIT: after a failed upgrade lettre holds no stream to write it to. Dropping the
+    // connection closes the socket.
+    .map_err(|e| ConnectError::Tls(format!("the STARTTLS upgrade with {target} failed: {e}")))?;
+    if !conn.is_encrypted() {
+        return Err(ConnectError::Tls(format!(
+            "the connection to {target} is not encrypted after STARTTLS"
+        )));
+    }
+    Ok(())
+}
+
+/// AUTH PLAIN or LOGIN.
+async fn authenticate(
+    s: &SmtpSettings,
+    conn: &mut AsyncSmtpConnection,
+    creds: &Credentials,
+    target: &str,
+) -> Result<(), ConnectError> {
+    let auth = conn.auth(&[Mechanism::Plain, Mechanism::Login], creds);
+    let Err(e) = within(s.command_timeout, auth, || {
+        ConnectError::Network(format!(
+            "{target} did not answer AUTH within {} s",
+            s.command_timeout.as_secs_f64()
+        ))
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let reply = Reply::from_error(&e);
+    let _ = timeout(s.command_timeout, conn.abort()).await;
+    let msg = match &reply {
+        Some(r) => format!("{target} replied {r}"),
+        None if e.is_client() => {
+            format!("{target} offers no AUTH mechanism fortnight supports (PLAIN, LOGIN): {e}")
+        }
+        None => {
+            return Err(ConnectError::Network(format!(
+                "{target}: connection lost during AUTH: {e}"
+            )))
+        }
+    };
+    Err(ConnectError::Auth(msg, reply))
 }
 
 /// The message body as it goes after DATA: dot-stuffed (a line starting with `.` gets
@@ -638,13 +639,13 @@ impl fmt::Display for StuffedBody<'_> {
 
 impl SmtpConnection {
     /// Whether the connection can carry another transaction.
-    pub fn is_usable(&self) -> bool {
+    pub(crate) fn is_usable(&self) -> bool {
         !self.broken && !self.conn.has_broken()
     }
 
     /// One transaction: MAIL, RCPT, DATA, body, final `.`. `body` must be CRLF-normalised
     /// (see [`wire_body`]).
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         s: &SmtpSettings,
         from: &Address,
@@ -683,6 +684,11 @@ impl SmtpConnection {
         if let Some(out) = self.command(s, Stage::Data, Data).await {
             return out;
         }
+        self.send_body(s, body).await
+    }
+
+    /// The body and the final dot, and the reply to it.
+    async fn send_body(&mut self, s: &SmtpSettings, body: &[u8]) -> TxOutcome {
         // Whether the whole body and the final dot reached the network is known from the
         // flushes of our stream under lettre (and under TLS: rustls flushes the inner stream
         // only after writing every record): lettre flushes once after the body written through
@@ -785,7 +791,7 @@ impl SmtpConnection {
     }
 
     /// NOOP: is the connection still alive (after a long wait in the throttle)?
-    pub async fn probe(&mut self, s: &SmtpSettings) -> bool {
+    pub(crate) async fn probe(&mut self, s: &SmtpSettings) -> bool {
         let ok = matches!(
             timeout(s.command_timeout, self.conn.command(Noop)).await,
             Ok(Ok(_))
@@ -797,7 +803,7 @@ impl SmtpConnection {
     }
 
     /// QUIT politely (bounded by the command timeout).
-    pub async fn quit(mut self, s: &SmtpSettings) {
+    pub(crate) async fn quit(mut self, s: &SmtpSettings) {
         if self.is_usable() {
             let _ = timeout(s.command_timeout, self.conn.command(Quit)).await;
         }
@@ -808,7 +814,7 @@ impl SmtpConnection {
 /// so no `.` line can end DATA early on a server that accepts bare LF: SMTP smuggling) and
 /// without the final CRLF, which the `\r\n.\r\n` terminator supplies (the server stores
 /// exactly the message).
-pub fn wire_body(message: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn wire_body(message: &[u8]) -> Cow<'_, [u8]> {
     // Clean when every CR is followed by LF and every LF preceded by CR: check each hit of a
     // SIMD scan for either byte (most messages are clean; a dirty one is rebuilt).
     let mut clean = true;
@@ -923,8 +929,11 @@ where
 mod tests {
     use super::*;
 
+    /// Parses a reply line such as `550 5.1.1 <x@y>: user unknown`.
     fn reply(line: &str) -> Reply {
-        Reply::parse_line(line).expect(line)
+        let code: u16 = line[..3].parse().expect(line);
+        let rest = &line[3..];
+        Reply::new(code, rest.strip_prefix(['-', ' ']).unwrap_or(rest))
     }
 
     #[test]

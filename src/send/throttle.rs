@@ -9,13 +9,13 @@
 //! under one lock, so the limit holds across all workers. `per_day` is not a bucket: it is the daily cap, counted from the journal across
 //! runs (see [`DailyBudget`]).
 //!
-//! Adaptive slowdown: a 421, 4.7.x or 450 4.2.1 reply calls [`Throttle::slow_down`], which
+//! Adaptive slowdown: a 421, 4.7.x or 450 4.2.1 reply calls `Throttle::slow_down`, which
 //! halves the rate (the configured sustained rate, or the rate measured over the last five
 //! seconds when nothing is configured), down to one message a minute. Only a reply to a
 //! transaction that started after the previous halving, and at least a second after it, halves
 //! again: the replies to transactions already under way when the rate was cut say nothing
 //! about the new rate (one cut per round trip, as in TCP congestion control). After
-//! [`SLOWDOWN_PERIOD`] without such a reply the rate doubles, every period, until it is back to
+//! `SLOWDOWN_PERIOD` without such a reply the rate doubles, every period, until it is back to
 //! normal.
 //!
 //! The limiter decides *when*; it never opens sockets and never counts concurrency (the fixed
@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use crate::config::ThrottleConfig;
 
 /// How long a slowdown lasts without a new 421 / 4.7.x reply before the rate doubles again.
-pub const SLOWDOWN_PERIOD: Duration = Duration::from_secs(60);
+pub(crate) const SLOWDOWN_PERIOD: Duration = Duration::from_secs(60);
 /// Two slowdown replies closer than this halve the rate once (a burst of 421s from every
 /// connection is one signal).
 const SLOWDOWN_DEBOUNCE: Duration = Duration::from_secs(1);
@@ -41,9 +41,9 @@ const MEASURE_WINDOW: Duration = Duration::from_secs(5);
 
 /// A limit in messages per window.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limit {
-    pub count: u32,
-    pub window: Duration,
+pub(crate) struct Limit {
+    pub(crate) count: u32,
+    pub(crate) window: Duration,
 }
 
 impl Limit {
@@ -112,7 +112,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(limits: Vec<Limit>) -> Throttle {
+    pub(crate) fn new(limits: Vec<Limit>) -> Throttle {
         Throttle {
             state: Mutex::new(State {
                 buckets: limits.iter().copied().map(Bucket::new).collect(),
@@ -128,13 +128,8 @@ impl Throttle {
         Throttle::new(limits_of(t))
     }
 
-    /// No limit at all (test copies still go through the same code path).
-    pub fn unlimited() -> Throttle {
-        Throttle::new(Vec::new())
-    }
-
     /// Reserves the next start time at or after `now` and returns it.
-    pub fn reserve(&self, now: Instant) -> Instant {
+    pub(crate) fn reserve(&self, now: Instant) -> Instant {
         let mut s = self.state.lock().expect("throttle lock poisoned");
         if let Some(slow) = &mut s.slow {
             if now >= slow.until {
@@ -173,7 +168,7 @@ impl Throttle {
 
     /// Waits until this transaction may start. A slot that is already due costs nothing
     /// (a zero-length tokio sleep still waits for the next 1 ms tick of the timer wheel).
-    pub async fn acquire(&self) {
+    pub(crate) async fn acquire(&self) {
         let now = Instant::now();
         let at = self.reserve(now);
         if at > now {
@@ -183,7 +178,7 @@ impl Throttle {
 
     /// Halves the rate for [`SLOWDOWN_PERIOD`] because a transaction that started at
     /// `started` got a slowdown reply at `now`; returns whether it did (see the module docs).
-    pub fn slow_down(&self, started: Instant, now: Instant) -> bool {
+    pub(crate) fn slow_down(&self, started: Instant, now: Instant) -> bool {
         let mut s = self.state.lock().expect("throttle lock poisoned");
         let configured = self
             .limits
@@ -243,7 +238,7 @@ impl Throttle {
 }
 
 /// The bucket limits of a `[throttle]` section.
-pub fn limits_of(t: &ThrottleConfig) -> Vec<Limit> {
+pub(crate) fn limits_of(t: &ThrottleConfig) -> Vec<Limit> {
     [(t.per_second, 1), (t.per_minute, 60), (t.per_hour, 3600)]
         .into_iter()
         .filter_map(|(count, secs)| {
@@ -258,7 +253,7 @@ pub fn limits_of(t: &ThrottleConfig) -> Vec<Limit> {
 /// How long `n` messages take at the configured rate limits (the last one starts after
 /// `n - 1` intervals), ignoring the server's speed
 /// and the daily cap; `None` when no rate limit is configured.
-pub fn estimate(n: u64, t: &ThrottleConfig) -> Option<Duration> {
+pub(crate) fn estimate(n: u64, t: &ThrottleConfig) -> Option<Duration> {
     let limits = limits_of(t);
     if limits.is_empty() {
         return None;
@@ -276,22 +271,17 @@ pub fn estimate(n: u64, t: &ThrottleConfig) -> Option<Duration> {
 /// (deferred, failed) gives it back.
 #[derive(Debug)]
 pub struct DailyBudget {
-    cap: u64,
     left: std::sync::atomic::AtomicI64,
 }
 
 impl DailyBudget {
     pub fn new(cap: u64, used: u64) -> DailyBudget {
         DailyBudget {
-            cap,
             left: std::sync::atomic::AtomicI64::new(cap as i64 - used as i64),
         }
     }
-    pub fn cap(&self) -> u64 {
-        self.cap
-    }
     /// Takes one unit; `false` when the cap is reached.
-    pub fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         use std::sync::atomic::Ordering;
         let prev = self.left.fetch_sub(1, Ordering::SeqCst);
         if prev <= 0 {
@@ -301,10 +291,10 @@ impl DailyBudget {
             true
         }
     }
-    pub fn give_back(&self) {
+    pub(crate) fn give_back(&self) {
         self.left.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
-    pub fn left(&self) -> u64 {
+    pub(crate) fn left(&self) -> u64 {
         self.left.load(std::sync::atomic::Ordering::SeqCst).max(0) as u64
     }
 }
@@ -432,7 +422,7 @@ mod tests {
 
     #[test]
     fn without_limits_a_slowdown_halves_the_measured_rate() {
-        let t = Throttle::unlimited();
+        let t = Throttle::new(Vec::new());
         let start = Instant::now();
         // 100 messages over one second.
         for i in 0..100u64 {
@@ -451,7 +441,7 @@ mod tests {
 
     #[test]
     fn a_slowdown_at_the_very_start_of_a_run_does_not_take_the_rate_to_the_floor() {
-        let t = Throttle::unlimited();
+        let t = Throttle::new(Vec::new());
         let start = Instant::now();
         for _ in 0..8 {
             t.reserve(start);

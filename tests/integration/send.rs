@@ -10,9 +10,9 @@ use fortnight::base::IssueDate;
 use fortnight::config::{JournalSync, SmtpConfig, ThrottleConfig};
 use fortnight::journal::{AttemptKind, DeliveryRow, Journal, JournalKey, State};
 use fortnight::message::Outgoing;
-use fortnight::send::deliver::{
-    ComposerFactory, Deliverer, DeliveryOptions, Planned, RunReport, Stats, StopReason, Stopper,
-};
+use fortnight::send::compose::ComposerFactory;
+use fortnight::send::deliver::{Deliverer, DeliveryOptions, RunReport, Stats, StopReason, Stopper};
+use fortnight::send::plan::Planned;
 use fortnight::send::smtp::SmtpSettings;
 use fortnight::send::throttle::{DailyBudget, Throttle};
 use fortnight::subscribers::{Status, Subscriber, SubscriberEmail};
@@ -169,7 +169,7 @@ impl EngineRun {
 }
 
 fn rows(journal: &Journal) -> Vec<DeliveryRow> {
-    journal.rows(ISSUE).unwrap()
+    journal.rows(issue()).unwrap()
 }
 
 fn states(journal: &Journal) -> std::collections::BTreeMap<State, usize> {
@@ -322,7 +322,7 @@ async fn unknown_mailboxes_fail_are_flagged_bounced_and_the_run_continues() {
     assert_eq!(failed, bad);
     let updates = journal.pending_list_updates().unwrap();
     assert_eq!(updates.len(), 3);
-    assert!(updates.iter().all(|u| u.status == "bounced"));
+    assert!(updates.iter().all(|u| u.status == Status::Bounced));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -848,7 +848,7 @@ async fn test_copies_are_logged_as_attempts_but_not_as_deliveries() {
         .await;
     assert_eq!(report.sent, 2);
     assert!(rows(&journal).is_empty());
-    assert_eq!(journal.test_copies(ISSUE).unwrap().len(), 2);
+    assert_eq!(journal.test_copies(issue()).unwrap().len(), 2);
     // Test copies count towards the daily cap: the relay counts them.
     assert_eq!(
         journal
@@ -867,7 +867,7 @@ async fn rows_left_in_flight_by_a_crash_become_ambiguous_at_the_next_start() {
         let (h, w) = j.into_writer();
         h.begin(fortnight::journal::Begin {
             kind: AttemptKind::Delivery,
-            issue: ISSUE.into(),
+            issue: issue(),
             who: JournalKey {
                 key: addr(1),
                 address: addr(1),
@@ -953,7 +953,7 @@ mod cli {
 
     fn states(p: &TestProject) -> HashMap<State, usize> {
         let mut m = HashMap::new();
-        for r in journal(p).rows(ISSUE).unwrap() {
+        for r in journal(p).rows(ISSUE.parse().unwrap()).unwrap() {
             *m.entry(r.state).or_default() += 1;
         }
         m
@@ -978,7 +978,7 @@ mod cli {
         assert_eq!(status["counts"]["pending"], 0);
         // The journal holds each message's Message-ID; the message is the composed one.
         let ids: HashMap<String, String> = journal(&p)
-            .rows(ISSUE)
+            .rows(ISSUE.parse().unwrap())
             .unwrap()
             .into_iter()
             .map(|r| (r.address, r.message_id.unwrap()))
@@ -1010,7 +1010,7 @@ mod cli {
         }));
         let p = project(&server, 40, FAST_THROTTLE);
         send(&p, &["--yes"]).success();
-        for r in journal(&p).rows(ISSUE).unwrap() {
+        for r in journal(&p).rows(ISSUE.parse().unwrap()).unwrap() {
             assert_eq!(r.state, State::Sent);
             assert_eq!(
                 r.attempts,
@@ -1077,7 +1077,7 @@ mod cli {
             let now = chrono::Utc::now();
             h.begin(fortnight::journal::Begin {
                 kind: AttemptKind::Delivery,
-                issue: ISSUE.into(),
+                issue: ISSUE.parse().unwrap(),
                 who: JournalKey {
                     key: addr(2),
                     address: addr(2),
@@ -1093,7 +1093,7 @@ mod cli {
                     started_at: now,
                     message_id: "<m@analyst.example.org>".into(),
                 },
-                issue: ISSUE.into(),
+                issue: ISSUE.parse().unwrap(),
                 who: JournalKey {
                     key: addr(2),
                     address: addr(2),
@@ -1101,7 +1101,7 @@ mod cli {
                 state: State::Failed,
                 reply: Some("550 5.1.1 User unknown".into()),
                 next_attempt_at: None,
-                list_update: Some("bounced".into()),
+                list_update: Some(Status::Bounced),
                 at: now,
             })
             .unwrap();
@@ -1264,7 +1264,7 @@ mod cli {
             "a plain rerun sent a duplicate"
         );
         let ambiguous: HashSet<String> = journal(&p)
-            .rows(ISSUE)
+            .rows(ISSUE.parse().unwrap())
             .unwrap()
             .into_iter()
             .filter(|r| r.state == State::Ambiguous)

@@ -1,0 +1,75 @@
+//! Compose: how a run builds its messages. Each worker thread gets its own
+//! [`ComposeFn`] (a [`Composer`] over the prepared digest), made on that thread by a factory
+//! so the composer itself need not be `Send`; the sample reader's rendering feeds the
+//! deliverability checks and the dry-run's `digest.html` / `digest.txt`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use crate::base::IssueDate;
+use crate::config::Config;
+use crate::digest::{Digest, Rendered};
+use crate::message::{Composer, Outgoing};
+use crate::subscribers::Subscriber;
+use crate::token::Keyring;
+
+/// Builds one subscriber's message (runs on the composer thread).
+pub type ComposeFn = Box<dyn FnMut(&Subscriber) -> Result<Outgoing>>;
+/// Makes the [`ComposeFn`] on the composer thread (so the composer need not be `Send`).
+pub type ComposerFactory = Box<dyn FnOnce() -> Result<ComposeFn> + Send>;
+/// Makes one [`ComposeFn`] per worker thread (the dry-run's).
+pub(crate) type SharedComposerFactory = Arc<dyn Fn() -> Result<ComposeFn> + Send + Sync>;
+
+/// What every composer of one run shares.
+#[derive(Clone)]
+pub(crate) struct Composers {
+    pub config: Config,
+    pub issue: IssueDate,
+    pub digest: Arc<Digest>,
+    pub keyring: Keyring,
+    pub now: DateTime<Utc>,
+    /// `send --to`: the messages are marked as test copies.
+    pub test_copies: bool,
+}
+
+impl Composers {
+    /// A new [`ComposeFn`] (call it on the thread that will use it).
+    pub fn make(&self) -> Result<ComposeFn> {
+        let mut composer = Composer::new(
+            &self.config,
+            self.issue,
+            self.digest.clone(),
+            self.keyring.clone(),
+            self.now,
+        )?;
+        if self.test_copies {
+            composer = composer.for_test_copies();
+        }
+        Ok(Box::new(move |s: &Subscriber| composer.compose(s)))
+    }
+
+    /// One composer, for a delivery run.
+    pub fn factory(self) -> ComposerFactory {
+        Box::new(move || self.make())
+    }
+
+    /// A composer per thread, for a dry-run.
+    pub fn shared(self) -> SharedComposerFactory {
+        Arc::new(move || self.make())
+    }
+}
+
+/// The sample reader's digest (for the rendered files and the deliverability checks).
+pub(crate) fn render_sample(
+    config: &Config,
+    keyring: &Keyring,
+    digest: &Digest,
+) -> Result<Rendered> {
+    let sample = crate::message::sample_subscriber(config).subscriber;
+    let url = crate::message::unsubscribe_url(config, keyring, &sample.email).unwrap_or_default();
+    digest
+        .render_for(&sample, &url)
+        .context("cannot render the digest for a sample subscriber")
+}
