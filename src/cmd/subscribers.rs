@@ -79,14 +79,6 @@ fn totals(outcome: &ImportOutcome) -> String {
     )
 }
 
-/// The import report as printed (for tests of the report's wording).
-#[cfg(test)]
-pub(crate) fn import_report_text(report: &ImportReport) -> String {
-    let mut out = Vec::new();
-    write_import_report(report, &mut out).expect("writing to a Vec<u8> cannot fail");
-    String::from_utf8(out).expect("the report is UTF-8")
-}
-
 /// Writes the import report: one line per file, the counts, then every noted row.
 fn write_import_report(report: &ImportReport, out: &mut dyn Write) -> std::io::Result<()> {
     for f in &report.files {
@@ -189,4 +181,26 @@ fn export(config: &Config, args: &ExportArgs) -> Result<Exit> {
     subscribers::export(&config.subscribers_file(), args.status, &mut out)?;
     out.flush().context("failed to write the export")?;
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_says_how_to_resubscribe_suppressed_addresses_it_left_alone() {
+        let report = ImportReport {
+            kept_suppressed: vec![RowNote {
+                file: "again.csv".into(),
+                line: 2,
+                text: "`left@example.org` is unsubscribed in the list".to_string(),
+            }],
+            ..ImportReport::default()
+        };
+        let mut out = Vec::new();
+        write_import_report(&report, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("--resubscribe"), "{text}");
+        assert!(text.contains("again.csv:2"), "{text}");
+    }
 }
