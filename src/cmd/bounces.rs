@@ -16,7 +16,7 @@ pub fn run(config: &Config, args: &BouncesArgs) -> Result<Exit> {
     for w in &report.warnings {
         output::warn(w);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = output::report();
     write_report(&report, config.bounces.soft_bounce_limit, &mut out)?;
     Ok(Exit::Success)
 }

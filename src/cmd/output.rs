@@ -1,12 +1,45 @@
-//! Output: how fortnight talks to the person running it. Every line the command layer prints
-//! to stderr goes through here: the whole error chain (a Tera error's top line says only
-//! "failed to render"; the line and the variable are in its causes) and warning lines.
+//! Output: the one place the command layer writes to the terminal. Results go to standard
+//! output ([`report`], [`json`]); everything about the run (warnings, notes, progress lines,
+//! prompts, log lines, the whole error chain) goes to standard error ([`messages`], [`warn`],
+//! [`error`]), so a command's result can be piped while its messages stay on screen.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+
+use anyhow::Result;
+use serde::Serialize;
+
+/// The result stream (standard output), locked for one report.
+pub fn report() -> std::io::StdoutLock<'static> {
+    std::io::stdout().lock()
+}
+
+/// The message stream (standard error), locked for one message.
+pub fn messages() -> std::io::StderrLock<'static> {
+    std::io::stderr().lock()
+}
+
+/// Whether messages go to a terminal (for progress bars and prompts).
+pub fn messages_to_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Prints `value` as pretty JSON and a newline on standard output.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    let mut out = report();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints one line on standard error.
+pub fn say(msg: impl std::fmt::Display) {
+    let _ = writeln!(messages(), "{msg}");
+}
 
 /// Prints `error: top` and every cause on its own line to stderr.
 pub fn error(err: &anyhow::Error) {
-    let mut stderr = std::io::stderr().lock();
+    let mut stderr = messages();
     let _ = writeln!(stderr, "error: {}", err);
     for cause in err.chain().skip(1) {
         let _ = writeln!(stderr, "  caused by: {}", cause);
@@ -15,5 +48,5 @@ pub fn error(err: &anyhow::Error) {
 
 /// Prints one warning line to stderr.
 pub fn warn(msg: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr().lock(), "warning: {msg}");
+    let _ = writeln!(messages(), "warning: {msg}");
 }

@@ -5,6 +5,7 @@
 //! stderr every five seconds. Both run on their own thread and only read the live
 //! [`Stats`] counters: they decide nothing. The summary of a run goes to stdout.
 
+use super::output;
 use std::io::Write;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -86,7 +87,7 @@ fn print_lines(stats: &Stats, total: u64, stopped: &mpsc::Receiver<()>) {
             String::new()
         };
         let _ = writeln!(
-            std::io::stderr().lock(),
+            output::messages(),
             "progress: {done}/{total} ({}), {rate:.0} messages/s{eta}",
             counts_line(stats)
         );

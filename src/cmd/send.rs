@@ -117,14 +117,11 @@ impl<'a> Summary<'a> {
 }
 
 fn print_json(summary: &Summary<'_>) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, summary)?;
-    writeln!(out)?;
-    Ok(())
+    output::json(summary)
 }
 
 fn print_lines(lines: &[String]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = output::report();
     for line in lines {
         writeln!(out, "{line}")?;
     }
@@ -133,7 +130,7 @@ fn print_lines(lines: &[String]) -> Result<()> {
 
 /// The human-readable report; `to` are the `--to` addresses as given.
 fn print_text(report: &SendReport, to: &[String], notes: &[String]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = output::report();
     if let Some(outbox) = &report.outbox {
         writeln!(
             out,
@@ -349,7 +346,7 @@ impl SendEvents for Terminal {
                  (pass --yes to send from a script)"
             );
         }
-        let mut err = std::io::stderr().lock();
+        let mut err = output::messages();
         write!(err, "{question} [y/N] ")?;
         err.flush()?;
         drop(err);
@@ -362,13 +359,13 @@ impl SendEvents for Terminal {
     }
 
     fn delivery_started(&mut self, stats: Arc<Stats>, total: u64) {
-        let tty = std::io::stderr().is_terminal();
+        let tty = output::messages_to_terminal();
         self.progress = Some(Progress::start(stats, total, tty));
     }
 
     fn interrupted(&mut self, grace: Duration) {
         let _ = writeln!(
-            std::io::stderr().lock(),
+            output::messages(),
             "\nInterrupted: no new message starts; waiting up to {} for the transactions in \
              flight (Ctrl-C again to stop waiting).",
             human_duration(grace)

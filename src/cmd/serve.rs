@@ -30,7 +30,7 @@ impl ServeLog for StderrLog {
             r.outcome,
             r.elapsed.as_millis()
         );
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _ = output::messages().write_all(line.as_bytes());
     }
 
     fn warning(&self, message: &str) {
@@ -55,19 +55,19 @@ async fn serve_until_stopped(config: &Config, setup: Setup) -> Result<()> {
         .with_context(|| format!("cannot listen on {addr} (is another server using it?)"))?;
     let local = listener.local_addr()?;
     let app = App::start(config, setup.keyring, setup.options, Arc::new(StderrLog)).await?;
-    eprintln!(
+    output::say(format_args!(
         "serving one-click unsubscribes at {} for list {} ({} addresses indexed)",
         app.route_display(),
         config.sender.list_id,
         app.indexed()
-    );
+    ));
     {
-        let mut out = std::io::stdout().lock();
+        let mut out = output::report();
         writeln!(out, "listening on http://{local}")?;
         out.flush()?;
     }
     let mut interrupts = Interrupts::listen()?;
     serve::run(listener, app, async move { interrupts.next().await }).await?;
-    eprintln!("stopped");
+    output::say("stopped");
     Ok(())
 }

@@ -5,14 +5,14 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::Exit;
+use super::{output, Exit};
 use crate::cli::StatusArgs;
 use crate::config::Config;
 use crate::journal::{ProblemRow, State, StatusReport};
 
 pub fn run(config: &Config, args: &StatusArgs) -> Result<Exit> {
     let report = crate::journal::status(&config.journal_path(), args.issue)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::report();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;

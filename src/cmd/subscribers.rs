@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use super::Exit;
+use super::{output, Exit};
 use crate::cli::{ExportArgs, ImportArgs, ImportEncoding, ImportFormat, SubscribersCommand};
 use crate::config::Config;
 use crate::subscribers::import::{Encoding, Format, ImportOptions, ImportReport, RowNote};
@@ -49,7 +49,7 @@ fn import(config: &Config, args: &ImportArgs) -> Result<Exit> {
         today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
     };
     let outcome = subscribers::import(&list_path, &args.files, opts, args.dry_run)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::report();
     write_import_report(&outcome.report, &mut out)?;
     let shown = list_path.display();
     let totals = totals(&outcome);
@@ -143,7 +143,7 @@ fn write_import_report(report: &ImportReport, out: &mut dyn Write) -> std::io::R
 fn stats(config: &Config) -> Result<Exit> {
     let path = config.subscribers_file();
     let st = subscribers::stats(&path)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::report();
     writeln!(out, "{}: {} addresses", path.display(), st.total)?;
     for s in [
         Status::Subscribed,
@@ -176,8 +176,7 @@ fn stats(config: &Config) -> Result<Exit> {
 
 /// `fortnight subscribers export`: the list as CSV on standard output.
 fn export(config: &Config, args: &ExportArgs) -> Result<Exit> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = output::report();
     subscribers::export(&config.subscribers_file(), args.status, &mut out)?;
     out.flush().context("failed to write the export")?;
     Ok(Exit::Success)

@@ -22,7 +22,7 @@ pub fn run(config: &Config, args: &UnsubscribeArgs) -> Result<Exit> {
         None => subscribers::parse_addresses(&args.addresses)?,
     };
     let outcomes = subscribers::unsubscribe(&path, &addresses)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = output::report();
     let mut missing = 0;
     for (a, o) in addresses.iter().zip(outcomes) {
         match o {
