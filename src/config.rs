@@ -475,11 +475,11 @@ impl Config {
     }
 }
 
-/// Secrets read from the environment; never printed (Debug is redacted).
+/// Secrets read from the environment; never printed (Debug is redacted). The unsubscribe
+/// signing keys are read by [`crate::token::keyring_from_env`].
 #[derive(Clone, Default)]
 pub struct Secrets {
     pub smtp_password: Option<String>,
-    pub unsubscribe_key: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Secrets {
@@ -488,10 +488,6 @@ impl fmt::Debug for Secrets {
             .field(
                 "smtp_password",
                 &self.smtp_password.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "unsubscribe_key",
-                &self.unsubscribe_key.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }
@@ -502,7 +498,6 @@ impl Secrets {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Secrets {
             smtp_password: get(ENV_SMTP_PASSWORD),
-            unsubscribe_key: get(ENV_UNSUBSCRIBE_KEY).map(String::into_bytes),
         }
     }
 }
@@ -560,12 +555,8 @@ list_id = "digest.analyst.example.org"
     fn secrets_debug_never_shows_values() {
         let s = Secrets {
             smtp_password: Some("hunter2".into()),
-            unsubscribe_key: Some(b"k".repeat(40)),
         };
         let shown = format!("{s:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("kkkk"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -13,7 +13,6 @@
 mod grid;
 mod load;
 mod markdown;
-mod output;
 mod page_text;
 mod text;
 
@@ -27,7 +26,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::base::IssueDate;
-use crate::config::{Config, PublicationConfig};
+use crate::config::Config;
 
 pub use grid::Grid;
 
@@ -154,24 +153,17 @@ impl Catalog {
         load::load(&config.articles_dir(), &config.publication, &config.path)
     }
 
-    /// Loads `dir` with the given publication settings (`articles_dir` is ignored).
-    pub fn load_dir(dir: &Path, publication: &PublicationConfig) -> Result<Catalog> {
-        load::load(dir, publication, Path::new("config.toml"))
-    }
-
-    /// Prints one warning line per skipped file and per problem to stderr; `articles_dir`
-    /// is the folder the catalog was loaded from (for full file names).
-    pub fn print_warnings(&self, articles_dir: &Path) {
-        for s in &self.skipped {
-            crate::report::warn(format_args!(
+    /// One warning line per skipped file, then one per problem; `articles_dir` is the
+    /// folder the catalog was loaded from (for full file names).
+    pub fn warning_lines(&self, articles_dir: &Path) -> Vec<String> {
+        let skipped = self.skipped.iter().map(|s| {
+            format!(
                 "skipped `{}`: {}",
                 articles_dir.join(&s.file).display(),
                 s.reason
-            ));
-        }
-        for w in &self.warnings {
-            crate::report::warn(w);
-        }
+            )
+        });
+        skipped.chain(self.warnings.iter().cloned()).collect()
     }
 
     /// Every article of every issue, newest issue first.
@@ -196,20 +188,6 @@ impl Catalog {
             }),
         }
     }
-}
-
-/// `fortnight issues [--json]`.
-pub fn cmd_issues(config: &Config, args: &crate::cli::IssuesArgs) -> Result<crate::Exit> {
-    let catalog = Catalog::load(config)?;
-    catalog.print_warnings(&config.articles_dir());
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        output::write_json(&mut stdout, &catalog)?;
-    } else {
-        output::write_table(&mut stdout, &catalog)?;
-    }
-    std::io::Write::flush(&mut stdout)?;
-    Ok(crate::Exit::Success)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! It is not a general HTML sanitizer for hostile documents; it is the last step of our own
 //! renderer, which starts from the editor's templates and escaped article data.
 
-use super::fast::{MARK_END, MARK_START};
+use super::contract::{Field, MARK_START};
 use crate::base::escape_html_into;
 
 /// What the final pass found in the HTML part.
@@ -520,9 +520,13 @@ pub fn links_in_fragment(html: &str) -> Vec<String> {
     out
 }
 
-/// Whether a string holds marker characters (a marker render's output).
-pub fn has_marker(s: &str) -> bool {
-    s.contains(MARK_START) || s.contains(MARK_END)
+/// Whether the final HTML has a visible `<a>` with text pointing at `url`.
+pub fn digest_links_visible_to(html: &str, url: &str) -> bool {
+    let (_, report) = canonicalize(html, &super::fast::marker(&Field::UnsubscribeUrl));
+    report
+        .links
+        .iter()
+        .any(|l| l.href == url && l.visible && !l.text.trim().is_empty())
 }
 
 #[cfg(test)]

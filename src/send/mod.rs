@@ -230,7 +230,7 @@ fn dry_run(
     for f in deliverability_findings(config, &rendered) {
         let label = match f.severity {
             Severity::Error => "deliverability error (a real send refuses to start)",
-            Severity::Warning => "deliverability warning",
+            _ => "deliverability warning",
         };
         crate::report::warn(format!("{label}: {}", f.message));
     }

@@ -1,10 +1,10 @@
-//! `fortnight preview`: the digest of one issue written to files for a person to look at.
+//! `preview`: the digest of one issue written to files for a person to look at.
 //!
-//! Writes `digest.html`, `digest.txt` and `sample.eml` (the real MIME message a sample
-//! subscriber would get, built by [`crate::message::Composer`]). Everything is rendered
-//! before anything is written, so a broken template writes nothing. Without
+//! Writes `digest.html`, `digest.txt` and `sample.eml` (the real MIME message the sample
+//! reader would get, built by [`crate::message::Composer`]). Everything is rendered before
+//! anything is written, so a broken template writes nothing. Without
 //! `FORTNIGHT_UNSUBSCRIBE_KEY` the unsubscribe link is signed with a throwaway key, and
-//! without `[unsubscribe]` it is a placeholder; both are said on the terminal.
+//! without `[unsubscribe]` it is a placeholder; both are notes of the report.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,15 +12,35 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::{Digest, Rendered};
 use crate::articles::{Catalog, Issue};
+use crate::base::IssueDate;
 use crate::config::Config;
+use crate::digest::{templates, Digest, Rendered};
 use crate::subscribers::Subscriber;
 use crate::token::{KeySource, Keyring};
 
 /// The unsubscribe URL used when `[unsubscribe]` is not configured.
 pub const PLACEHOLDER_UNSUBSCRIBE: &str =
     "https://unsubscribe.invalid/configure-the-unsubscribe-url?t=";
+
+/// What to preview, and where to write it.
+#[derive(Debug, Clone)]
+pub struct PreviewOptions {
+    /// The issue's date; `None`: the newest issue.
+    pub issue: Option<IssueDate>,
+    /// The folder for `digest.html`, `digest.txt` and `sample.eml` (created if missing).
+    pub out: PathBuf,
+}
+
+/// What `preview` rendered, for whom, and what it wrote.
+#[derive(Debug)]
+pub struct PreviewReport {
+    pub issue: IssueDate,
+    pub article_count: usize,
+    /// Who the sample reader is ([`crate::message::Sample::description`]).
+    pub sample: String,
+    pub output: PreviewOutput,
+}
 
 /// What `preview` wrote.
 #[derive(Debug)]
@@ -115,56 +135,27 @@ pub fn preview_issue(
     })
 }
 
-fn kb(n: usize) -> String {
-    format!("{:.1} KB", n as f64 / 1024.0)
+/// The articles folder, read once the templates are known to parse (a template syntax
+/// error is reported before the articles are even read).
+pub fn load_articles(config: &Config) -> Result<Catalog> {
+    templates::load(config)?;
+    Catalog::load(config)
 }
 
-pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<crate::Exit> {
-    let date = args.issue;
-    // A template syntax error is reported before the articles are even read.
-    super::templates::load(config)?;
-    let catalog = Catalog::load(config)?;
-    for w in &catalog.warnings {
-        crate::report::warn(w);
-    }
-    let issue = catalog.select(date)?;
-    let crate::message::Sample {
-        subscriber: sample,
-        description: which,
-    } = crate::message::sample_subscriber(config);
-    let out = preview_issue(config, issue, &args.out, Utc::now(), &sample)?;
-    for n in &out.notes {
-        println!("note: {n}");
-    }
-    println!(
-        "issue:   {} ({} articles)",
-        issue.date,
-        issue.articles.len()
-    );
-    println!("subject: {}", out.rendered.subject);
-    println!("sample:  {which}");
-    println!(
-        "wrote {} ({})",
-        out.html_path.display(),
-        kb(out.rendered.html.len())
-    );
-    println!(
-        "wrote {} ({})",
-        out.text_path.display(),
-        kb(out.rendered.text.len())
-    );
-    match (&out.eml_path, &out.eml_error) {
-        (Some(p), _) => {
-            println!("wrote {} ({})", p.display(), kb(out.eml_bytes));
-            Ok(crate::Exit::Success)
-        }
-        (None, Some(e)) => {
-            eprintln!(
-                "error: sample.eml was not written: {}",
-                crate::base::error_chain(e.as_ref())
-            );
-            Ok(crate::Exit::Failures)
-        }
-        (None, None) => Ok(crate::Exit::Failures),
-    }
+/// Previews the chosen issue of `catalog` for the sample reader of `config`'s list.
+pub fn preview(
+    config: &Config,
+    catalog: &Catalog,
+    options: &PreviewOptions,
+    now: DateTime<Utc>,
+) -> Result<PreviewReport> {
+    let issue = catalog.select(options.issue)?;
+    let sample = crate::message::sample_subscriber(config);
+    let output = preview_issue(config, issue, &options.out, now, &sample.subscriber)?;
+    Ok(PreviewReport {
+        issue: issue.date,
+        article_count: issue.articles.len(),
+        sample: sample.description,
+        output,
+    })
 }

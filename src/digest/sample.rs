@@ -1,56 +1,16 @@
-//! A fixed sample issue and config, for tests, benchmarks and documentation screenshots.
+//! The built-in sample issue: what `check` renders the templates against when the articles
+//! folder cannot be read, and the issue the tests and benchmarks render.
 //!
-//! The issue is built by hand (no files, no loader) so that rendering can be tested and
-//! measured on its own: twelve articles over three configured sections, with the awkward
-//! cases a digest must survive (an `&` and quotes in a title, non-ASCII names, several
-//! authors, a news item without a byline). Everything is deterministic.
+//! It is built by hand (no files, no loader): twelve articles over three sections, with the
+//! awkward cases a digest must survive (an `&` and quotes in a title, non-ASCII names,
+//! several authors, news items without a byline). Everything is deterministic.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 
 use crate::articles::{Article, Issue};
 use crate::base::IssueDate;
-use crate::config::Config;
-use crate::subscribers::{Status, Subscriber, SubscriberEmail};
-
-/// The config the fixtures are rendered with (built-in templates; the folder does not exist).
-pub const CONFIG: &str = r#"[publication]
-name = "The Caucasus Analyst"
-base_url = "https://analyst.example.org"
-cadence_days = 14
-first_issue = "2002-01-02"
-first_issue_number = 1
-sections = ["Analytical Articles", "Field Reports", "News Digest"]
-
-[sender]
-from = "The Caucasus Analyst <digest@analyst.example.org>"
-list_id = "digest.analyst.example.org"
-postal_address = "Example Institute, 1 Example Row, Washington, DC 20000"
-
-[digest]
-templates_dir = "templates"
-
-[unsubscribe]
-url = "https://analyst.example.org/unsubscribe?t={token}"
-"#;
-
-/// The fixture config, as if read from `dir/config.toml`.
-pub fn config_in(dir: &Path) -> Config {
-    Config::parse(CONFIG, &dir.join("config.toml")).expect("the fixture config is valid")
-}
-
-/// The fixture config, in a folder that does not exist (built-in templates only).
-pub fn config() -> Config {
-    config_in(&PathBuf::from("/nonexistent/fortnight-fixture"))
-}
-
-/// The fixed clock of the fixtures: the issue's morning.
-pub fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2002, 2, 27, 7, 30, 0)
-        .single()
-        .expect("a valid fixed time")
-}
 
 struct Spec {
     title: &'static str,
@@ -211,9 +171,8 @@ const SPECS: &[Spec] = &[
     },
 ];
 
-/// One article of the sample issue (i in 0..12).
-pub fn article(i: usize) -> Article {
-    let s = &SPECS[i % SPECS.len()];
+/// One article of the sample issue.
+fn article(s: &Spec) -> Article {
     let paragraphs: Vec<String> = s.paragraphs.iter().map(|p| p.to_string()).collect();
     let body_html = paragraphs
         .iter()
@@ -230,7 +189,7 @@ pub fn article(i: usize) -> Article {
         title_is_fallback: false,
         authors: s.authors.iter().map(|a| a.to_string()).collect(),
         section: s.section.map(str::to_string),
-        date: NaiveDate::from_ymd_opt(2002, 2, s.day).expect("a valid fixture date"),
+        date: NaiveDate::from_ymd_opt(2002, 2, s.day).expect("a valid sample date"),
         issue: issue_date(),
         url: format!("https://analyst.example.org/articles/{}", s.slug),
         summary: None,
@@ -242,32 +201,14 @@ pub fn article(i: usize) -> Article {
     }
 }
 
-pub fn issue_date() -> IssueDate {
-    IssueDate::new(NaiveDate::from_ymd_opt(2002, 2, 27).expect("a valid fixture date"))
+fn issue_date() -> IssueDate {
+    IssueDate::new(NaiveDate::from_ymd_opt(2002, 2, 27).expect("a valid sample date"))
 }
 
-/// The sample issue with its first `n` articles (at most 12).
-pub fn issue(n: usize) -> Issue {
+/// The twelve-article sample issue of 27 February 2002.
+pub fn sample_issue() -> Issue {
     Issue {
         date: issue_date(),
-        articles: (0..n.min(SPECS.len())).map(article).collect(),
-    }
-}
-
-/// The whole twelve-article sample issue.
-pub fn sample_issue() -> Issue {
-    issue(SPECS.len())
-}
-
-/// A subscriber for tests.
-pub fn subscriber(email: &str, name: &str) -> Subscriber {
-    Subscriber {
-        email: SubscriberEmail::parse(email).expect("a valid fixture address"),
-        name: name.to_string(),
-        status: Status::Subscribed,
-        since: "2001-09-01".to_string(),
-        source: "manual".to_string(),
-        tags: vec![],
-        attrs: Default::default(),
+        articles: SPECS.iter().map(article).collect(),
     }
 }
