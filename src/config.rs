@@ -14,9 +14,9 @@ use serde::Deserialize;
 use crate::base::IssueDate;
 
 /// Environment variable holding the SMTP password.
-pub const ENV_SMTP_PASSWORD: &str = "FORTNIGHT_SMTP_PASSWORD";
+pub(crate) const ENV_SMTP_PASSWORD: &str = "FORTNIGHT_SMTP_PASSWORD";
 /// Environment variable holding the unsubscribe signing key (at least 32 bytes).
-pub const ENV_UNSUBSCRIBE_KEY: &str = "FORTNIGHT_UNSUBSCRIBE_KEY";
+pub(crate) const ENV_UNSUBSCRIBE_KEY: &str = "FORTNIGHT_UNSUBSCRIBE_KEY";
 
 /// The whole configuration, with the location it was read from.
 #[derive(Debug, Clone, Deserialize)]
@@ -453,7 +453,7 @@ impl Config {
     }
 
     /// Resolves a path from the config against the config file's folder.
-    pub fn resolve(&self, p: &Path) -> PathBuf {
+    pub(crate) fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -467,7 +467,7 @@ impl Config {
     pub fn templates_dir(&self) -> PathBuf {
         self.resolve(&self.digest.templates_dir)
     }
-    pub fn subscribers_file(&self) -> PathBuf {
+    pub(crate) fn subscribers_file(&self) -> PathBuf {
         self.resolve(&self.subscribers.file)
     }
     pub fn journal_path(&self) -> PathBuf {
@@ -478,7 +478,7 @@ impl Config {
 /// Secrets read from the environment; never printed (Debug is redacted). The unsubscribe
 /// signing keys are read by [`crate::token::keyring_from_env`].
 #[derive(Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub smtp_password: Option<String>,
 }
 
@@ -494,7 +494,7 @@ impl fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    pub fn from_env() -> Secrets {
+    pub(crate) fn from_env() -> Secrets {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Secrets {
             smtp_password: get(ENV_SMTP_PASSWORD),

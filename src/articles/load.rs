@@ -16,9 +16,8 @@ use anyhow::{bail, Context, Result};
 
 use super::grid::Grid;
 use super::text::decode;
-use super::{
-    fallback_title, markdown, page_text, Article, Catalog, Draft, Issue, IssueDate, Parsed, Skipped,
-};
+use super::{fallback_title, markdown, page_text, Article, Catalog, Draft, Issue, Parsed, Skipped};
+use crate::base::IssueDate;
 use crate::config::PublicationConfig;
 
 /// Extensions read as articles (compared case-insensitively).

@@ -13,7 +13,8 @@ use chrono::NaiveDate;
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 
 use super::text::{fold_key, normalise, split_names};
-use super::{Draft, IssueDate, Parsed};
+use super::{Draft, Parsed};
+use crate::base::IssueDate;
 
 /// The front matter keys fortnight reads.
 const KNOWN_KEYS: [&str; 9] = [

@@ -28,8 +28,6 @@ use serde::Serialize;
 use crate::base::IssueDate;
 use crate::config::Config;
 
-pub use grid::Grid;
-
 /// One article, whatever format it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Article {
@@ -114,7 +112,7 @@ pub fn join_names(names: &[String]) -> String {
 /// The title of an article that has none: what it is (the section in the singular) and who
 /// wrote it, or when: "Field Report by Gulnara Ismailova", "News Digest item of 25 February
 /// 2002", "Article by …" without a section. Never empty, never a file name.
-pub fn fallback_title(section: Option<&str>, authors: &[String], date: NaiveDate) -> String {
+pub(crate) fn fallback_title(section: Option<&str>, authors: &[String], date: NaiveDate) -> String {
     let kind = match section.map(str::trim).filter(|s| !s.is_empty()) {
         None => "Article".to_string(),
         Some(s) => {
@@ -176,7 +174,7 @@ impl Catalog {
     }
 
     /// The newest issue, or the one with the given date (an error listing the known dates).
-    pub fn select(&self, date: Option<IssueDate>) -> Result<&Issue> {
+    pub(crate) fn select(&self, date: Option<IssueDate>) -> Result<&Issue> {
         match date {
             None => Ok(self.newest()),
             Some(d) => self.issues.iter().find(|i| i.date == d).ok_or_else(|| {

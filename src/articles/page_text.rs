@@ -12,8 +12,9 @@ use std::borrow::Cow;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
-use super::text::{escape_html, fold_key, normalise_cow, split_lines, split_names};
+use super::text::{fold_key, normalise_cow, split_lines, split_names};
 use super::Draft;
+use crate::base::{escape_html, IssueDate};
 
 /// The date line must be among this many non-empty lines at the top of the file.
 const HEADER_SEARCH_LINES: usize = 8;
@@ -269,7 +270,7 @@ fn parse_read_count(line: &str) -> Option<Option<u64>> {
 
 struct Byline {
     authors: Vec<String>,
-    issue: Option<super::IssueDate>,
+    issue: Option<IssueDate>,
     /// The names as the byline wrote them (`A and B`), to recognise the signature.
     names_as_written: String,
     warning: Option<String>,
@@ -293,7 +294,7 @@ fn parse_byline(line: &str) -> Option<Byline> {
         if let Some((when, _)) = inside.split_once(" issue") {
             let when = when.trim();
             match parse_numeric_date(when) {
-                Some(d) => issue = Some(super::IssueDate::new(d)),
+                Some(d) => issue = Some(IssueDate::new(d)),
                 None => {
                     warning = Some(format!(
                         "the byline's issue date `{when}` is not a date (M/D/YYYY); the issue is taken from the grid instead"

@@ -208,8 +208,6 @@ fn words_in(p: &str) -> usize {
     count + usize::from(has_alnum)
 }
 
-pub(crate) use crate::base::escape_html;
-
 /// Splits a list of names as written in a byline or a front matter `author` string:
 /// `A and B`, `A, B and C`, `A, B, and C`, `A & B`.
 pub(crate) fn split_names(s: &str) -> Vec<String> {
@@ -230,6 +228,7 @@ pub(crate) fn split_names(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::escape_html;
 
     #[test]
     fn utf8_bom_is_removed_and_text_kept() {

@@ -15,9 +15,9 @@ use crate::subscribers::Subscriber;
 
 /// Opens the marker standing for a field in a marker render (a private-use character that no
 /// article, template or substituted value contains).
-pub const MARK_START: char = '\u{E000}';
+pub(crate) const MARK_START: char = '\u{E000}';
 /// Closes a marker.
-pub const MARK_END: char = '\u{E001}';
+pub(crate) const MARK_END: char = '\u{E001}';
 
 /// The three rendered texts of one subscriber's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub trait Personalise: Send + Sync {
 }
 
 /// One line for a header: line breaks and tabs become spaces, the ends are trimmed.
-pub fn normalize_line(s: &str) -> String {
+pub(crate) fn normalize_line(s: &str) -> String {
     let joined: String = s
         .lines()
         .map(str::trim)
@@ -83,7 +83,7 @@ pub fn normalize_line(s: &str) -> String {
 }
 
 /// The value of a field for one copy.
-pub fn field_value<'a>(
+pub(crate) fn field_value<'a>(
     field: &Field,
     subscriber: &'a Subscriber,
     unsubscribe_url: &'a str,
@@ -99,7 +99,7 @@ pub fn field_value<'a>(
 /// Whether a value can be substituted as is: the full render would write it unchanged
 /// (no control characters, which the HTML parser and the line-ending normalisation touch;
 /// no leading/trailing blanks, which the subject trims; no marker characters).
-pub fn value_is_substitutable(v: &str) -> bool {
+pub(crate) fn value_is_substitutable(v: &str) -> bool {
     v.trim() == v
         && !v
             .chars()
@@ -107,7 +107,7 @@ pub fn value_is_substitutable(v: &str) -> bool {
 }
 
 /// Concatenates a part for one copy.
-pub fn fill(part: &Part, subscriber: &Subscriber, unsubscribe_url: &str, out: &mut String) {
+pub(crate) fn fill(part: &Part, subscriber: &Subscriber, unsubscribe_url: &str, out: &mut String) {
     for seg in &part.segments {
         match seg {
             Segment::Lit(s) => out.push_str(s),

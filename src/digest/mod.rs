@@ -8,22 +8,13 @@
 //! attributes) falls back to a full Tera render per subscriber. Nothing here builds MIME or
 //! sends anything.
 
-pub mod context;
+pub(crate) mod context;
 pub mod contract;
-pub mod fast;
-pub mod filters;
-pub mod html;
+pub(crate) mod fast;
+pub(crate) mod filters;
+pub(crate) mod html;
 mod sample;
-pub mod templates;
-
-#[cfg(test)]
-#[allow(dead_code)]
-pub(crate) mod fixture {
-    //! The shared test fixture (`tests/fixtures/sample_issue.rs`), compiled into the unit
-    //! tests of the crate as it is into the integration tests and benchmarks.
-    use crate as fortnight;
-    include!("../../tests/fixtures/sample_issue.rs");
-}
+pub(crate) mod templates;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -36,10 +27,12 @@ use crate::articles::Issue;
 use crate::config::Config;
 use crate::subscribers::{Status, Subscriber, SubscriberEmail};
 
-pub use contract::{normalize_line, Escape, Field, Part, Personalise, Rendered, Segment};
-pub use html::HtmlReport;
+use contract::normalize_line;
+pub use contract::{Escape, Field, Part, Personalise, Rendered, Segment};
+pub(crate) use html::HtmlReport;
 pub use sample::sample_issue;
-pub use templates::TemplateError;
+#[cfg(test)]
+use templates::TemplateError;
 
 /// One issue, rendered once, ready to personalise.
 #[derive(Debug, Clone)]
@@ -83,7 +76,7 @@ pub enum RenderPath {
 
 /// The text part: LF line endings, blank-only lines emptied, at most one blank line in a
 /// row, no blank lines at the start, one line break at the end.
-pub fn normalize_text(s: &str) -> String {
+fn normalize_text(s: &str) -> String {
     let s = s.replace("\r\n", "\n").replace('\r', "\n");
     let mut out = String::with_capacity(s.len());
     let mut blank_run = 0;
@@ -381,17 +374,18 @@ impl Digest {
     }
 
     /// What the final HTML pass found (removed elements, kept `<style>` size).
-    pub fn html_report(&self) -> &HtmlReport {
+    pub(crate) fn html_report(&self) -> &HtmlReport {
         &self.engine.report
     }
 
     /// The `subscriber.attrs.NAME` the templates print.
-    pub fn attrs_used(&self) -> &[String] {
+    pub(crate) fn attrs_used(&self) -> &[String] {
         &self.engine.attrs
     }
 
     /// The templates in use: (name, where it came from), built-ins included.
-    pub fn templates_in_use(&self) -> Vec<(String, String)> {
+    #[cfg(test)]
+    pub(crate) fn templates_in_use(&self) -> Vec<(String, String)> {
         self.engine
             .set
             .sources
@@ -401,7 +395,7 @@ impl Digest {
     }
 
     /// Template files from the templates folder that differ from the built-in defaults.
-    pub fn customised_templates(&self) -> Vec<String> {
+    pub(crate) fn customised_templates(&self) -> Vec<String> {
         self.engine
             .set
             .sources
@@ -430,3 +424,7 @@ impl Personalise for Digest {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) mod fixture;

@@ -67,8 +67,6 @@ pub struct Source {
 pub struct TemplateSet {
     pub tera: Tera,
     pub sources: BTreeMap<String, Source>,
-    /// The templates folder and whether it exists.
-    pub folder: (PathBuf, bool),
 }
 
 impl fmt::Debug for TemplateSet {
@@ -141,10 +139,9 @@ fn collect_folder(dir: &Path, rel: &Path, out: &mut Vec<(String, PathBuf)>) -> R
     Ok(())
 }
 
-/// Reads the built-ins, the editor's folder and the config templates, and parses them all.
-/// Errors are [`TemplateError`]s (downcast to tell them apart from I/O problems).
-pub fn load(config: &Config) -> Result<TemplateSet> {
-    let mut sources: BTreeMap<String, Source> = BUILTIN
+/// The built-in templates, under their names.
+fn builtin_sources() -> BTreeMap<String, Source> {
+    BUILTIN
         .iter()
         .map(|(n, t)| {
             (
@@ -156,29 +153,38 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Adds the `.tera` files of the templates folder, when it exists, over the built-ins.
+fn add_folder(config: &Config, sources: &mut BTreeMap<String, Source>) -> Result<()> {
     let folder = config.templates_dir();
-    let exists = folder.is_dir();
-    if exists {
-        let mut files = Vec::new();
-        collect_folder(&folder, Path::new(""), &mut files)?;
-        for (name, path) in files {
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "cannot read the template `{}` (templates must be UTF-8 text)",
-                    path.display()
-                )
-            })?;
-            sources.insert(
-                name.clone(),
-                Source {
-                    display: display_for(config, &name),
-                    text,
-                    user: true,
-                },
-            );
-        }
+    if !folder.is_dir() {
+        return Ok(());
     }
+    let mut files = Vec::new();
+    collect_folder(&folder, Path::new(""), &mut files)?;
+    for (name, path) in files {
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read the template `{}` (templates must be UTF-8 text)",
+                path.display()
+            )
+        })?;
+        sources.insert(
+            name.clone(),
+            Source {
+                display: display_for(config, &name),
+                text,
+                user: true,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Adds the subject and preheader templates of the config.
+fn add_config_templates(config: &Config, sources: &mut BTreeMap<String, Source>) {
     let cfg = config.path.display();
     sources.insert(
         SUBJECT.to_string(),
@@ -198,6 +204,14 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
             },
         );
     }
+}
+
+/// Reads the built-ins, the editor's folder and the config templates, and parses them all.
+/// Errors are [`TemplateError`]s (downcast to tell them apart from I/O problems).
+pub fn load(config: &Config) -> Result<TemplateSet> {
+    let mut sources = builtin_sources();
+    add_folder(config, &mut sources)?;
+    add_config_templates(config, &mut sources);
 
     let mut tera = Tera::default();
     tera.autoescape_on(vec![".html.tera", ".html", ".htm"]);
@@ -216,15 +230,10 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         let set = TemplateSet {
             tera: Tera::default(),
             sources,
-            folder: (folder, exists),
         };
         return Err(set.explain(e, HTML).into());
     }
-    Ok(TemplateSet {
-        tera,
-        sources,
-        folder: (folder, exists),
-    })
+    Ok(TemplateSet { tera, sources })
 }
 
 /// Tera's chain of messages, outermost first.

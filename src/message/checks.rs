@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::digest::contract::Rendered;
 
 use super::address::SenderAddress;
-use super::{dkim, parse_mailto, parse_unsubscribe_url};
+use super::dkim;
+use super::unsubscribe::{parse_mailto, parse_unsubscribe_url};
 
 /// HTML beyond this many bytes is clipped by Gmail ("[Message clipped]", ~102 KB).
 pub const HTML_CLIP_BYTES: usize = 100 * 1024;
@@ -94,7 +95,7 @@ fn warning(kind: FindingKind, message: impl Into<String>) -> Finding {
 
 /// Whether two domains align in DMARC's relaxed mode, approximated as equal or one a
 /// subdomain of the other (the public suffix list is not consulted).
-pub fn domains_aligned(a: &str, b: &str) -> bool {
+fn domains_aligned(a: &str, b: &str) -> bool {
     let a = a.trim_end_matches('.').to_ascii_lowercase();
     let b = b.trim_end_matches('.').to_ascii_lowercase();
     a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))

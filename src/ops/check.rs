@@ -21,7 +21,7 @@ use crate::message::{deliverability_findings, FindingKind, Severity, HTML_CLIP_B
 use crate::subscribers::{Status, SubscriberList};
 
 /// The largest `<style>` block we keep in `<head>`.
-pub const STYLE_LIMIT: usize = 16 * 1024;
+const STYLE_LIMIT: usize = 16 * 1024;
 
 /// The report of `check`: one line per finding, in the order they were found.
 #[derive(Debug, Default)]
@@ -47,8 +47,9 @@ impl CheckReport {
         self.count(Severity::Warning)
     }
 
-    /// Whether a line at `level` contains `needle` (for tests and scripts).
-    pub fn has(&self, level: Severity, needle: &str) -> bool {
+    /// Whether a line at `level` contains `needle`.
+    #[cfg(test)]
+    pub(crate) fn has(&self, level: Severity, needle: &str) -> bool {
         self.lines
             .iter()
             .any(|(l, m)| *l == level && m.contains(needle))
@@ -77,7 +78,7 @@ pub fn check(config: &Config, now: DateTime<Utc>) -> CheckReport {
 }
 
 /// Runs the checks on a config, the newest issue (or why there is none) and the list.
-pub fn check_report(
+pub(crate) fn check_report(
     config: &Config,
     issue: Result<&Issue, String>,
     list: Result<&SubscriberList, String>,

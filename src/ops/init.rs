@@ -79,7 +79,7 @@ reader@example.org,Sample Reader,subscribed,{DATE},manual,\n\
 editor@example.org,Sample Editor,subscribed,{DATE},manual,\n";
 
 /// The files of a starter project dated `date`: (relative path, contents).
-pub fn starter_files(date: NaiveDate) -> Vec<(PathBuf, String)> {
+fn starter_files(date: NaiveDate) -> Vec<(PathBuf, String)> {
     let d = date.format("%Y-%m-%d").to_string();
     let mut files = vec![
         (PathBuf::from("config.toml"), CONFIG.replace("{DATE}", &d)),

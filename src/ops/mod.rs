@@ -11,8 +11,6 @@ pub mod preview;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check, check_report, CheckReport};
+pub use check::{check, CheckReport};
 pub use init::init_dir;
-pub use preview::{
-    load_articles, preview, preview_issue, PreviewOptions, PreviewOutput, PreviewReport,
-};
+pub use preview::{load_articles, preview, PreviewOptions, PreviewOutput, PreviewReport};

@@ -16,11 +16,12 @@ use crate::articles::{Catalog, Issue};
 use crate::base::IssueDate;
 use crate::config::Config;
 use crate::digest::{templates, Digest, Rendered};
+use crate::message::Sample;
 use crate::subscribers::Subscriber;
 use crate::token::{KeySource, Keyring};
 
 /// The unsubscribe URL used when `[unsubscribe]` is not configured.
-pub const PLACEHOLDER_UNSUBSCRIBE: &str =
+pub(crate) const PLACEHOLDER_UNSUBSCRIBE: &str =
     "https://unsubscribe.invalid/configure-the-unsubscribe-url?t=";
 
 /// What to preview, and where to write it.
@@ -57,7 +58,7 @@ pub struct PreviewOutput {
 }
 
 /// The unsubscribe URL of `subscriber`, or the placeholder (and a note) without `[unsubscribe]`.
-pub fn unsubscribe_url(
+pub(crate) fn unsubscribe_url(
     config: &Config,
     keyring: &Keyring,
     subscriber: &Subscriber,
@@ -74,7 +75,7 @@ pub fn unsubscribe_url(
 }
 
 /// The keyring for previews and checks, with a note when the key is a throwaway.
-pub fn preview_keyring(config: &Config, notes: &mut Vec<String>) -> Result<Keyring> {
+pub(crate) fn preview_keyring(config: &Config, notes: &mut Vec<String>) -> Result<Keyring> {
     let (keyring, source) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), true)?;
     if source == KeySource::Throwaway {
         notes.push(format!(
@@ -91,7 +92,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Renders `issue` for `sample` and writes the three files into `out`.
-pub fn preview_issue(
+pub(crate) fn preview_issue(
     config: &Config,
     issue: &Issue,
     out: &Path,
@@ -150,12 +151,15 @@ pub fn preview(
     now: DateTime<Utc>,
 ) -> Result<PreviewReport> {
     let issue = catalog.select(options.issue)?;
-    let sample = crate::message::sample_subscriber(config);
-    let output = preview_issue(config, issue, &options.out, now, &sample.subscriber)?;
+    let Sample {
+        subscriber,
+        description,
+    } = crate::message::sample_subscriber(config);
+    let output = preview_issue(config, issue, &options.out, now, &subscriber)?;
     Ok(PreviewReport {
         issue: issue.date,
         article_count: issue.articles.len(),
-        sample: sample.description,
+        sample: description,
         output,
     })
 }
