@@ -367,6 +367,21 @@ fn filters_help() -> String {
     )
 }
 
+/// The template being rendered when it failed: the innermost one Tera's messages name.
+fn active_template(msgs: &[String], template: &str) -> String {
+    let mut active = template.to_string();
+    for m in msgs {
+        if let Some(pos) = m.find("while rendering '") {
+            if let Some(n) = quoted_after(&m[pos + "while rendering ".len()..], "") {
+                active = n.to_string();
+            }
+        } else if let Some(n) = quoted_after(m, "Failed to render ") {
+            active = n.to_string();
+        }
+    }
+    active
+}
+
 fn quoted_after<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = msg.strip_prefix(prefix)?;
     let q = rest.chars().next()?;
@@ -424,20 +439,37 @@ impl TemplateSet {
         }
     }
 
+    /// `include`/`extends` of `name`, which does not exist, in `active`.
+    fn missing_template(&self, active: &str, name: &str) -> TemplateError {
+        let (file, line) = self.locate(active, |t| {
+            t.lines()
+                .position(|l| {
+                    l.contains(&format!("\"{name}\"")) || l.contains(&format!("'{name}'"))
+                })
+                .map(|p| p + 1)
+        });
+        let known: Vec<&str> = self
+            .sources
+            .keys()
+            .map(String::as_str)
+            .filter(|n| n.ends_with(".tera"))
+            .collect();
+        TemplateError {
+            file: self.display(&file),
+            line,
+            problem: format!("there is no template named `{name}`"),
+            help: Some(format!(
+                "`include`/`extends` name files relative to the templates folder; the templates are: {}",
+                known.join(", ")
+            )),
+            cause: None,
+        }
+    }
+
     /// Turns a Tera error raised while rendering `template` into a [`TemplateError`].
     pub fn explain(&self, e: tera::Error, template: &str) -> TemplateError {
         let msgs = chain_messages(&e);
-        // The template being rendered when it failed: the innermost one a message names.
-        let mut active = template.to_string();
-        for m in &msgs {
-            if let Some(pos) = m.find("while rendering '") {
-                if let Some(n) = quoted_after(&m[pos + "while rendering ".len()..], "") {
-                    active = n.to_string();
-                }
-            } else if let Some(n) = quoted_after(m, "Failed to render ") {
-                active = n.to_string();
-            }
-        }
+        let active = active_template(&msgs, template);
         for m in msgs.iter().rev() {
             if let Some(var) = quoted_after(m, "Variable ") {
                 let (file, line) = self.locate(&active, |t| find_name_line(t, var));
@@ -465,29 +497,9 @@ impl TemplateSet {
             }
             if let Some(name) = quoted_after(m, "Template ") {
                 if m.ends_with("not found") {
-                    let (file, line) = self.locate(&active, |t| {
-                        t.lines()
-                            .position(|l| {
-                                l.contains(&format!("\"{name}\""))
-                                    || l.contains(&format!("'{name}'"))
-                            })
-                            .map(|p| p + 1)
-                    });
-                    let known: Vec<&str> = self
-                        .sources
-                        .keys()
-                        .map(String::as_str)
-                        .filter(|n| n.ends_with(".tera"))
-                        .collect();
                     return TemplateError {
-                        file: self.display(&file),
-                        line,
-                        problem: format!("there is no template named `{name}`"),
-                        help: Some(format!(
-                            "`include`/`extends` name files relative to the templates folder; the templates are: {}",
-                            known.join(", ")
-                        )),
                         cause: Some(e),
+                        ..self.missing_template(&active, name)
                     };
                 }
             }
