@@ -3,7 +3,8 @@
 //! Parsing is strict (`deny_unknown_fields` everywhere) so that a misspelt key is an error
 //! naming the key and the file instead of a silently ignored setting. Relative paths resolve
 //! against the folder of the config file, never against the working directory. Secrets are
-//! not in this file: they come from environment variables (see [`Secrets`]).
+//! not in this file: they come from environment variables (the SMTP password: `Secrets`;
+//! the unsubscribe signing keys: `token::keyring_from_env`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

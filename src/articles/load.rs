@@ -363,12 +363,6 @@ fn is_markdown(rel: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
 }
 
-/// Parses one file's bytes (a copy; the loader hands over its buffer instead).
-#[cfg(test)]
-pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
-    parse_file_owned(rel, bytes.to_vec())
-}
-
 /// Parses one file's bytes; `rel` picks the format (`.md`/`.markdown` → Markdown; other
 /// files are page text unless they open with a front matter fence).
 fn parse_file_owned(rel: &Path, bytes: Vec<u8>) -> FileOutcome {
@@ -415,6 +409,12 @@ fn url_path(rel: &Path) -> String {
         }
     }
     out
+}
+
+/// Parses one file's bytes (a copy; the loader hands over its buffer instead).
+#[cfg(test)]
+pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
+    parse_file_owned(rel, bytes.to_vec())
 }
 
 #[cfg(test)]

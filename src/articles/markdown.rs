@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 
-use super::text::{fold_key, normalise, split_names};
+use super::text::{edit_distance, fold_key, normalise, split_names};
 use super::{Draft, Parsed};
 use crate::base::IssueDate;
 
@@ -392,21 +392,6 @@ fn names_of(syntax: Syntax, key: &str, v: &Value) -> Result<Vec<String>, String>
         }
         other => Err(bad(kind(other))),
     }
-}
-
-/// Levenshtein distance, for "did you mean" hints on short keys.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 pub(crate) struct Rendered {

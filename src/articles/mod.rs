@@ -7,17 +7,15 @@
 //! skipped with a reason; it never renders or sends anything.
 //!
 //! Submodules: `text` (bytes to clean text), `page_text` and `markdown` (one parser per
-//! format, both producing a [`Draft`]), [`grid`] (issue dates), `load` (the folder walk,
-//! parallel parsing, issue assignment) and `output` (`fortnight issues`).
+//! format, both producing a `Draft`), `grid` (issue dates) and `load` (the folder walk,
+//! parallel parsing, issue assignment). Showing the catalog is the command layer's
+//! (`cmd/issues.rs`); the warnings come back as lines ([`Catalog::warning_lines`]).
 
 mod grid;
 mod load;
 mod markdown;
 mod page_text;
 mod text;
-
-#[cfg(test)]
-mod fuzz_tests;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +25,8 @@ use serde::Serialize;
 
 use crate::base::IssueDate;
 use crate::config::Config;
+
+pub(crate) use text::edit_distance;
 
 /// One article, whatever format it came from.
 #[derive(Debug, Clone, Serialize)]
@@ -235,3 +235,6 @@ mod tests {
         assert_eq!(join_names(&n(&["A", "B", "C"])), "A, B and C");
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -4,8 +4,8 @@
 //! A rendered issue hands over its three parts (subject, HTML, text) as [`Segment`]s when
 //! every copy can be personalised by substitution, and renders any one copy on request
 //! ([`Personalise`], implemented by [`super::Digest`]). The rules for filling a part
-//! ([`fill`], [`substitute`]) and for when a value may be substituted as it is
-//! ([`value_is_substitutable`]) live here too, so the message layer builds exactly the copy a
+//! (`fill`, [`substitute`]) and for when a value may be substituted as it is
+//! (`value_is_substitutable`) live here too, so the message layer builds exactly the copy a
 //! full render would. Nothing here knows about Tera or templates.
 
 use anyhow::Result;
@@ -56,7 +56,7 @@ pub enum Escape {
 ///
 /// The HTML part's literal segments are final HTML; the text part uses LF line endings.
 /// The subject's segments are joined and then trimmed of blanks and line breaks by
-/// [`substitute`]: use that (or [`normalize_line`]) rather than joining by hand.
+/// [`substitute`]: use that rather than joining by hand.
 #[derive(Debug, Clone)]
 pub struct Part {
     pub segments: Vec<Segment>,

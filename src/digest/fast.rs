@@ -11,7 +11,7 @@
 //! 2. a dynamic one (in `mod.rs`): the substituted result must equal a full render for two
 //!    probe subscribers, one with an empty name and one with markup-like characters.
 //!
-//! If either fails, every copy is rendered in full ([`super::Digest::fast`] is `None`).
+//! If either fails, every copy is rendered in full (the digest has no fast parts).
 
 use std::collections::{BTreeSet, HashSet};
 

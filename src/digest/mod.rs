@@ -5,8 +5,12 @@
 //! values in place of every per-subscriber field, and the output is kept as [`Segment`]s so
 //! that personalising a copy is string concatenation (the "fast path"). A template that uses
 //! subscriber data in ways markers cannot survive (filters over the name, conditions on
-//! attributes) falls back to a full Tera render per subscriber. Nothing here builds MIME or
-//! sends anything.
+//! attributes) falls back to a full Tera render per subscriber.
+//!
+//! What the message layer may rely on is in [`contract`] (the parts, the fields, the rules
+//! for filling them, and the [`Personalise`] trait that [`Digest`] implements); nothing here
+//! knows about MIME, the list or sending. [`sample_issue`] is the built-in issue `check`
+//! renders when the articles cannot be read.
 
 pub(crate) mod context;
 pub mod contract;
@@ -31,8 +35,6 @@ use contract::normalize_line;
 pub use contract::{Escape, Field, Part, Personalise, Rendered, Segment};
 pub(crate) use html::HtmlReport;
 pub use sample::sample_issue;
-#[cfg(test)]
-use templates::TemplateError;
 
 /// One issue, rendered once, ready to personalise.
 #[derive(Debug, Clone)]
@@ -383,17 +385,6 @@ impl Digest {
         &self.engine.attrs
     }
 
-    /// The templates in use: (name, where it came from), built-ins included.
-    #[cfg(test)]
-    pub(crate) fn templates_in_use(&self) -> Vec<(String, String)> {
-        self.engine
-            .set
-            .sources
-            .iter()
-            .map(|(n, s)| (n.clone(), s.display.clone()))
-            .collect()
-    }
-
     /// Template files from the templates folder that differ from the built-in defaults.
     pub(crate) fn customised_templates(&self) -> Vec<String> {
         self.engine
@@ -419,6 +410,19 @@ impl Personalise for Digest {
 
     fn render_for(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Result<Rendered> {
         Digest::render_for(self, subscriber, unsubscribe_url)
+    }
+}
+
+#[cfg(test)]
+impl Digest {
+    /// The templates in use: (name, where it came from), built-ins included.
+    pub(crate) fn templates_in_use(&self) -> Vec<(String, String)> {
+        self.engine
+            .set
+            .sources
+            .iter()
+            .map(|(n, s)| (n.clone(), s.display.clone()))
+            .collect()
     }
 }
 

@@ -20,6 +20,7 @@ use tera::Tera;
 
 use super::context::{ARTICLE_KEYS, OTHER_PATHS, SECTION_KEYS, TOP_LEVEL_KEYS};
 use super::filters;
+use crate::articles::edit_distance;
 use crate::config::Config;
 
 /// The HTML part's template.
@@ -316,20 +317,6 @@ pub fn find_filter_line(text: &str, name: &str) -> Option<usize> {
     None
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The closest known variable path to `unknown`, if any is close.
 pub fn suggest(unknown: &str) -> Option<String> {
     let root = unknown.split(['.', '[']).next().unwrap_or(unknown);
@@ -343,7 +330,7 @@ pub fn suggest(unknown: &str) -> Option<String> {
     candidates
         .into_iter()
         .filter(|c| c != unknown)
-        .map(|c| (levenshtein(unknown, &c), c))
+        .map(|c| (edit_distance(unknown, &c), c))
         .filter(|(d, _)| *d <= limit)
         .min()
         .map(|(_, c)| c)

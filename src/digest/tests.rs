@@ -4,6 +4,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::fixture::{self, fixture_template_with, project};
 use super::html::digest_links_visible_to;
+use super::templates::TemplateError;
 use super::*;
 
 const URL: &str = "https://analyst.example.org/unsubscribe?t=AQJrMQ-sample&list=x";

@@ -1,11 +1,13 @@
-//! Deliverability checks: what `fortnight check` reports before any send.
+//! Deliverability checks: what `check` and `send` report before any send.
 //!
 //! Each check names a rule of STANDARDS.md that receivers (Gmail, Yahoo, Outlook) enforce
 //! and says what to change. An [`Severity::Error`] is something a send refuses (no HTTPS
 //! one-click unsubscribe URL, no visible unsubscribe link, an unusable DKIM key); a
 //! [`Severity::Warning`] is something that hurts delivery or compliance but does not stop a
-//! send (misaligned domains, no postal address, HTML that Gmail clips). Pure: it reads the
-//! DKIM key file named in the config, nothing else.
+//! send (misaligned domains, no postal address, HTML that Gmail clips). Each finding says
+//! which rule it is about ([`FindingKind`]), so a caller that checks a rule its own way
+//! (`check` measures the HTML and looks for a *visible* link itself) leaves that kind out.
+//! Pure: it reads the DKIM key file named in the config, nothing else.
 
 use std::fmt;
 

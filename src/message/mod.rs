@@ -1,6 +1,8 @@
 //! Message: a rendered digest and a subscriber in, one standards-correct MIME message out.
 //!
-//! A pure function of its inputs (digest, subscriber, config, clock): multipart/alternative
+//! The digest comes in through the digest→message contract ([`crate::digest::contract`]:
+//! parts as segments, or one rendered copy on request). A pure function of its inputs
+//! (digest, subscriber, config, clock): multipart/alternative
 //! (text then HTML, quoted-printable, CRLF only), encoded headers, a deterministic
 //! Message-ID per (issue, subscriber), List-Id / List-Unsubscribe / List-Unsubscribe-Post,
 //! optional DKIM. It opens no socket.
@@ -12,8 +14,11 @@
 //! headers and copies bytes into one buffer. The same path builds real deliveries, test
 //! copies, dry-run files and the preview's sample, so what a preview shows is what is sent.
 //! Correctness is checked against independent parsers and verifiers (mail-parser,
-//! mail-auth) in the tests. lettre is still used to parse the configured addresses and, by
-//! callers, to transmit the bytes (its SMTP client dot-stuffs on send).
+//! mail-auth) in the tests. lettre is still used to parse the configured addresses (once, in
+//! `address`: `SenderAddress`) and, by callers, to transmit the bytes (its SMTP client
+//! dot-stuffs on send). Also here: the deliverability findings `check` and `send` report
+//! ([`deliverability_findings`]), the sample reader (`sample_subscriber`) and the one
+//! unsubscribe-URL rule (`unsubscribe_url`).
 
 mod address;
 mod body;

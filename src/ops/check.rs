@@ -46,14 +46,6 @@ impl CheckReport {
     pub fn warnings(&self) -> usize {
         self.count(Severity::Warning)
     }
-
-    /// Whether a line at `level` contains `needle`.
-    #[cfg(test)]
-    pub(crate) fn has(&self, level: Severity, needle: &str) -> bool {
-        self.lines
-            .iter()
-            .any(|(l, m)| *l == level && m.contains(needle))
-    }
 }
 
 /// Reads the articles and the list of `config` and checks everything a send depends on;
@@ -298,5 +290,15 @@ fn html_lines(r: &mut CheckReport, digest: &Digest, rendered: &Rendered, url: &s
             Severity::Error,
             "the HTML part has no visible link to `{{ unsubscribe_url }}` (required in every message)",
         );
+    }
+}
+
+#[cfg(test)]
+impl CheckReport {
+    /// Whether a line at `level` contains `needle`.
+    pub(crate) fn has(&self, level: Severity, needle: &str) -> bool {
+        self.lines
+            .iter()
+            .any(|(l, m)| *l == level && m.contains(needle))
     }
 }

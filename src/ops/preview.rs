@@ -38,7 +38,7 @@ pub struct PreviewOptions {
 pub struct PreviewReport {
     pub issue: IssueDate,
     pub article_count: usize,
-    /// Who the sample reader is ([`crate::message::Sample::description`]).
+    /// Who the sample reader is (the description of `crate::message::Sample`).
     pub sample: String,
     pub output: PreviewOutput,
 }
