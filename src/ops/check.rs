@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use super::preview::{preview_keyring, unsubscribe_url};
+use super::preview::{preview_keyring, unsubscribe_url_or_placeholder};
 use crate::articles::{Catalog, Issue};
 use crate::config::Config;
 use crate::digest::html::digest_links_visible_to;
@@ -236,7 +236,7 @@ fn render_sample(
             );
         }
     }
-    let url = unsubscribe_url(config, &keyring, &sample, &mut Vec::new());
+    let url = unsubscribe_url_or_placeholder(config, &keyring, &sample, &mut Vec::new());
     match digest.render_for(&sample, &url) {
         Ok(x) => Some((x, url)),
         Err(e) => {

@@ -53,12 +53,12 @@ pub struct PreviewOutput {
     pub eml_error: Option<anyhow::Error>,
     pub rendered: Rendered,
     pub eml_bytes: usize,
-    /// Things the person should know (throwaway key, placeholder link, sample subscriber).
+    /// Things the person should know (throwaway key, placeholder link).
     pub notes: Vec<String>,
 }
 
 /// The unsubscribe URL of `subscriber`, or the placeholder (and a note) without `[unsubscribe]`.
-pub(crate) fn unsubscribe_url(
+pub(crate) fn unsubscribe_url_or_placeholder(
     config: &Config,
     keyring: &Keyring,
     subscriber: &Subscriber,
@@ -102,7 +102,7 @@ pub(crate) fn preview_issue(
     let mut notes = Vec::new();
     let digest = Digest::prepare(config, issue, now)?;
     let keyring = preview_keyring(config, &mut notes)?;
-    let url = unsubscribe_url(config, &keyring, sample, &mut notes);
+    let url = unsubscribe_url_or_placeholder(config, &keyring, sample, &mut notes);
     let rendered = digest.render_for(sample, &url)?;
     let message = crate::message::Composer::new(config, issue.date, Arc::new(digest), keyring, now)
         .and_then(|c| c.compose(sample));
