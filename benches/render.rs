@@ -4,8 +4,12 @@
 //!
 //! Run: `cargo bench --bench render` (figures in BENCHMARKS.md, "## Digest").
 
+#[path = "../tests/fixtures/sample_issue.rs"]
+#[allow(dead_code)]
+mod fixture;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use fortnight::digest::{fixture, Digest, RenderPath};
+use fortnight::digest::{Digest, RenderPath};
 
 fn bench(c: &mut Criterion) {
     let config = fixture::config();

@@ -3,7 +3,8 @@
 //! Parsing is strict (`deny_unknown_fields` everywhere) so that a misspelt key is an error
 //! naming the key and the file instead of a silently ignored setting. Relative paths resolve
 //! against the folder of the config file, never against the working directory. Secrets are
-//! not in this file: they come from environment variables (see [`Secrets`]).
+//! not in this file: they come from environment variables (the SMTP password: `Secrets`;
+//! the unsubscribe signing keys: `token::keyring_from_env`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,9 @@ use serde::Deserialize;
 use crate::base::IssueDate;
 
 /// Environment variable holding the SMTP password.
-pub const ENV_SMTP_PASSWORD: &str = "FORTNIGHT_SMTP_PASSWORD";
+pub(crate) const ENV_SMTP_PASSWORD: &str = "FORTNIGHT_SMTP_PASSWORD";
 /// Environment variable holding the unsubscribe signing key (at least 32 bytes).
-pub const ENV_UNSUBSCRIBE_KEY: &str = "FORTNIGHT_UNSUBSCRIBE_KEY";
+pub(crate) const ENV_UNSUBSCRIBE_KEY: &str = "FORTNIGHT_UNSUBSCRIBE_KEY";
 
 /// The whole configuration, with the location it was read from.
 #[derive(Debug, Clone, Deserialize)]
@@ -453,7 +454,7 @@ impl Config {
     }
 
     /// Resolves a path from the config against the config file's folder.
-    pub fn resolve(&self, p: &Path) -> PathBuf {
+    pub(crate) fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -467,7 +468,7 @@ impl Config {
     pub fn templates_dir(&self) -> PathBuf {
         self.resolve(&self.digest.templates_dir)
     }
-    pub fn subscribers_file(&self) -> PathBuf {
+    pub(crate) fn subscribers_file(&self) -> PathBuf {
         self.resolve(&self.subscribers.file)
     }
     pub fn journal_path(&self) -> PathBuf {
@@ -475,11 +476,11 @@ impl Config {
     }
 }
 
-/// Secrets read from the environment; never printed (Debug is redacted).
+/// Secrets read from the environment; never printed (Debug is redacted). The unsubscribe
+/// signing keys are read by [`crate::token::keyring_from_env`].
 #[derive(Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub smtp_password: Option<String>,
-    pub unsubscribe_key: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Secrets {
@@ -489,20 +490,15 @@ impl fmt::Debug for Secrets {
                 "smtp_password",
                 &self.smtp_password.as_ref().map(|_| "<redacted>"),
             )
-            .field(
-                "unsubscribe_key",
-                &self.unsubscribe_key.as_ref().map(|_| "<redacted>"),
-            )
             .finish()
     }
 }
 
 impl Secrets {
-    pub fn from_env() -> Secrets {
+    pub(crate) fn from_env() -> Secrets {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Secrets {
             smtp_password: get(ENV_SMTP_PASSWORD),
-            unsubscribe_key: get(ENV_UNSUBSCRIBE_KEY).map(String::into_bytes),
         }
     }
 }
@@ -560,12 +556,8 @@ list_id = "digest.analyst.example.org"
     fn secrets_debug_never_shows_values() {
         let s = Secrets {
             smtp_password: Some("hunter2".into()),
-            unsubscribe_key: Some(b"k".repeat(40)),
         };
         let shown = format!("{s:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("kkkk"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod digest;
 pub mod journal;
 pub mod message;
+pub mod ops;
 pub mod report;
 pub mod send;
 pub mod serve;

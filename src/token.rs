@@ -23,7 +23,7 @@ const VERSION: u8 = 1;
 const LOOKUP_LEN: usize = 8;
 const TAG_LEN: usize = 16;
 /// The shortest key accepted, in bytes.
-pub const MIN_KEY_LEN: usize = 32;
+const MIN_KEY_LEN: usize = 32;
 
 /// A signing key and its id. Debug never shows the secret.
 #[derive(Clone)]
@@ -80,7 +80,7 @@ impl UnsubscribeKey {
     }
 
     /// A random key for previews and dry-runs on a machine without a configured key.
-    pub fn throwaway() -> UnsubscribeKey {
+    pub(crate) fn throwaway() -> UnsubscribeKey {
         use rand::RngCore;
         let mut secret = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
@@ -211,7 +211,7 @@ impl Keyring {
     pub fn new(current: UnsubscribeKey, retired: Vec<UnsubscribeKey>) -> Keyring {
         Keyring { current, retired }
     }
-    pub fn current(&self) -> &UnsubscribeKey {
+    pub(crate) fn current(&self) -> &UnsubscribeKey {
         &self.current
     }
     fn key(&self, id: &str) -> Option<&UnsubscribeKey> {
@@ -223,7 +223,7 @@ impl Keyring {
 
 /// Where the keyring came from: the environment, or a throwaway key for previews.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     Environment,
     Throwaway,
 }
@@ -231,7 +231,7 @@ pub enum KeySource {
 /// Reads the keyring from the environment: the current key from `FORTNIGHT_UNSUBSCRIBE_KEY`
 /// (with `key_id` from the config), retired ones from `FORTNIGHT_UNSUBSCRIBE_KEY_<ID>`.
 /// Without the current key, `allow_throwaway` gives a random key (previews, dry-runs).
-pub fn keyring_from_env(
+pub(crate) fn keyring_from_env(
     config: Option<&crate::config::UnsubscribeConfig>,
     allow_throwaway: bool,
 ) -> anyhow::Result<(Keyring, KeySource)> {

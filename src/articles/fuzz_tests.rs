@@ -238,8 +238,9 @@ fn folders_of_junk_never_panic_the_loader() {
             };
             std::fs::write(dir.path().join(name), bytes).expect("write junk");
         }
-        let result =
-            std::panic::catch_unwind(|| super::Catalog::load_dir(dir.path(), &publication));
+        let result = std::panic::catch_unwind(|| {
+            super::load::load(dir.path(), &publication, Path::new("config.toml"))
+        });
         match result {
             Ok(Ok(catalog)) => {
                 assert!(!catalog.issues.is_empty(), "seed {seed} round {round}");

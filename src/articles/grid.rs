@@ -10,34 +10,34 @@
 
 use chrono::{NaiveDate, TimeDelta};
 
-use super::IssueDate;
+use crate::base::IssueDate;
 
 /// Issue dates `anchor + k * cadence_days` for every integer k (before and after the anchor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grid {
+pub(crate) struct Grid {
     anchor: NaiveDate,
     cadence_days: u32,
 }
 
 impl Grid {
     /// A grid through `anchor`; a cadence of 0 is treated as 1 (config validation forbids 0).
-    pub fn new(anchor: IssueDate, cadence_days: u32) -> Grid {
+    pub(crate) fn new(anchor: IssueDate, cadence_days: u32) -> Grid {
         Grid {
             anchor: anchor.date(),
             cadence_days: cadence_days.max(1),
         }
     }
 
-    pub fn anchor(&self) -> IssueDate {
+    pub(crate) fn anchor(&self) -> IssueDate {
         IssueDate::new(self.anchor)
     }
 
-    pub fn cadence_days(&self) -> u32 {
+    pub(crate) fn cadence_days(&self) -> u32 {
         self.cadence_days
     }
 
     /// The first issue date on or after `date` (the date itself when it is an issue date).
-    pub fn issue_on_or_after(&self, date: NaiveDate) -> IssueDate {
+    pub(crate) fn issue_on_or_after(&self, date: NaiveDate) -> IssueDate {
         let cadence = i64::from(self.cadence_days);
         let days = (date - self.anchor).num_days();
         let steps = days.div_euclid(cadence) + i64::from(days.rem_euclid(cadence) != 0);
@@ -52,7 +52,7 @@ impl Grid {
     }
 
     /// Is `date` one of the grid's issue dates?
-    pub fn is_issue_date(&self, date: NaiveDate) -> bool {
+    pub(crate) fn is_issue_date(&self, date: NaiveDate) -> bool {
         (date - self.anchor)
             .num_days()
             .rem_euclid(i64::from(self.cadence_days))
@@ -61,7 +61,7 @@ impl Grid {
 
     /// The grid that most of the given explicit issue dates agree on (ties: the one holding
     /// the newest date), anchored at the newest date on it. `None` without dates.
-    pub fn infer(explicit: &[NaiveDate], cadence_days: u32) -> Option<Grid> {
+    pub(crate) fn infer(explicit: &[NaiveDate], cadence_days: u32) -> Option<Grid> {
         let cadence = i64::from(cadence_days.max(1));
         let mut dates = explicit.to_vec();
         dates.sort_unstable();

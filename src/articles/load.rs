@@ -16,9 +16,8 @@ use anyhow::{bail, Context, Result};
 
 use super::grid::Grid;
 use super::text::decode;
-use super::{
-    fallback_title, markdown, page_text, Article, Catalog, Draft, Issue, IssueDate, Parsed, Skipped,
-};
+use super::{fallback_title, markdown, page_text, Article, Catalog, Draft, Issue, Parsed, Skipped};
+use crate::base::IssueDate;
 use crate::config::PublicationConfig;
 
 /// Extensions read as articles (compared case-insensitively).
@@ -48,74 +47,14 @@ pub(crate) fn load(
     publication: &PublicationConfig,
     config_path: &Path,
 ) -> Result<Catalog> {
-    match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => bail!(
-            "the articles folder `{}` is a file, not a folder; set `articles_dir` under [publication] in `{}`",
-            dir.display(),
-            config_path.display()
-        ),
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot open the articles folder `{}`; create it, or set `articles_dir` under [publication] in `{}`",
-                    dir.display(),
-                    config_path.display()
-                )
-            })
-        }
-    }
-
+    check_folder(dir, config_path)?;
     let mut skipped = Vec::new();
     let mut found = Vec::new();
     walk(dir, Path::new(""), 0, &mut found, &mut skipped)?;
     let looked_at = found.len() + skipped.len();
-
-    let outcomes = parse_all(&found);
-    let mut drafts = Vec::new();
-    let mut invalid = Vec::new();
-    for (f, outcome) in found.into_iter().zip(outcomes) {
-        match outcome {
-            FileOutcome::Article(d) => drafts.push((f.rel, *d)),
-            FileOutcome::Skipped(reason) => skipped.push(Skipped {
-                file: f.rel,
-                reason,
-            }),
-            FileOutcome::Invalid(msg) => invalid.push(format!("`{}`: {msg}", f.abs.display())),
-        }
-    }
-    skipped.sort_by(|a, b| a.file.cmp(&b.file));
-
-    if !invalid.is_empty() {
-        bail!(
-            "{} article file{} in `{}` cannot be read as articles; fix {}:\n  {}",
-            invalid.len(),
-            if invalid.len() == 1 { "" } else { "s" },
-            dir.display(),
-            if invalid.len() == 1 { "it" } else { "them" },
-            invalid.join("\n  ")
-        );
-    }
+    let drafts = parse_found(dir, found, &mut skipped)?;
     if drafts.is_empty() {
-        let mut msg = format!(
-            "no articles in `{}`: looked at {looked_at} file{} and found no page-text (.txt) or Markdown (.md) article",
-            dir.display(),
-            if looked_at == 1 { "" } else { "s" }
-        );
-        for s in skipped.iter().take(10) {
-            msg.push_str(&format!(
-                "\n  skipped `{}`: {}",
-                dir.join(&s.file).display(),
-                s.reason
-            ));
-        }
-        if skipped.len() > 10 {
-            msg.push_str(&format!(
-                "\n  … and {} more skipped files",
-                skipped.len() - 10
-            ));
-        }
-        bail!(msg);
+        bail!(no_articles(dir, looked_at, &skipped));
     }
 
     let mut warnings = Vec::new();
@@ -123,63 +62,8 @@ pub(crate) fn load(
     let base_url = publication.base_url.trim_end_matches('/');
     let mut by_issue: BTreeMap<IssueDate, Vec<Article>> = BTreeMap::new();
     for (rel, draft) in drafts {
-        let shown = dir.join(&rel);
-        let shown = shown.display();
-        for w in &draft.warnings {
-            warnings.push(format!("`{shown}`: {w}"));
-        }
-        let issue = match draft.issue {
-            Some(explicit) => {
-                if !grid.is_issue_date(explicit.date()) {
-                    let after = grid.issue_on_or_after(explicit.date());
-                    let before = after
-                        .date()
-                        .checked_sub_days(chrono::Days::new(u64::from(grid.cadence_days())))
-                        .map_or_else(|| "-".to_string(), |d| IssueDate::new(d).to_string());
-                    warnings.push(format!(
-                        "`{shown}`: its issue date {explicit} is not on the {}-day issue grid through {} (nearest issue dates {before} and {after}); kept as given, because an explicit issue wins",
-                        grid.cadence_days(),
-                        grid.anchor()
-                    ));
-                }
-                explicit
-            }
-            None => grid.issue_on_or_after(draft.date),
-        };
-        let (title, title_is_fallback) = match draft.title {
-            Some(t) => (t, false),
-            None => {
-                let t = fallback_title(draft.section.as_deref(), &draft.authors, draft.date);
-                let how = if is_markdown(&rel) {
-                    "add `title:` to its front matter"
-                } else {
-                    "add a title line above the date line"
-                };
-                warnings.push(format!("`{shown}`: no title; listed as \"{t}\" ({how})"));
-                (t, true)
-            }
-        };
-        let url = draft
-            .url
-            .unwrap_or_else(|| format!("{base_url}/{}", url_path(&rel)));
-        let word_count = super::text::word_count(&draft.paragraphs);
-        let lead = draft.paragraphs.first().cloned().unwrap_or_default();
-        by_issue.entry(issue).or_default().push(Article {
-            file: rel,
-            title,
-            title_is_fallback,
-            authors: draft.authors,
-            section: draft.section,
-            date: draft.date,
-            issue,
-            url,
-            summary: draft.summary,
-            lead,
-            paragraphs: draft.paragraphs,
-            body_html: draft.body_html,
-            read_count: draft.read_count,
-            word_count,
-        });
+        let article = article(dir, rel, draft, &grid, base_url, &mut warnings);
+        by_issue.entry(article.issue).or_default().push(article);
     }
     let issues = by_issue
         .into_iter()
@@ -194,6 +78,154 @@ pub(crate) fn load(
         skipped,
         warnings,
     })
+}
+
+/// `dir` must be a folder that can be opened.
+fn check_folder(dir: &Path, config_path: &Path) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "the articles folder `{}` is a file, not a folder; set `articles_dir` under [publication] in `{}`",
+            dir.display(),
+            config_path.display()
+        ),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot open the articles folder `{}`; create it, or set `articles_dir` under [publication] in `{}`",
+                dir.display(),
+                config_path.display()
+            )
+        }),
+    }
+}
+
+/// Parses the files found: the drafts of the articles, in the order found; the files that
+/// are not articles join `skipped` (sorted by name). An error names every file meant as an
+/// article that cannot be read as one.
+fn parse_found(
+    dir: &Path,
+    found: Vec<Found>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<(PathBuf, Draft)>> {
+    let outcomes = parse_all(&found);
+    let mut drafts = Vec::new();
+    let mut invalid = Vec::new();
+    for (f, outcome) in found.into_iter().zip(outcomes) {
+        match outcome {
+            FileOutcome::Article(d) => drafts.push((f.rel, *d)),
+            FileOutcome::Skipped(reason) => skipped.push(Skipped {
+                file: f.rel,
+                reason,
+            }),
+            FileOutcome::Invalid(msg) => invalid.push(format!("`{}`: {msg}", f.abs.display())),
+        }
+    }
+    skipped.sort_by(|a, b| a.file.cmp(&b.file));
+    if !invalid.is_empty() {
+        bail!(
+            "{} article file{} in `{}` cannot be read as articles; fix {}:\n  {}",
+            invalid.len(),
+            if invalid.len() == 1 { "" } else { "s" },
+            dir.display(),
+            if invalid.len() == 1 { "it" } else { "them" },
+            invalid.join("\n  ")
+        );
+    }
+    Ok(drafts)
+}
+
+/// The error of a folder without a single article: what was looked at, and the first ten
+/// files skipped with their reasons.
+fn no_articles(dir: &Path, looked_at: usize, skipped: &[Skipped]) -> String {
+    let mut msg = format!(
+        "no articles in `{}`: looked at {looked_at} file{} and found no page-text (.txt) or Markdown (.md) article",
+        dir.display(),
+        if looked_at == 1 { "" } else { "s" }
+    );
+    for s in skipped.iter().take(10) {
+        msg.push_str(&format!(
+            "\n  skipped `{}`: {}",
+            dir.join(&s.file).display(),
+            s.reason
+        ));
+    }
+    if skipped.len() > 10 {
+        msg.push_str(&format!(
+            "\n  … and {} more skipped files",
+            skipped.len() - 10
+        ));
+    }
+    msg
+}
+
+/// The article a draft makes: its issue (explicit, else the grid's next issue date), its
+/// title (or a fallback) and URL; the draft's warnings and the problems found on the way
+/// join `warnings`, each naming the file.
+fn article(
+    dir: &Path,
+    rel: PathBuf,
+    draft: Draft,
+    grid: &Grid,
+    base_url: &str,
+    warnings: &mut Vec<String>,
+) -> Article {
+    let shown = dir.join(&rel);
+    let shown = shown.display();
+    for w in &draft.warnings {
+        warnings.push(format!("`{shown}`: {w}"));
+    }
+    let issue = match draft.issue {
+        Some(explicit) => {
+            if !grid.is_issue_date(explicit.date()) {
+                let after = grid.issue_on_or_after(explicit.date());
+                let before = after
+                    .date()
+                    .checked_sub_days(chrono::Days::new(u64::from(grid.cadence_days())))
+                    .map_or_else(|| "-".to_string(), |d| IssueDate::new(d).to_string());
+                warnings.push(format!(
+                    "`{shown}`: its issue date {explicit} is not on the {}-day issue grid through {} (nearest issue dates {before} and {after}); kept as given, because an explicit issue wins",
+                    grid.cadence_days(),
+                    grid.anchor()
+                ));
+            }
+            explicit
+        }
+        None => grid.issue_on_or_after(draft.date),
+    };
+    let (title, title_is_fallback) = match draft.title {
+        Some(t) => (t, false),
+        None => {
+            let t = fallback_title(draft.section.as_deref(), &draft.authors, draft.date);
+            let how = if is_markdown(&rel) {
+                "add `title:` to its front matter"
+            } else {
+                "add a title line above the date line"
+            };
+            warnings.push(format!("`{shown}`: no title; listed as \"{t}\" ({how})"));
+            (t, true)
+        }
+    };
+    let url = draft
+        .url
+        .unwrap_or_else(|| format!("{base_url}/{}", url_path(&rel)));
+    let word_count = super::text::word_count(&draft.paragraphs);
+    let lead = draft.paragraphs.first().cloned().unwrap_or_default();
+    Article {
+        file: rel,
+        title,
+        title_is_fallback,
+        authors: draft.authors,
+        section: draft.section,
+        date: draft.date,
+        issue,
+        url,
+        summary: draft.summary,
+        lead,
+        paragraphs: draft.paragraphs,
+        body_html: draft.body_html,
+        read_count: draft.read_count,
+        word_count,
+    }
 }
 
 /// The configured grid, else the one inferred from explicit issue dates, else one anchored
@@ -331,12 +363,6 @@ fn is_markdown(rel: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"))
 }
 
-/// Parses one file's bytes (a copy; the loader hands over its buffer instead).
-#[cfg(test)]
-pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
-    parse_file_owned(rel, bytes.to_vec())
-}
-
 /// Parses one file's bytes; `rel` picks the format (`.md`/`.markdown` → Markdown; other
 /// files are page text unless they open with a front matter fence).
 fn parse_file_owned(rel: &Path, bytes: Vec<u8>) -> FileOutcome {
@@ -383,6 +409,12 @@ fn url_path(rel: &Path) -> String {
         }
     }
     out
+}
+
+/// Parses one file's bytes (a copy; the loader hands over its buffer instead).
+#[cfg(test)]
+pub(crate) fn parse_file(rel: &Path, bytes: &[u8]) -> FileOutcome {
+    parse_file_owned(rel, bytes.to_vec())
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 
-use super::text::{fold_key, normalise, split_names};
-use super::{Draft, IssueDate, Parsed};
+use super::text::{edit_distance, fold_key, normalise, split_names};
+use super::{Draft, Parsed};
+use crate::base::IssueDate;
 
 /// The front matter keys fortnight reads.
 const KNOWN_KEYS: [&str; 9] = [
@@ -261,49 +262,14 @@ fn parse_front_matter_date(s: &str) -> Option<NaiveDate> {
 }
 
 fn build(syntax: Syntax, map: BTreeMap<String, Value>, body: &str) -> Result<Parsed, String> {
-    let mut warnings = Vec::new();
-    if let Some(v) = map.get("draft") {
-        match v {
-            Value::Bool(true) => {
-                return Ok(Parsed::NotArticle(
-                    "a draft (`draft` is true in its front matter)".to_string(),
-                ))
-            }
-            Value::Bool(false) | Value::Null => {}
-            other => {
-                return Err(format!(
-                    "front matter field `draft` must be true or false, not {}",
-                    kind(other)
-                ))
-            }
-        }
+    if is_draft(&map)? {
+        return Ok(Parsed::NotArticle(
+            "a draft (`draft` is true in its front matter)".to_string(),
+        ));
     }
-    for key in map.keys() {
-        if KNOWN_KEYS.contains(&key.as_str()) {
-            continue;
-        }
-        // Other keys (tags, layout…) are fine; a near miss of a known one is a typo.
-        if let Some(meant) = KNOWN_KEYS
-            .iter()
-            .find(|k| edit_distance(k, &key.to_lowercase()) <= 2 && key.len() > 3)
-        {
-            warnings.push(format!(
-                "front matter field `{key}` is not one fortnight reads; did you mean `{meant}`?"
-            ));
-        }
-    }
-
+    let mut warnings = near_misses(&map);
     let title = text_field(syntax, &map, "title")?;
-    let authors = match (map.get("author"), map.get("authors")) {
-        (Some(_), Some(_)) => {
-            return Err(
-                "front matter has both `author` and `authors`; keep one of them (a name or a list of names)".to_string(),
-            )
-        }
-        (Some(v), None) => names_of(syntax, "author", v)?,
-        (None, Some(v)) => names_of(syntax, "authors", v)?,
-        (None, None) => Vec::new(),
-    };
+    let authors = authors(syntax, &map)?;
     let date = date_field(syntax, &map, "date")?.ok_or_else(|| {
         format!(
             "front matter has no `date`; add the article's date, like {}",
@@ -312,16 +278,7 @@ fn build(syntax: Syntax, map: BTreeMap<String, Value>, body: &str) -> Result<Par
     })?;
     let issue = date_field(syntax, &map, "issue")?.map(IssueDate::new);
     let section = text_field(syntax, &map, "section")?;
-    let url = text_field(syntax, &map, "url")?;
-    if let Some(u) = &url {
-        let lower = u.to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://")) || u.contains(' ') {
-            return Err(format!(
-                "front matter field `url`: `{u}` is not an absolute web address; write it like {}",
-                syntax.example("url", "https://analyst.example.org/articles/manas")
-            ));
-        }
-    }
+    let url = url_field(syntax, &map)?;
     let summary = text_field(syntax, &map, "summary")?;
 
     let rendered = render(body);
@@ -347,6 +304,65 @@ fn build(syntax: Syntax, map: BTreeMap<String, Value>, body: &str) -> Result<Par
         read_count: None,
         warnings,
     }))
+}
+
+/// Whether the front matter says `draft: true` (anything but a boolean is an error).
+fn is_draft(map: &BTreeMap<String, Value>) -> Result<bool, String> {
+    match map.get("draft") {
+        Some(Value::Bool(true)) => Ok(true),
+        None | Some(Value::Bool(false)) | Some(Value::Null) => Ok(false),
+        Some(other) => Err(format!(
+            "front matter field `draft` must be true or false, not {}",
+            kind(other)
+        )),
+    }
+}
+
+/// Warnings for keys that are a near miss of a known one (a typo); other unknown keys
+/// (tags, layout…) are fine.
+fn near_misses(map: &BTreeMap<String, Value>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for key in map.keys() {
+        if KNOWN_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some(meant) = KNOWN_KEYS
+            .iter()
+            .find(|k| edit_distance(k, &key.to_lowercase()) <= 2 && key.len() > 3)
+        {
+            warnings.push(format!(
+                "front matter field `{key}` is not one fortnight reads; did you mean `{meant}`?"
+            ));
+        }
+    }
+    warnings
+}
+
+/// `author` (a name or a list) or `authors`, never both.
+fn authors(syntax: Syntax, map: &BTreeMap<String, Value>) -> Result<Vec<String>, String> {
+    match (map.get("author"), map.get("authors")) {
+        (Some(_), Some(_)) => Err(
+            "front matter has both `author` and `authors`; keep one of them (a name or a list of names)".to_string(),
+        ),
+        (Some(v), None) => names_of(syntax, "author", v),
+        (None, Some(v)) => names_of(syntax, "authors", v),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// `url`, when given: an absolute web address.
+fn url_field(syntax: Syntax, map: &BTreeMap<String, Value>) -> Result<Option<String>, String> {
+    let url = text_field(syntax, map, "url")?;
+    if let Some(u) = &url {
+        let lower = u.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) || u.contains(' ') {
+            return Err(format!(
+                "front matter field `url`: `{u}` is not an absolute web address; write it like {}",
+                syntax.example("url", "https://analyst.example.org/articles/manas")
+            ));
+        }
+    }
+    Ok(url)
 }
 
 fn names_of(syntax: Syntax, key: &str, v: &Value) -> Result<Vec<String>, String> {
@@ -376,21 +392,6 @@ fn names_of(syntax: Syntax, key: &str, v: &Value) -> Result<Vec<String>, String>
         }
         other => Err(bad(kind(other))),
     }
-}
-
-/// Levenshtein distance, for "did you mean" hints on short keys.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 pub(crate) struct Rendered {

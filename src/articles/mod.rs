@@ -7,18 +7,15 @@
 //! skipped with a reason; it never renders or sends anything.
 //!
 //! Submodules: `text` (bytes to clean text), `page_text` and `markdown` (one parser per
-//! format, both producing a [`Draft`]), [`grid`] (issue dates), `load` (the folder walk,
-//! parallel parsing, issue assignment) and `output` (`fortnight issues`).
+//! format, both producing a `Draft`), `grid` (issue dates) and `load` (the folder walk,
+//! parallel parsing, issue assignment). Showing the catalog is the command layer's
+//! (`cmd/issues.rs`); the warnings come back as lines ([`Catalog::warning_lines`]).
 
 mod grid;
 mod load;
 mod markdown;
-mod output;
 mod page_text;
 mod text;
-
-#[cfg(test)]
-mod fuzz_tests;
 
 use std::path::{Path, PathBuf};
 
@@ -27,9 +24,9 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::base::IssueDate;
-use crate::config::{Config, PublicationConfig};
+use crate::config::Config;
 
-pub use grid::Grid;
+pub(crate) use text::edit_distance;
 
 /// One article, whatever format it came from.
 #[derive(Debug, Clone, Serialize)]
@@ -115,7 +112,7 @@ pub fn join_names(names: &[String]) -> String {
 /// The title of an article that has none: what it is (the section in the singular) and who
 /// wrote it, or when: "Field Report by Gulnara Ismailova", "News Digest item of 25 February
 /// 2002", "Article by …" without a section. Never empty, never a file name.
-pub fn fallback_title(section: Option<&str>, authors: &[String], date: NaiveDate) -> String {
+pub(crate) fn fallback_title(section: Option<&str>, authors: &[String], date: NaiveDate) -> String {
     let kind = match section.map(str::trim).filter(|s| !s.is_empty()) {
         None => "Article".to_string(),
         Some(s) => {
@@ -154,24 +151,17 @@ impl Catalog {
         load::load(&config.articles_dir(), &config.publication, &config.path)
     }
 
-    /// Loads `dir` with the given publication settings (`articles_dir` is ignored).
-    pub fn load_dir(dir: &Path, publication: &PublicationConfig) -> Result<Catalog> {
-        load::load(dir, publication, Path::new("config.toml"))
-    }
-
-    /// Prints one warning line per skipped file and per problem to stderr; `articles_dir`
-    /// is the folder the catalog was loaded from (for full file names).
-    pub fn print_warnings(&self, articles_dir: &Path) {
-        for s in &self.skipped {
-            crate::report::warn(format_args!(
+    /// One warning line per skipped file, then one per problem; `articles_dir` is the
+    /// folder the catalog was loaded from (for full file names).
+    pub fn warning_lines(&self, articles_dir: &Path) -> Vec<String> {
+        let skipped = self.skipped.iter().map(|s| {
+            format!(
                 "skipped `{}`: {}",
                 articles_dir.join(&s.file).display(),
                 s.reason
-            ));
-        }
-        for w in &self.warnings {
-            crate::report::warn(w);
-        }
+            )
+        });
+        skipped.chain(self.warnings.iter().cloned()).collect()
     }
 
     /// Every article of every issue, newest issue first.
@@ -184,7 +174,7 @@ impl Catalog {
     }
 
     /// The newest issue, or the one with the given date (an error listing the known dates).
-    pub fn select(&self, date: Option<IssueDate>) -> Result<&Issue> {
+    pub(crate) fn select(&self, date: Option<IssueDate>) -> Result<&Issue> {
         match date {
             None => Ok(self.newest()),
             Some(d) => self.issues.iter().find(|i| i.date == d).ok_or_else(|| {
@@ -196,20 +186,6 @@ impl Catalog {
             }),
         }
     }
-}
-
-/// `fortnight issues [--json]`.
-pub fn cmd_issues(config: &Config, args: &crate::cli::IssuesArgs) -> Result<crate::Exit> {
-    let catalog = Catalog::load(config)?;
-    catalog.print_warnings(&config.articles_dir());
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        output::write_json(&mut stdout, &catalog)?;
-    } else {
-        output::write_table(&mut stdout, &catalog)?;
-    }
-    std::io::Write::flush(&mut stdout)?;
-    Ok(crate::Exit::Success)
 }
 
 #[cfg(test)]
@@ -259,3 +235,6 @@ mod tests {
         assert_eq!(join_names(&n(&["A", "B", "C"])), "A, B and C");
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests;

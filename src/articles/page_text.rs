@@ -12,8 +12,9 @@ use std::borrow::Cow;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
-use super::text::{escape_html, fold_key, normalise_cow, split_lines, split_names};
+use super::text::{fold_key, normalise_cow, split_lines, split_names};
 use super::Draft;
+use crate::base::{escape_html, IssueDate};
 
 /// The date line must be among this many non-empty lines at the top of the file.
 const HEADER_SEARCH_LINES: usize = 8;
@@ -24,72 +25,10 @@ const MIN_REPEATED_LEAD_WORDS: usize = 8;
 pub(crate) fn parse(text: &str) -> Result<Draft, String> {
     let lines: Vec<Cow<str>> = split_lines(text).map(normalise_cow).collect();
     let mut warnings = Vec::new();
-
     // The date line anchors the header: a title may come before it, section and byline after.
-    let mut date = None;
-    for (i, line) in lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-        .take(HEADER_SEARCH_LINES)
-    {
-        match parse_date_line(line) {
-            DateLine::NotADate => {}
-            DateLine::Invalid => {
-                return Err(format!(
-                    "the date line `{line}` is not a real date; write it like `Wednesday, 27 February 2002`"
-                ))
-            }
-            DateLine::Date { date: d, weekday } => {
-                if weekday.is_some_and(|w| w != d.weekday()) {
-                    warnings.push(format!(
-                        "the date line `{line}` names the wrong weekday: {} was a {}; using the date",
-                        d.format("%-d %B %Y"),
-                        d.format("%A")
-                    ));
-                }
-                date = Some((i, d));
-                break;
-            }
-        }
-    }
-    let Some((date_idx, date)) = date else {
-        return Err(format!(
-            "no date line (like `Wednesday, 27 February 2002`) in its first {HEADER_SEARCH_LINES} lines; not an article"
-        ));
-    };
-
+    let (date_idx, date) = find_date(&lines, &mut warnings)?;
     let title = title_before(&lines[..date_idx]);
-
-    // Section and byline, in either order, until the first other line.
-    let mut section = None;
-    let mut byline: Option<Byline> = None;
-    let mut body_start = lines.len();
-    for (i, line) in lines.iter().enumerate().skip(date_idx + 1) {
-        if line.is_empty() {
-            continue;
-        }
-        if section.is_none() {
-            if let Some(s) = strip_prefix_ci(line, "published in ") {
-                let s = s.trim().trim_end_matches('.').trim();
-                if !s.is_empty() {
-                    section = Some(s.to_string());
-                }
-                continue;
-            }
-        }
-        if byline.is_none() {
-            if let Some(b) = parse_byline(line) {
-                if let Some(w) = &b.warning {
-                    warnings.push(w.clone());
-                }
-                byline = Some(b);
-                continue;
-            }
-        }
-        body_start = i;
-        break;
-    }
+    let (section, byline, body_start) = header_after_date(&lines, date_idx, &mut warnings);
     if section.is_none() && byline.is_none() {
         return Err(
             "a date line but no `Published in SECTION` or `By AUTHOR` line after it; not an article"
@@ -100,22 +39,7 @@ pub(crate) fn parse(text: &str) -> Result<Draft, String> {
         Some(b) => (b.authors, b.issue, b.names_as_written),
         None => (Vec::new(), None, String::new()),
     };
-
-    // The trailer starts at `Read N times` (or, on pages without a counter, at the site's
-    // navigation); nothing from there on is article text.
-    let mut body_end = lines.len();
-    let mut read_count = None;
-    for (i, line) in lines.iter().enumerate().skip(body_start) {
-        if let Some(n) = parse_read_count(line) {
-            read_count = n;
-            body_end = i;
-            break;
-        }
-        if is_navigation_line(line) {
-            body_end = i;
-            break;
-        }
-    }
+    let (body_end, read_count) = trailer_start(&lines, body_start);
     let mut body: Vec<&str> = lines[body_start..body_end.max(body_start)]
         .iter()
         .map(|l| l.as_ref())
@@ -157,6 +81,89 @@ pub(crate) fn parse(text: &str) -> Result<Draft, String> {
         read_count,
         warnings,
     })
+}
+
+/// The date line among the first non-empty lines: its index and date (a wrong weekday is a
+/// warning; no date line, or one that is not a real date, means not an article).
+fn find_date(lines: &[Cow<str>], warnings: &mut Vec<String>) -> Result<(usize, NaiveDate), String> {
+    for (i, line) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .take(HEADER_SEARCH_LINES)
+    {
+        match parse_date_line(line) {
+            DateLine::NotADate => {}
+            DateLine::Invalid => {
+                return Err(format!(
+                    "the date line `{line}` is not a real date; write it like `Wednesday, 27 February 2002`"
+                ))
+            }
+            DateLine::Date { date: d, weekday } => {
+                if weekday.is_some_and(|w| w != d.weekday()) {
+                    warnings.push(format!(
+                        "the date line `{line}` names the wrong weekday: {} was a {}; using the date",
+                        d.format("%-d %B %Y"),
+                        d.format("%A")
+                    ));
+                }
+                return Ok((i, d));
+            }
+        }
+    }
+    Err(format!(
+        "no date line (like `Wednesday, 27 February 2002`) in its first {HEADER_SEARCH_LINES} lines; not an article"
+    ))
+}
+
+/// Section and byline after the date line, in either order, until the first other line:
+/// (section, byline, index of the first body line).
+fn header_after_date(
+    lines: &[Cow<str>],
+    date_idx: usize,
+    warnings: &mut Vec<String>,
+) -> (Option<String>, Option<Byline>, usize) {
+    let mut section = None;
+    let mut byline: Option<Byline> = None;
+    for (i, line) in lines.iter().enumerate().skip(date_idx + 1) {
+        if line.is_empty() {
+            continue;
+        }
+        if section.is_none() {
+            if let Some(s) = strip_prefix_ci(line, "published in ") {
+                let s = s.trim().trim_end_matches('.').trim();
+                if !s.is_empty() {
+                    section = Some(s.to_string());
+                }
+                continue;
+            }
+        }
+        if byline.is_none() {
+            if let Some(b) = parse_byline(line) {
+                if let Some(w) = &b.warning {
+                    warnings.push(w.clone());
+                }
+                byline = Some(b);
+                continue;
+            }
+        }
+        return (section, byline, i);
+    }
+    (section, byline, lines.len())
+}
+
+/// Where the trailer starts (at `Read N times`, or on pages without a counter at the site's
+/// navigation; nothing from there on is article text), and the read count it gives.
+fn trailer_start(lines: &[Cow<str>], body_start: usize) -> (usize, Option<u64>) {
+    for (i, line) in lines.iter().enumerate().skip(body_start) {
+        if let Some(n) = parse_read_count(line) {
+            return (i, n);
+        }
+        if is_navigation_line(line) {
+            return (i, None);
+        }
+    }
+    (lines.len(), None)
 }
 
 /// The title: the last block of non-empty lines before the date line, joined.
@@ -269,7 +276,7 @@ fn parse_read_count(line: &str) -> Option<Option<u64>> {
 
 struct Byline {
     authors: Vec<String>,
-    issue: Option<super::IssueDate>,
+    issue: Option<IssueDate>,
     /// The names as the byline wrote them (`A and B`), to recognise the signature.
     names_as_written: String,
     warning: Option<String>,
@@ -293,7 +300,7 @@ fn parse_byline(line: &str) -> Option<Byline> {
         if let Some((when, _)) = inside.split_once(" issue") {
             let when = when.trim();
             match parse_numeric_date(when) {
-                Some(d) => issue = Some(super::IssueDate::new(d)),
+                Some(d) => issue = Some(IssueDate::new(d)),
                 None => {
                     warning = Some(format!(
                         "the byline's issue date `{when}` is not a date (M/D/YYYY); the issue is taken from the grid instead"

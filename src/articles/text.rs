@@ -208,8 +208,6 @@ fn words_in(p: &str) -> usize {
     count + usize::from(has_alnum)
 }
 
-pub(crate) use crate::base::escape_html;
-
 /// Splits a list of names as written in a byline or a front matter `author` string:
 /// `A and B`, `A, B and C`, `A, B, and C`, `A & B`.
 pub(crate) fn split_names(s: &str) -> Vec<String> {
@@ -227,9 +225,25 @@ pub(crate) fn split_names(s: &str) -> Vec<String> {
     names
 }
 
+/// Levenshtein distance, for "did you mean" hints (front matter keys, template variables).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::escape_html;
 
     #[test]
     fn utf8_bom_is_removed_and_text_kept() {

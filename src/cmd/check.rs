@@ -1,11 +1,28 @@
-//! Validate everything a send depends on (`fortnight check`).
+//! `fortnight check`: validate everything a send depends on, print one line per finding.
+//!
+//! Any error-level line makes the command fail (exit 2) with a summary; otherwise it ends
+//! with the number of warnings.
 
 use anyhow::Result;
+use chrono::Utc;
 
 use super::Exit;
 use crate::cli::CheckArgs;
 use crate::config::Config;
+use crate::ops::check;
 
-pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit> {
-    crate::digest::cmd_check(config, args)
+pub fn run(config: &Config, _args: &CheckArgs) -> Result<Exit> {
+    let report = check::check(config, Utc::now());
+    for (severity, msg) in &report.lines {
+        println!("{severity}: {msg}");
+    }
+    let errors = report.errors();
+    if errors > 0 {
+        anyhow::bail!(
+            "`fortnight check` found {errors} error(s) and {} warning(s); a send would be refused or go out broken",
+            report.warnings()
+        );
+    }
+    println!("check passed with {} warning(s)", report.warnings());
+    Ok(Exit::Success)
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::articles::{Article, Issue};
+use crate::articles::{join_names, Article, Issue};
 use crate::config::{BodyMode, Config};
 use crate::subscribers::Subscriber;
 
@@ -72,15 +72,6 @@ pub const OTHER_PATHS: &[&str] = &[
 pub fn is_web_url(url: &str) -> bool {
     let lower = url.trim_start().get(..8).unwrap_or("").to_ascii_lowercase();
     lower.starts_with("https://") || lower.starts_with("http://")
-}
-
-/// "A", "A and B", "A, B and C".
-pub fn join_authors(authors: &[String]) -> String {
-    match authors {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {}", init.join(", "), last),
-    }
 }
 
 /// The issue number on the grid anchored at `first_issue` = `first_issue_number`.
@@ -156,7 +147,7 @@ fn article_value(config: &Config, a: &Article, index: usize) -> Value {
         "title": a.title,
         "url": url,
         "authors": a.authors,
-        "author": join_authors(&a.authors),
+        "author": join_names(&a.authors),
         "section": a.section,
         "date": a.date.format("%Y-%m-%d").to_string(),
         "lead": a.lead,

@@ -11,19 +11,14 @@
 //! 2. a dynamic one (in `mod.rs`): the substituted result must equal a full render for two
 //!    probe subscribers, one with an empty name and one with markup-like characters.
 //!
-//! If either fails, every copy is rendered in full ([`super::Digest::fast`] is `None`).
+//! If either fails, every copy is rendered in full (the digest has no fast parts).
 
 use std::collections::{BTreeSet, HashSet};
 
 use tera::ast::{Expr, ExprVal, FunctionCall, Node};
 use tera::Tera;
 
-use super::{Escape, Field, Part, Segment};
-use crate::base::escape_html_into;
-use crate::subscribers::Subscriber;
-
-pub const MARK_START: char = '\u{E000}';
-pub const MARK_END: char = '\u{E001}';
+use super::contract::{Escape, Field, Part, Segment, MARK_END, MARK_START};
 
 /// The marker standing for a field.
 pub fn marker(field: &Field) -> String {
@@ -77,57 +72,6 @@ pub fn split(rendered: &str, escape: Escape) -> Result<Part, String> {
         segments.push(Segment::Lit(rest.to_string()));
     }
     Ok(Part { segments, escape })
-}
-
-/// The value of a field for one copy.
-pub fn field_value<'a>(
-    field: &Field,
-    subscriber: &'a Subscriber,
-    unsubscribe_url: &'a str,
-) -> &'a str {
-    match field {
-        Field::Email => subscriber.email.as_str(),
-        Field::Name => &subscriber.name,
-        Field::UnsubscribeUrl => unsubscribe_url,
-        Field::Attr(a) => subscriber.attrs.get(a).map_or("", String::as_str),
-    }
-}
-
-/// Whether a value can be substituted as is: the full render would write it unchanged
-/// (no control characters, which the HTML parser and the line-ending normalisation touch;
-/// no leading/trailing blanks, which the subject trims; no marker characters).
-pub fn value_is_substitutable(v: &str) -> bool {
-    v.trim() == v
-        && !v
-            .chars()
-            .any(|c| c.is_control() || c == MARK_START || c == MARK_END)
-}
-
-/// Concatenates a part for one copy.
-pub fn fill(part: &Part, subscriber: &Subscriber, unsubscribe_url: &str, out: &mut String) {
-    for seg in &part.segments {
-        match seg {
-            Segment::Lit(s) => out.push_str(s),
-            Segment::Field(f) => {
-                let v = field_value(f, subscriber, unsubscribe_url);
-                match part.escape {
-                    Escape::Html => escape_html_into(v, out),
-                    Escape::None => out.push_str(v),
-                }
-            }
-        }
-    }
-}
-
-/// A rough size of a part (its literal bytes), to size buffers.
-pub fn literal_len(part: &Part) -> usize {
-    part.segments
-        .iter()
-        .map(|s| match s {
-            Segment::Lit(l) => l.len(),
-            Segment::Field(_) => 48,
-        })
-        .sum()
 }
 
 /// What the static analysis found.
@@ -377,7 +321,8 @@ pub fn analyse(tera: &Tera, roots: &[String], personal: &HashSet<String>) -> Ana
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subscribers::{Status, SubscriberEmail};
+    use crate::digest::contract::fill;
+    use crate::subscribers::{Status, Subscriber, SubscriberEmail};
     use std::collections::BTreeMap;
 
     fn personal() -> HashSet<String> {
@@ -465,14 +410,5 @@ mod tests {
         assert!(split("x \u{E000}NAME\u{E001}", Escape::None).is_err());
         assert!(split("x \u{E000}na", Escape::None).is_err());
         assert!(split("me\u{E001} x", Escape::None).is_err());
-    }
-
-    #[test]
-    fn values_with_controls_or_padding_are_not_substituted() {
-        assert!(value_is_substitutable("Zoë & Bo"));
-        assert!(value_is_substitutable(""));
-        assert!(!value_is_substitutable(" Zoë"));
-        assert!(!value_is_substitutable("a\rb"));
-        assert!(!value_is_substitutable("a\u{E000}"));
     }
 }

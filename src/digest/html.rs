@@ -16,7 +16,7 @@
 //! It is not a general HTML sanitizer for hostile documents; it is the last step of our own
 //! renderer, which starts from the editor's templates and escaped article data.
 
-use super::fast::{MARK_END, MARK_START};
+use super::contract::{Field, MARK_START};
 use crate::base::escape_html_into;
 
 /// What the final pass found in the HTML part.
@@ -351,151 +351,176 @@ fn push_attr(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
+/// The state of the final pass over one document.
+struct Pass<'a> {
+    out: String,
+    report: HtmlReport,
+    /// The marker allowed as a link address (the unsubscribe URL in a marker render).
+    unsubscribe_marker: &'a str,
+    /// Open elements: (name, hidden).
+    stack: Vec<(String, bool)>,
+    /// While removing an element with its content: (name, nesting depth).
+    dropping: Option<(String, usize)>,
+    /// An open <a>: index into report.links.
+    open_link: Option<usize>,
+    in_kept_style: bool,
+}
+
+impl Pass<'_> {
+    fn start(&mut self, name: String, attrs: Vec<(String, String)>) {
+        let void = VOID.contains(&name.as_str());
+        if let Some((dn, depth)) = &mut self.dropping {
+            if *dn == name && !void {
+                *depth += 1;
+            }
+            return;
+        }
+        let in_head = self.stack.iter().any(|(n, _)| n == "head");
+        if DROPPED.contains(&name.as_str()) || (name == "style" && !in_head) {
+            self.report.removed.push(if name == "style" {
+                "a <style> block outside <head> (put styles in the <head>)".to_string()
+            } else {
+                format!("a <{name}> element (not allowed in email)")
+            });
+            if !void {
+                self.dropping = Some((name, 1));
+            }
+            return;
+        }
+        self.out.push('<');
+        self.out.push_str(&name);
+        let href = self.attributes(&name, &attrs);
+        self.out.push('>');
+        if name == "style" {
+            self.in_kept_style = true;
+        }
+        let hidden = is_hidden(&attrs) || self.stack.iter().any(|(_, h)| *h);
+        if let Some(h) = href {
+            self.report.links.push(Link {
+                href: h,
+                text: String::new(),
+                visible: !hidden,
+            });
+            self.open_link = Some(self.report.links.len() - 1);
+        }
+        if !void {
+            self.stack.push((name, hidden));
+        }
+    }
+
+    /// Writes the attributes that may stay (no event handlers, only allowed URL schemes);
+    /// returns the `href` of an `<a>`.
+    fn attributes(&mut self, name: &str, attrs: &[(String, String)]) -> Option<String> {
+        let mut href = None;
+        for (an, av) in attrs {
+            if an.starts_with("on")
+                || an == "srcdoc"
+                || an == "formaction"
+                || an == "data-css-inline"
+            {
+                if an.starts_with("on") {
+                    self.report
+                        .removed
+                        .push(format!("an event handler attribute `{an}` on <{name}>"));
+                }
+                continue;
+            }
+            if let Some(schemes) = allowed_schemes(an) {
+                let trimmed = av.trim_start();
+                if trimmed.starts_with(MARK_START) {
+                    if !trimmed.starts_with(self.unsubscribe_marker) {
+                        self.report.personal_link = true;
+                    }
+                } else if !url_allowed(av, schemes) {
+                    self.report.removed.push(format!(
+                        "a link to `{}` on <{name}> (only {} are allowed)",
+                        av.chars().take(60).collect::<String>(),
+                        schemes.join(" ")
+                    ));
+                    continue;
+                }
+                if an == "href" && name == "a" {
+                    href = Some(av.clone());
+                }
+            }
+            push_attr(&mut self.out, an, av);
+        }
+        href
+    }
+
+    fn end(&mut self, name: String) {
+        if let Some((dn, depth)) = &mut self.dropping {
+            if *dn == name {
+                *depth -= 1;
+                if *depth == 0 {
+                    self.dropping = None;
+                }
+            }
+            return;
+        }
+        if VOID.contains(&name.as_str()) {
+            return;
+        }
+        if let Some(pos) = self.stack.iter().rposition(|(n, _)| *n == name) {
+            self.stack.truncate(pos);
+        }
+        if name == "a" {
+            if let Some(i) = self.open_link.take() {
+                let link = &mut self.report.links[i];
+                link.text = link.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            }
+        }
+        if name == "style" {
+            self.in_kept_style = false;
+        }
+        self.out.push_str("</");
+        self.out.push_str(&name);
+        self.out.push('>');
+    }
+
+    fn text(&mut self, t: &str) {
+        if self.dropping.is_some() {
+            return;
+        }
+        if let Some(i) = self.open_link {
+            self.report.links[i].text.push_str(t);
+        }
+        escape_html_into(t, &mut self.out);
+    }
+}
+
 /// The final pass over serialized HTML (see the module docs).
 pub fn canonicalize(input: &str, unsubscribe_marker: &str) -> (String, HtmlReport) {
-    let mut out = String::with_capacity(input.len() + input.len() / 20);
-    let mut report = HtmlReport::default();
-    // Open elements: (name, hidden).
-    let mut stack: Vec<(String, bool)> = Vec::new();
-    // While removing an element with its content: (name, nesting depth).
-    let mut dropping: Option<(String, usize)> = None;
-    // An open <a>: index into report.links.
-    let mut open_link: Option<usize> = None;
-    let mut in_kept_style = false;
-
+    let mut pass = Pass {
+        out: String::with_capacity(input.len() + input.len() / 20),
+        report: HtmlReport::default(),
+        unsubscribe_marker,
+        stack: Vec::new(),
+        dropping: None,
+        open_link: None,
+        in_kept_style: false,
+    };
     for tok in Tokenizer::new(input) {
         match tok {
             Token::Verbatim(v) => {
-                if dropping.is_none() {
-                    out.push_str(v);
+                if pass.dropping.is_none() {
+                    pass.out.push_str(v);
                 }
             }
             Token::Raw(raw) => {
-                if dropping.is_none() {
-                    out.push_str(raw);
-                    if in_kept_style {
-                        report.head_style_bytes += raw.len();
+                if pass.dropping.is_none() {
+                    pass.out.push_str(raw);
+                    if pass.in_kept_style {
+                        pass.report.head_style_bytes += raw.len();
                     }
                 }
             }
-            Token::Start { name, attrs } => {
-                let void = VOID.contains(&name.as_str());
-                if let Some((dn, depth)) = &mut dropping {
-                    if *dn == name && !void {
-                        *depth += 1;
-                    }
-                    continue;
-                }
-                let in_head = stack.iter().any(|(n, _)| n == "head");
-                if DROPPED.contains(&name.as_str()) || (name == "style" && !in_head) {
-                    report.removed.push(if name == "style" {
-                        "a <style> block outside <head> (put styles in the <head>)".to_string()
-                    } else {
-                        format!("a <{name}> element (not allowed in email)")
-                    });
-                    if !void {
-                        dropping = Some((name, 1));
-                    }
-                    continue;
-                }
-                out.push('<');
-                out.push_str(&name);
-                let mut href = None;
-                for (an, av) in &attrs {
-                    if an.starts_with("on")
-                        || an == "srcdoc"
-                        || an == "formaction"
-                        || an == "data-css-inline"
-                    {
-                        if an.starts_with("on") {
-                            report
-                                .removed
-                                .push(format!("an event handler attribute `{an}` on <{name}>"));
-                        }
-                        continue;
-                    }
-                    if let Some(schemes) = allowed_schemes(an) {
-                        let trimmed = av.trim_start();
-                        if trimmed.starts_with(MARK_START) {
-                            if !trimmed.starts_with(unsubscribe_marker) {
-                                report.personal_link = true;
-                            }
-                        } else if !url_allowed(av, schemes) {
-                            report.removed.push(format!(
-                                "a link to `{}` on <{name}> (only {} are allowed)",
-                                av.chars().take(60).collect::<String>(),
-                                schemes.join(" ")
-                            ));
-                            continue;
-                        }
-                        if an == "href" && name == "a" {
-                            href = Some(av.clone());
-                        }
-                    }
-                    push_attr(&mut out, an, av);
-                }
-                out.push('>');
-                if name == "style" {
-                    in_kept_style = true;
-                }
-                let hidden = is_hidden(&attrs) || stack.iter().any(|(_, h)| *h);
-                if let Some(h) = href {
-                    report.links.push(Link {
-                        href: h,
-                        text: String::new(),
-                        visible: !hidden,
-                    });
-                    open_link = Some(report.links.len() - 1);
-                }
-                if !void {
-                    stack.push((name, hidden));
-                }
-            }
-            Token::End(name) => {
-                if let Some((dn, depth)) = &mut dropping {
-                    if *dn == name {
-                        *depth -= 1;
-                        if *depth == 0 {
-                            dropping = None;
-                        }
-                    }
-                    continue;
-                }
-                if VOID.contains(&name.as_str()) {
-                    continue;
-                }
-                if let Some(pos) = stack.iter().rposition(|(n, _)| *n == name) {
-                    stack.truncate(pos);
-                }
-                if name == "a" {
-                    if let Some(i) = open_link.take() {
-                        let t = report.links[i]
-                            .text
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        report.links[i].text = t;
-                    }
-                }
-                if name == "style" {
-                    in_kept_style = false;
-                }
-                out.push_str("</");
-                out.push_str(&name);
-                out.push('>');
-            }
-            Token::Text(t) => {
-                if dropping.is_some() {
-                    continue;
-                }
-                if let Some(i) = open_link {
-                    report.links[i].text.push_str(&t);
-                }
-                escape_html_into(&t, &mut out);
-            }
+            Token::Start { name, attrs } => pass.start(name, attrs),
+            Token::End(name) => pass.end(name),
+            Token::Text(t) => pass.text(&t),
         }
     }
-    (out, report)
+    (pass.out, pass.report)
 }
 
 /// The `http(s)`/`mailto` link addresses in an HTML fragment (an article body), in order,
@@ -520,9 +545,13 @@ pub fn links_in_fragment(html: &str) -> Vec<String> {
     out
 }
 
-/// Whether a string holds marker characters (a marker render's output).
-pub fn has_marker(s: &str) -> bool {
-    s.contains(MARK_START) || s.contains(MARK_END)
+/// Whether the final HTML has a visible `<a>` with text pointing at `url`.
+pub fn digest_links_visible_to(html: &str, url: &str) -> bool {
+    let (_, report) = canonicalize(html, &super::fast::marker(&Field::UnsubscribeUrl));
+    report
+        .links
+        .iter()
+        .any(|l| l.href == url && l.visible && !l.text.trim().is_empty())
 }
 
 #[cfg(test)]

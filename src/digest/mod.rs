@@ -5,18 +5,20 @@
 //! values in place of every per-subscriber field, and the output is kept as [`Segment`]s so
 //! that personalising a copy is string concatenation (the "fast path"). A template that uses
 //! subscriber data in ways markers cannot survive (filters over the name, conditions on
-//! attributes) falls back to a full Tera render per subscriber. Nothing here builds MIME or
-//! sends anything.
+//! attributes) falls back to a full Tera render per subscriber.
+//!
+//! What the message layer may rely on is in [`contract`] (the parts, the fields, the rules
+//! for filling them, and the [`Personalise`] trait that [`Digest`] implements); nothing here
+//! knows about MIME, the list or sending. [`sample_issue`] is the built-in issue `check`
+//! renders when the articles cannot be read.
 
-mod check;
-pub mod context;
-pub mod fast;
-pub mod filters;
-pub mod fixture;
-pub mod html;
-mod init;
-mod preview;
-pub mod templates;
+pub(crate) mod context;
+pub mod contract;
+pub(crate) mod fast;
+pub(crate) mod filters;
+pub(crate) mod html;
+mod sample;
+pub(crate) mod templates;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -29,61 +31,17 @@ use crate::articles::Issue;
 use crate::config::Config;
 use crate::subscribers::{Status, Subscriber, SubscriberEmail};
 
-pub use check::check_report;
-pub use html::HtmlReport;
-pub use preview::{preview_issue, PreviewOutput};
-pub use templates::TemplateError;
-
-/// The three rendered texts of one subscriber's copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub subject: String,
-    pub html: String,
-    pub text: String,
-}
-
-/// A per-subscriber value that the fast path substitutes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Field {
-    Email,
-    Name,
-    UnsubscribeUrl,
-    Attr(String),
-}
-
-/// A piece of a rendered part: shared text, or a field to fill per subscriber.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
-    Lit(String),
-    Field(Field),
-}
-
-/// How a field is written into a part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Escape {
-    /// HTML-escaped (the HTML part).
-    Html,
-    /// As is (text part, subject).
-    None,
-}
-
-/// A rendered part as segments, with how its fields must be escaped.
-///
-/// The HTML part's literal segments are final HTML; the text part uses LF line endings.
-/// The subject's segments are joined and then trimmed of blanks and line breaks by
-/// [`Digest::render_for`]: use that (or [`normalize_line`]) rather than joining by hand.
-#[derive(Debug, Clone)]
-pub struct Part {
-    pub segments: Vec<Segment>,
-    pub escape: Escape,
-}
+use contract::normalize_line;
+pub use contract::{Escape, Field, Part, Personalise, Rendered, Segment};
+pub(crate) use html::HtmlReport;
+pub use sample::sample_issue;
 
 /// One issue, rendered once, ready to personalise.
 #[derive(Debug, Clone)]
 pub struct Digest {
     /// Present when the templates allow the fast path: (subject, html, text).
-    pub fast: Option<[Part; 3]>,
-    engine: Option<Arc<Engine>>,
+    fast: Option<[Part; 3]>,
+    engine: Arc<Engine>,
 }
 
 /// What a full render needs, and what `check` wants to know about the templates.
@@ -118,20 +76,9 @@ pub enum RenderPath {
     Full(String),
 }
 
-/// One line for a header: line breaks and tabs become spaces, the ends are trimmed.
-pub fn normalize_line(s: &str) -> String {
-    let joined: String = s
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    joined.replace('\t', " ")
-}
-
 /// The text part: LF line endings, blank-only lines emptied, at most one blank line in a
 /// row, no blank lines at the start, one line break at the end.
-pub fn normalize_text(s: &str) -> String {
+fn normalize_text(s: &str) -> String {
     let s = s.replace("\r\n", "\n").replace('\r', "\n");
     let mut out = String::with_capacity(s.len());
     let mut blank_run = 0;
@@ -239,150 +186,151 @@ impl Engine {
     }
 }
 
+/// Which context values differ per subscriber, and what the templates do with them: the
+/// subject and preheader count as personal when their templates use subscriber data. Fails
+/// on a filter, test or function no template engine knows.
+fn analyse(set: &templates::TemplateSet) -> Result<fast::Analysis> {
+    let has_preheader = set.sources.contains_key(templates::PREHEADER);
+    let mut personal: HashSet<String> = ["subscriber", "unsubscribe_url"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if has_preheader
+        && fast::analyse(&set.tera, &[templates::PREHEADER.to_string()], &personal).uses_personal
+    {
+        personal.insert("preheader".to_string());
+    }
+    if fast::analyse(&set.tera, &[templates::SUBJECT.to_string()], &personal).uses_personal {
+        personal.insert("subject".to_string());
+    }
+    let mut roots = vec![
+        templates::HTML.to_string(),
+        templates::TEXT.to_string(),
+        templates::SUBJECT.to_string(),
+    ];
+    if has_preheader {
+        roots.push(templates::PREHEADER.to_string());
+    }
+    let analysis = fast::analyse(&set.tera, &roots, &personal);
+    for (template, kind, name) in &analysis.calls {
+        let known = match *kind {
+            // `safe` is handled by Tera itself, not a registered filter.
+            "filter" => name == "safe" || set.tera.get_filter(name).is_ok(),
+            "test" => set.tera.get_tester(name).is_ok(),
+            _ => set.tera.get_function(name).is_ok(),
+        };
+        if !known {
+            return Err(set.unknown_call(template, kind, name).into());
+        }
+    }
+    Ok(analysis)
+}
+
+/// The subscriber of the marker render: every field is its marker.
+fn marker_subscriber(attrs: &[String]) -> Value {
+    serde_json::json!({
+        "email": fast::marker(&Field::Email),
+        "name": fast::marker(&Field::Name),
+        "attrs": attrs
+            .iter()
+            .map(|a| (a.clone(), Value::String(fast::marker(&Field::Attr(a.clone())))))
+            .collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// The marker render split into (subject, html, text) parts; `Err` says why it cannot be.
+fn split_parts(marked: &Rendered) -> Result<[Part; 3], String> {
+    Ok([
+        fast::split(&marked.subject, Escape::None)?,
+        fast::split(&marked.html, Escape::Html)?,
+        fast::split(&marked.text, Escape::None)?,
+    ])
+}
+
+/// Why substituting a copy does not give its full render, if it does not.
+fn mismatch(quick: &Rendered, full: &Rendered) -> Option<String> {
+    [
+        ("subject", &quick.subject, &full.subject),
+        ("HTML part", &quick.html, &full.html),
+        ("text part", &quick.text, &full.text),
+    ]
+    .into_iter()
+    .find(|(_, a, b)| a != b)
+    .map(|(what, a, b)| {
+        format!(
+            "the {what} depends on subscriber data in a way substitution cannot reproduce ({})",
+            first_difference(a, b)
+        )
+    })
+}
+
+impl Engine {
+    /// Why every copy must be rendered in full, as far as the syntax and the marker
+    /// render's HTML show.
+    fn static_fallback(&self, analysis: &fast::Analysis) -> Option<String> {
+        if !analysis.reasons.is_empty() {
+            Some(format!(
+                "the templates transform subscriber data: {}",
+                analysis.reasons.join("; ")
+            ))
+        } else if self.report.personal_link {
+            Some("a link address in the HTML template starts with subscriber data".to_string())
+        } else {
+            None
+        }
+    }
+
+    /// Renders the two probes in full (an error there fails `prepare`) and, when `parts` are
+    /// given, says why substituting them does not reproduce those renders.
+    fn probe(&self, parts: Option<&[Part; 3]>) -> Result<Option<String>> {
+        let mut fallback = None;
+        for (p, url) in probes(&self.attrs) {
+            let full = self.render_subscriber(&p, url)?;
+            if let (None, Some(parts)) = (&fallback, parts) {
+                fallback = mismatch(&contract::substitute(parts, &p, url), &full);
+            }
+        }
+        Ok(fallback)
+    }
+}
+
 impl Digest {
     /// Loads the templates and renders the issue once. `now` is injected for reproducible output.
     pub fn prepare(config: &Config, issue: &Issue, now: DateTime<Utc>) -> Result<Digest> {
         let set = templates::load(config)?;
-        let has_preheader = set.sources.contains_key(templates::PREHEADER);
-
-        // Which context values differ per subscriber: subscriber data, and the subject or
-        // preheader when their templates use it.
-        let mut personal: HashSet<String> = ["subscriber", "unsubscribe_url"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        if has_preheader
-            && fast::analyse(&set.tera, &[templates::PREHEADER.to_string()], &personal)
-                .uses_personal
-        {
-            personal.insert("preheader".to_string());
-        }
-        if fast::analyse(&set.tera, &[templates::SUBJECT.to_string()], &personal).uses_personal {
-            personal.insert("subject".to_string());
-        }
-        let mut roots = vec![
-            templates::HTML.to_string(),
-            templates::TEXT.to_string(),
-            templates::SUBJECT.to_string(),
-        ];
-        if has_preheader {
-            roots.push(templates::PREHEADER.to_string());
-        }
-        let analysis = fast::analyse(&set.tera, &roots, &personal);
-        for (template, kind, name) in &analysis.calls {
-            let known = match *kind {
-                // `safe` is handled by Tera itself, not a registered filter.
-                "filter" => name == "safe" || set.tera.get_filter(name).is_ok(),
-                "test" => set.tera.get_tester(name).is_ok(),
-                _ => set.tera.get_function(name).is_ok(),
-            };
-            if !known {
-                return Err(set.unknown_call(template, kind, name).into());
-            }
-        }
-
+        let analysis = analyse(&set)?;
         let base_map = context::base_context(config, issue, now);
         let default_preheader = context::default_preheader(&base_map);
         let base = tera::Context::from_value(Value::Object(base_map))
             .expect("the context is a JSON object");
-        let attrs: Vec<String> = analysis.attrs.iter().cloned().collect();
         let mut engine = Engine {
             set,
             base,
-            attrs: attrs.clone(),
+            attrs: analysis.attrs.iter().cloned().collect(),
             default_preheader,
             fallback: None,
             report: HtmlReport::default(),
         };
-
-        // The marker render.
-        let marker_subscriber = serde_json::json!({
-            "email": fast::marker(&Field::Email),
-            "name": fast::marker(&Field::Name),
-            "attrs": attrs
-                .iter()
-                .map(|a| (a.clone(), Value::String(fast::marker(&Field::Attr(a.clone())))))
-                .collect::<serde_json::Map<_, _>>(),
-        });
-        let (marked, report) =
-            engine.render(&marker_subscriber, &fast::marker(&Field::UnsubscribeUrl))?;
+        let (marked, report) = engine.render(
+            &marker_subscriber(&engine.attrs),
+            &fast::marker(&Field::UnsubscribeUrl),
+        )?;
         engine.report = report;
 
-        let mut fallback: Option<String> = None;
-        if !analysis.reasons.is_empty() {
-            fallback = Some(format!(
-                "the templates transform subscriber data: {}",
-                analysis.reasons.join("; ")
-            ));
-        } else if engine.report.personal_link {
-            fallback =
-                Some("a link address in the HTML template starts with subscriber data".to_string());
-        }
-        let parts = match (
-            fast::split(&marked.subject, Escape::None),
-            fast::split(&marked.html, Escape::Html),
-            fast::split(&marked.text, Escape::None),
-        ) {
-            (Ok(s), Ok(h), Ok(t)) => Some([s, h, t]),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        let mut fallback = engine.static_fallback(&analysis);
+        let parts = split_parts(&marked)
+            .map_err(|e| {
                 fallback.get_or_insert(e);
-                None
-            }
-        };
-
+            })
+            .ok();
         // Probes: a full render must equal the substituted copy, byte for byte.
-        let mut digest = Digest {
-            fast: parts,
-            engine: None,
-        };
-        for (p, url) in probes(&attrs) {
-            let full = engine.render_subscriber(&p, url)?;
-            if fallback.is_none() {
-                let quick = digest.substitute(&p, url);
-                for (what, a, b) in [
-                    ("subject", &quick.subject, &full.subject),
-                    ("HTML part", &quick.html, &full.html),
-                    ("text part", &quick.text, &full.text),
-                ] {
-                    if a != b {
-                        fallback = Some(format!(
-                            "the {what} depends on subscriber data in a way substitution cannot reproduce ({})",
-                            first_difference(a, b)
-                        ));
-                        break;
-                    }
-                }
-            }
-        }
-        if fallback.is_some() {
-            digest.fast = None;
-        }
+        let probed = engine.probe(parts.as_ref().filter(|_| fallback.is_none()))?;
+        fallback = fallback.or(probed);
         engine.fallback = fallback;
-        digest.engine = Some(Arc::new(engine));
-        Ok(digest)
-    }
-
-    /// A digest that only substitutes (no templates behind it): for tests of other modules.
-    pub fn from_parts(parts: [Part; 3]) -> Digest {
-        Digest {
-            fast: Some(parts),
-            engine: None,
-        }
-    }
-
-    fn substitute(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Rendered {
-        let [s, h, t] = self.fast.as_ref().expect("called with a fast path");
-        let mut subject = String::new();
-        fast::fill(s, subscriber, unsubscribe_url, &mut subject);
-        let mut html = String::with_capacity(fast::literal_len(h) + 64);
-        fast::fill(h, subscriber, unsubscribe_url, &mut html);
-        let mut text = String::with_capacity(fast::literal_len(t) + 64);
-        fast::fill(t, subscriber, unsubscribe_url, &mut text);
-        Rendered {
-            subject: normalize_line(&subject),
-            html,
-            text,
-        }
+        Ok(Digest {
+            fast: parts.filter(|_| engine.fallback.is_none()),
+            engine: Arc::new(engine),
+        })
     }
 
     fn substitutable(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> bool {
@@ -391,20 +339,22 @@ impl Digest {
         };
         parts.iter().flat_map(|p| &p.segments).all(|seg| match seg {
             Segment::Lit(_) => true,
-            Segment::Field(f) => {
-                fast::value_is_substitutable(fast::field_value(f, subscriber, unsubscribe_url))
-            }
+            Segment::Field(f) => contract::value_is_substitutable(contract::field_value(
+                f,
+                subscriber,
+                unsubscribe_url,
+            )),
         })
     }
 
     /// This subscriber's copy (fast path when possible, else a full render).
     pub fn render_for(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Result<Rendered> {
-        if self.fast.is_some()
-            && (self.engine.is_none() || self.substitutable(subscriber, unsubscribe_url))
-        {
-            return Ok(self.substitute(subscriber, unsubscribe_url));
+        match &self.fast {
+            Some(parts) if self.substitutable(subscriber, unsubscribe_url) => {
+                Ok(contract::substitute(parts, subscriber, unsubscribe_url))
+            }
+            _ => self.render_full_for(subscriber, unsubscribe_url),
         }
-        self.render_full_for(subscriber, unsubscribe_url)
     }
 
     /// This subscriber's copy by a full Tera render, whatever the path (tests, benchmarks).
@@ -413,78 +363,72 @@ impl Digest {
         subscriber: &Subscriber,
         unsubscribe_url: &str,
     ) -> Result<Rendered> {
-        match &self.engine {
-            Some(e) => e.render_subscriber(subscriber, unsubscribe_url),
-            None => anyhow::bail!("this digest was built from parts and has no templates"),
-        }
+        self.engine.render_subscriber(subscriber, unsubscribe_url)
     }
 
     /// How copies are personalised, and why not by substitution when they are not.
     pub fn path(&self) -> RenderPath {
-        match (
-            &self.fast,
-            self.engine.as_ref().and_then(|e| e.fallback.clone()),
-        ) {
+        match (&self.fast, &self.engine.fallback) {
             (Some(_), _) => RenderPath::Fast,
-            (None, Some(reason)) => RenderPath::Full(reason),
+            (None, Some(reason)) => RenderPath::Full(reason.clone()),
             (None, None) => RenderPath::Full("no fast path".to_string()),
         }
     }
 
     /// What the final HTML pass found (removed elements, kept `<style>` size).
-    pub fn html_report(&self) -> Option<&HtmlReport> {
-        self.engine.as_ref().map(|e| &e.report)
+    pub(crate) fn html_report(&self) -> &HtmlReport {
+        &self.engine.report
     }
 
     /// The `subscriber.attrs.NAME` the templates print.
-    pub fn attrs_used(&self) -> &[String] {
-        self.engine.as_ref().map_or(&[], |e| e.attrs.as_slice())
-    }
-
-    /// The templates in use: (name, where it came from), built-ins included.
-    pub fn templates_in_use(&self) -> Vec<(String, String)> {
-        self.engine.as_ref().map_or_else(Vec::new, |e| {
-            e.set
-                .sources
-                .iter()
-                .map(|(n, s)| (n.clone(), s.display.clone()))
-                .collect()
-        })
+    pub(crate) fn attrs_used(&self) -> &[String] {
+        &self.engine.attrs
     }
 
     /// Template files from the templates folder that differ from the built-in defaults.
-    pub fn customised_templates(&self) -> Vec<String> {
-        self.engine.as_ref().map_or_else(Vec::new, |e| {
-            e.set
-                .sources
-                .iter()
-                .filter(|(n, s)| {
-                    s.user
-                        && n.ends_with(".tera")
-                        && !templates::BUILTIN.iter().any(|(bn, bt)| {
-                            bn == n && bt.replace("\r\n", "\n") == s.text.replace("\r\n", "\n")
-                        })
-                })
-                .map(|(_, s)| s.display.clone())
-                .collect()
-        })
+    pub(crate) fn customised_templates(&self) -> Vec<String> {
+        self.engine
+            .set
+            .sources
+            .iter()
+            .filter(|(n, s)| {
+                s.user
+                    && n.ends_with(".tera")
+                    && !templates::BUILTIN.iter().any(|(bn, bt)| {
+                        bn == n && bt.replace("\r\n", "\n") == s.text.replace("\r\n", "\n")
+                    })
+            })
+            .map(|(_, s)| s.display.clone())
+            .collect()
     }
 }
 
-/// `fortnight preview`.
-pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<crate::Exit> {
-    preview::cmd_preview(config, args)
+impl Personalise for Digest {
+    fn fast_parts(&self) -> Option<&[Part; 3]> {
+        self.fast.as_ref()
+    }
+
+    fn render_for(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Result<Rendered> {
+        Digest::render_for(self, subscriber, unsubscribe_url)
+    }
 }
 
-/// `fortnight init DIR`.
-pub fn cmd_init(args: &crate::cli::InitArgs) -> Result<crate::Exit> {
-    init::cmd_init(args)
-}
-
-/// `fortnight check`.
-pub fn cmd_check(config: &Config, args: &crate::cli::CheckArgs) -> Result<crate::Exit> {
-    check::cmd_check(config, args)
+#[cfg(test)]
+impl Digest {
+    /// The templates in use: (name, where it came from), built-ins included.
+    pub(crate) fn templates_in_use(&self) -> Vec<(String, String)> {
+        self.engine
+            .set
+            .sources
+            .iter()
+            .map(|(n, s)| (n.clone(), s.display.clone()))
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) mod fixture;

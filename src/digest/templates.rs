@@ -20,6 +20,7 @@ use tera::Tera;
 
 use super::context::{ARTICLE_KEYS, OTHER_PATHS, SECTION_KEYS, TOP_LEVEL_KEYS};
 use super::filters;
+use crate::articles::edit_distance;
 use crate::config::Config;
 
 /// The HTML part's template.
@@ -67,8 +68,6 @@ pub struct Source {
 pub struct TemplateSet {
     pub tera: Tera,
     pub sources: BTreeMap<String, Source>,
-    /// The templates folder and whether it exists.
-    pub folder: (PathBuf, bool),
 }
 
 impl fmt::Debug for TemplateSet {
@@ -141,10 +140,9 @@ fn collect_folder(dir: &Path, rel: &Path, out: &mut Vec<(String, PathBuf)>) -> R
     Ok(())
 }
 
-/// Reads the built-ins, the editor's folder and the config templates, and parses them all.
-/// Errors are [`TemplateError`]s (downcast to tell them apart from I/O problems).
-pub fn load(config: &Config) -> Result<TemplateSet> {
-    let mut sources: BTreeMap<String, Source> = BUILTIN
+/// The built-in templates, under their names.
+fn builtin_sources() -> BTreeMap<String, Source> {
+    BUILTIN
         .iter()
         .map(|(n, t)| {
             (
@@ -156,29 +154,38 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Adds the `.tera` files of the templates folder, when it exists, over the built-ins.
+fn add_folder(config: &Config, sources: &mut BTreeMap<String, Source>) -> Result<()> {
     let folder = config.templates_dir();
-    let exists = folder.is_dir();
-    if exists {
-        let mut files = Vec::new();
-        collect_folder(&folder, Path::new(""), &mut files)?;
-        for (name, path) in files {
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "cannot read the template `{}` (templates must be UTF-8 text)",
-                    path.display()
-                )
-            })?;
-            sources.insert(
-                name.clone(),
-                Source {
-                    display: display_for(config, &name),
-                    text,
-                    user: true,
-                },
-            );
-        }
+    if !folder.is_dir() {
+        return Ok(());
     }
+    let mut files = Vec::new();
+    collect_folder(&folder, Path::new(""), &mut files)?;
+    for (name, path) in files {
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read the template `{}` (templates must be UTF-8 text)",
+                path.display()
+            )
+        })?;
+        sources.insert(
+            name.clone(),
+            Source {
+                display: display_for(config, &name),
+                text,
+                user: true,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Adds the subject and preheader templates of the config.
+fn add_config_templates(config: &Config, sources: &mut BTreeMap<String, Source>) {
     let cfg = config.path.display();
     sources.insert(
         SUBJECT.to_string(),
@@ -198,6 +205,14 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
             },
         );
     }
+}
+
+/// Reads the built-ins, the editor's folder and the config templates, and parses them all.
+/// Errors are [`TemplateError`]s (downcast to tell them apart from I/O problems).
+pub fn load(config: &Config) -> Result<TemplateSet> {
+    let mut sources = builtin_sources();
+    add_folder(config, &mut sources)?;
+    add_config_templates(config, &mut sources);
 
     let mut tera = Tera::default();
     tera.autoescape_on(vec![".html.tera", ".html", ".htm"]);
@@ -216,15 +231,10 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         let set = TemplateSet {
             tera: Tera::default(),
             sources,
-            folder: (folder, exists),
         };
         return Err(set.explain(e, HTML).into());
     }
-    Ok(TemplateSet {
-        tera,
-        sources,
-        folder: (folder, exists),
-    })
+    Ok(TemplateSet { tera, sources })
 }
 
 /// Tera's chain of messages, outermost first.
@@ -307,20 +317,6 @@ pub fn find_filter_line(text: &str, name: &str) -> Option<usize> {
     None
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The closest known variable path to `unknown`, if any is close.
 pub fn suggest(unknown: &str) -> Option<String> {
     let root = unknown.split(['.', '[']).next().unwrap_or(unknown);
@@ -334,7 +330,7 @@ pub fn suggest(unknown: &str) -> Option<String> {
     candidates
         .into_iter()
         .filter(|c| c != unknown)
-        .map(|c| (levenshtein(unknown, &c), c))
+        .map(|c| (edit_distance(unknown, &c), c))
         .filter(|(d, _)| *d <= limit)
         .min()
         .map(|(_, c)| c)
@@ -356,6 +352,21 @@ fn filters_help() -> String {
         "fortnight's filters are {}, plus Tera's built-in filters (upper, lower, trim, truncate, replace, default, length, join, …); `date`, `urlencode`, `slugify` and `filesizeformat` are not available (use `date_format`)",
         ours.join(", ")
     )
+}
+
+/// The template being rendered when it failed: the innermost one Tera's messages name.
+fn active_template(msgs: &[String], template: &str) -> String {
+    let mut active = template.to_string();
+    for m in msgs {
+        if let Some(pos) = m.find("while rendering '") {
+            if let Some(n) = quoted_after(&m[pos + "while rendering ".len()..], "") {
+                active = n.to_string();
+            }
+        } else if let Some(n) = quoted_after(m, "Failed to render ") {
+            active = n.to_string();
+        }
+    }
+    active
 }
 
 fn quoted_after<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
@@ -415,20 +426,37 @@ impl TemplateSet {
         }
     }
 
+    /// `include`/`extends` of `name`, which does not exist, in `active`.
+    fn missing_template(&self, active: &str, name: &str) -> TemplateError {
+        let (file, line) = self.locate(active, |t| {
+            t.lines()
+                .position(|l| {
+                    l.contains(&format!("\"{name}\"")) || l.contains(&format!("'{name}'"))
+                })
+                .map(|p| p + 1)
+        });
+        let known: Vec<&str> = self
+            .sources
+            .keys()
+            .map(String::as_str)
+            .filter(|n| n.ends_with(".tera"))
+            .collect();
+        TemplateError {
+            file: self.display(&file),
+            line,
+            problem: format!("there is no template named `{name}`"),
+            help: Some(format!(
+                "`include`/`extends` name files relative to the templates folder; the templates are: {}",
+                known.join(", ")
+            )),
+            cause: None,
+        }
+    }
+
     /// Turns a Tera error raised while rendering `template` into a [`TemplateError`].
     pub fn explain(&self, e: tera::Error, template: &str) -> TemplateError {
         let msgs = chain_messages(&e);
-        // The template being rendered when it failed: the innermost one a message names.
-        let mut active = template.to_string();
-        for m in &msgs {
-            if let Some(pos) = m.find("while rendering '") {
-                if let Some(n) = quoted_after(&m[pos + "while rendering ".len()..], "") {
-                    active = n.to_string();
-                }
-            } else if let Some(n) = quoted_after(m, "Failed to render ") {
-                active = n.to_string();
-            }
-        }
+        let active = active_template(&msgs, template);
         for m in msgs.iter().rev() {
             if let Some(var) = quoted_after(m, "Variable ") {
                 let (file, line) = self.locate(&active, |t| find_name_line(t, var));
@@ -456,29 +484,9 @@ impl TemplateSet {
             }
             if let Some(name) = quoted_after(m, "Template ") {
                 if m.ends_with("not found") {
-                    let (file, line) = self.locate(&active, |t| {
-                        t.lines()
-                            .position(|l| {
-                                l.contains(&format!("\"{name}\""))
-                                    || l.contains(&format!("'{name}'"))
-                            })
-                            .map(|p| p + 1)
-                    });
-                    let known: Vec<&str> = self
-                        .sources
-                        .keys()
-                        .map(String::as_str)
-                        .filter(|n| n.ends_with(".tera"))
-                        .collect();
                     return TemplateError {
-                        file: self.display(&file),
-                        line,
-                        problem: format!("there is no template named `{name}`"),
-                        help: Some(format!(
-                            "`include`/`extends` name files relative to the templates folder; the templates are: {}",
-                            known.join(", ")
-                        )),
                         cause: Some(e),
+                        ..self.missing_template(&active, name)
                     };
                 }
             }

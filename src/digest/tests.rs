@@ -2,10 +2,10 @@
 
 use unicode_width::UnicodeWidthStr;
 
-use super::check::{check_report, digest_links_visible_to, Level};
-use super::fixture;
+use super::fixture::{self, fixture_template_with, project};
+use super::html::digest_links_visible_to;
+use super::templates::TemplateError;
 use super::*;
-use crate::subscribers::SubscriberList;
 
 const URL: &str = "https://analyst.example.org/unsubscribe?t=AQJrMQ-sample&list=x";
 
@@ -14,24 +14,6 @@ fn render(config: &Config, issue: &Issue) -> (Digest, Rendered) {
     let s = fixture::subscriber("anna.petrova@example.org", "Anna Petrova");
     let r = d.render_for(&s, URL).expect("render");
     (d, r)
-}
-
-/// A config in a temporary folder with the given template files.
-fn project(files: &[(&str, &str)], extra_config: &str) -> (tempfile::TempDir, Config) {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p = dir.path().join("templates").join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let text = format!("{}\n{extra_config}", fixture::CONFIG);
-    let text = if extra_config.contains("[digest]") {
-        text.replace("[digest]\ntemplates_dir = \"templates\"\n", "")
-    } else {
-        text
-    };
-    let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
-    (dir, config)
 }
 
 fn is_lone_url(line: &str) -> bool {
@@ -175,7 +157,7 @@ fn style_appears_only_in_head_and_is_small() {
     let styles: Vec<usize> = r.html.match_indices("<style").map(|(i, _)| i).collect();
     assert_eq!(styles.len(), 1, "one <style> block (media queries) is kept");
     assert!(styles.iter().all(|i| *i < head_end));
-    let rep = d.html_report().unwrap();
+    let rep = d.html_report();
     assert!(rep.head_style_bytes > 100 && rep.head_style_bytes < 16 * 1024);
     assert!(rep
         .removed
@@ -183,16 +165,6 @@ fn style_appears_only_in_head_and_is_small() {
         .any(|m| m.contains("<style> block outside <head>")));
     // and the layout CSS was inlined
     assert!(r.html.contains("style=\"font-family: Georgia, serif;"));
-}
-
-fn fixture_template_with(from: &str, to: &str) -> String {
-    let builtin = templates::BUILTIN
-        .iter()
-        .find(|(n, _)| *n == templates::HTML)
-        .unwrap()
-        .1;
-    assert!(builtin.contains(from));
-    builtin.replace(from, to)
 }
 
 fn subscribers_for_equality() -> Vec<Subscriber> {
@@ -491,190 +463,6 @@ fn crlf_templates_give_lf_text() {
     );
     let (_, r) = render(&config, &fixture::issue(1));
     assert_eq!(r.text, format!("A\n\nB 2002-02-27\n{URL}\n"));
-}
-
-#[test]
-fn preview_writes_html_and_text_and_nothing_when_a_template_is_broken() {
-    let out = tempfile::tempdir().unwrap();
-    let sample = fixture::subscriber("reader@example.org", "Sample Reader");
-    let config = fixture::config();
-    let p = preview_issue(
-        &config,
-        &fixture::issue(3),
-        &out.path().join("p"),
-        fixture::now(),
-        &sample,
-    )
-    .unwrap();
-    assert_eq!(
-        std::fs::read_to_string(&p.html_path).unwrap(),
-        p.rendered.html
-    );
-    assert_eq!(
-        std::fs::read_to_string(&p.text_path).unwrap(),
-        p.rendered.text
-    );
-    assert!(p
-        .rendered
-        .text
-        .contains("https://analyst.example.org/unsubscribe?t="));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&p.html_path)
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o077, 0, "preview files hold tokens: owner-only");
-    }
-
-    let (_dir, broken) = project(&[("digest.html.tera", "{% if %}")], "");
-    let target = out.path().join("q");
-    assert!(preview_issue(
-        &broken,
-        &fixture::issue(3),
-        &target,
-        fixture::now(),
-        &sample
-    )
-    .is_err());
-    assert!(!target.exists(), "nothing is written for a broken template");
-}
-
-#[test]
-fn preview_without_unsubscribe_config_uses_a_placeholder_and_says_so() {
-    let out = tempfile::tempdir().unwrap();
-    let mut config = fixture::config();
-    config.unsubscribe = None;
-    let sample = fixture::subscriber("reader@example.org", "Sample Reader");
-    let p = preview_issue(
-        &config,
-        &fixture::issue(1),
-        out.path(),
-        fixture::now(),
-        &sample,
-    )
-    .unwrap();
-    assert!(p.rendered.text.contains(preview::PLACEHOLDER_UNSUBSCRIBE));
-    assert!(p.notes.iter().any(|n| n.contains("placeholder")));
-}
-
-fn empty_list() -> SubscriberList {
-    SubscriberList::default()
-}
-
-#[test]
-fn check_passes_on_the_sample_and_says_which_path_applies() {
-    let config = fixture::config();
-    let issue = fixture::issue(3);
-    let list = empty_list();
-    let r = check_report(&config, Ok(&issue), Ok(&list), fixture::now());
-    assert_eq!(r.errors(), 0, "{:#?}", r.lines);
-    assert!(r.has(Level::Ok, "fast path"));
-    assert!(r.has(Level::Ok, "the default templates render"));
-    assert!(r.has(Level::Ok, "visible unsubscribe link"));
-    assert!(r.has(Level::Ok, "text part shows the unsubscribe URL"));
-    assert!(r.has(Level::Ok, "under 100 KB"));
-}
-
-#[test]
-fn check_reports_template_errors_missing_unsubscribe_and_full_path() {
-    let issue = fixture::issue(2);
-    let list = empty_list();
-    let (_dir, broken) = project(&[("digest.txt.tera", "{{ artcle.title }}")], "");
-    let r = check_report(&broken, Ok(&issue), Ok(&list), fixture::now());
-    assert!(r.has(
-        Level::Error,
-        "unknown variable `artcle.title` in templates/digest.txt.tera line 1"
-    ));
-    assert!(r.has(Level::Error, "caused by:"));
-
-    let mut no_unsub = fixture::config();
-    no_unsub.unsubscribe = None;
-    let r = check_report(&no_unsub, Ok(&issue), Ok(&list), fixture::now());
-    assert!(
-        r.has(Level::Error, "no [unsubscribe] url"),
-        "{:#?}",
-        r.lines
-    );
-
-    let upper = fixture_template_with(
-        "<title>{{ subject }}</title>",
-        "<title>{{ subject }}</title>",
-    )
-    .replace(
-        "<title>{{ subject }}</title>",
-        "<title>{{ subject }} {{ subscriber.name | upper }}</title>",
-    );
-    let (_dir2, c) = project(
-        &[
-            ("partials/footer.html.tera", "<tr><td>no link</td></tr>"),
-            ("digest.html.tera", &upper),
-        ],
-        "",
-    );
-    let r = check_report(&c, Ok(&issue), Ok(&list), fixture::now());
-    assert!(
-        r.has(Level::Note, "full render for every copy"),
-        "{:#?}",
-        r.lines
-    );
-    assert!(r.has(Level::Error, "no visible link"), "{:#?}", r.lines);
-
-    let r = check_report(
-        &fixture::config(),
-        Err("no articles".into()),
-        Err("bad list".into()),
-        fixture::now(),
-    );
-    assert!(r.has(Level::Error, "articles: no articles"));
-    assert!(r.has(Level::Error, "bad list"));
-    assert!(r.has(Level::Note, "built-in sample issue"));
-}
-
-#[test]
-fn init_writes_a_working_project_and_never_overwrites() {
-    let dir = tempfile::tempdir().unwrap();
-    let date = chrono::NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
-    let written = init::init_dir(dir.path(), date).unwrap();
-    assert!(written.len() >= 9);
-    let config = Config::load(&dir.path().join("config.toml")).unwrap();
-    assert_eq!(config.templates_dir(), dir.path().join("templates"));
-    assert!(config.unsubscribe.is_some());
-    let article = std::fs::read_to_string(dir.path().join("articles/welcome.md")).unwrap();
-    assert!(article.contains("date: 2026-03-04"));
-    // The written templates are the built-ins, and they render.
-    for (name, text) in templates::BUILTIN {
-        assert_eq!(
-            &std::fs::read_to_string(dir.path().join("templates").join(name)).unwrap(),
-            text
-        );
-    }
-    let (d, r) = render(&config, &fixture::issue(2));
-    assert!(d
-        .templates_in_use()
-        .iter()
-        .any(|(_, s)| s.ends_with("templates/digest.html.tera")));
-    assert!(
-        r.subject.starts_with("My Publication: Issue"),
-        "{}",
-        r.subject
-    );
-
-    // A second init refuses, naming the files, and writes nothing.
-    let again = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(again.path().join("templates")).unwrap();
-    std::fs::write(again.path().join("templates/digest.txt.tera"), "mine").unwrap();
-    let err = init::init_dir(again.path(), date).unwrap_err().to_string();
-    assert!(
-        err.contains("digest.txt.tera") && err.contains("never overwrites"),
-        "{err}"
-    );
-    assert!(!again.path().join("config.toml").exists());
-    assert_eq!(
-        std::fs::read_to_string(again.path().join("templates/digest.txt.tera")).unwrap(),
-        "mine"
-    );
 }
 
 #[test]

@@ -7,27 +7,17 @@
 //! relaxed canonical form of every static chunk is computed once too, and the SHA-256 state
 //! after the first chunk is saved, so a copy's body hash only feeds bytes to SHA-256.
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest as _, Sha256};
 
 use super::dkim::relaxed_body;
 use super::qp;
-use crate::base::escape_html_into;
-use crate::digest::{Escape, Field, Segment};
-
-/// A piece of a personalised line.
-#[derive(Debug, Clone)]
-enum Piece {
-    Lit(String),
-    Field(Field),
-}
+use crate::digest::contract::{fill, Escape, Part, Segment};
+use crate::subscribers::Subscriber;
 
 /// A source line that holds at least one field, encoded per copy.
 #[derive(Debug, Clone)]
 struct DynLine {
-    pieces: Vec<Piece>,
-    escape: Escape,
+    line: Part,
     hard_break: bool,
 }
 
@@ -39,37 +29,6 @@ enum Chunk {
         canon: Option<Vec<u8>>,
     },
     Line(DynLine),
-}
-
-/// The per-subscriber values the fields stand for.
-pub struct Values<'a> {
-    pub email: &'a str,
-    pub name: &'a str,
-    pub unsubscribe_url: &'a str,
-    pub attrs: &'a BTreeMap<String, String>,
-}
-
-impl Values<'_> {
-    fn get(&self, field: &Field) -> &str {
-        match field {
-            Field::Email => self.email,
-            Field::Name => self.name,
-            Field::UnsubscribeUrl => self.unsubscribe_url,
-            Field::Attr(name) => self.attrs.get(name).map_or("", String::as_str),
-        }
-    }
-
-    /// The text of `segments` for this subscriber (used for the subject).
-    pub fn fill(&self, segments: &[Segment]) -> String {
-        let mut out = String::new();
-        for s in segments {
-            match s {
-                Segment::Lit(t) => out.push_str(t),
-                Segment::Field(f) => out.push_str(self.get(f)),
-            }
-        }
-        out
-    }
 }
 
 /// One multipart/alternative body, ready to personalise.
@@ -113,23 +72,25 @@ impl Builder {
 
     fn finish_line(
         &mut self,
-        line: &mut Vec<Piece>,
+        line: &mut Vec<Segment>,
         has_field: &mut bool,
         escape: Escape,
         hard_break: bool,
     ) {
         if *has_field {
             self.chunks.push(Chunk::Line(DynLine {
-                pieces: std::mem::take(line),
-                escape,
+                line: Part {
+                    segments: std::mem::take(line),
+                    escape,
+                },
                 hard_break,
             }));
         } else {
             let text: String = line
                 .drain(..)
                 .map(|p| match p {
-                    Piece::Lit(s) => s,
-                    Piece::Field(_) => unreachable!("a line without fields has only literals"),
+                    Segment::Lit(s) => s,
+                    Segment::Field(_) => unreachable!("a line without fields has only literals"),
                 })
                 .collect();
             qp::encode_line(text.as_bytes(), hard_break, self.static_buf());
@@ -140,27 +101,26 @@ impl Builder {
     /// Adds one part's content (quoted-printable), line by line.
     fn push_part(&mut self, segments: &[Segment], escape: Escape) {
         // Merge neighbouring literals so a CR LF split across two of them stays one break.
-        let mut merged: Vec<Piece> = Vec::with_capacity(segments.len());
+        let mut merged: Vec<Segment> = Vec::with_capacity(segments.len());
         for s in segments {
             match (s, merged.last_mut()) {
-                (Segment::Lit(t), Some(Piece::Lit(prev))) => prev.push_str(t),
-                (Segment::Lit(t), _) => merged.push(Piece::Lit(t.clone())),
-                (Segment::Field(f), _) => merged.push(Piece::Field(f.clone())),
+                (Segment::Lit(t), Some(Segment::Lit(prev))) => prev.push_str(t),
+                (s, _) => merged.push(s.clone()),
             }
         }
-        let mut line: Vec<Piece> = Vec::new();
+        let mut line: Vec<Segment> = Vec::new();
         let mut has_field = false;
         for piece in merged {
             match piece {
-                Piece::Field(f) => {
-                    line.push(Piece::Field(f));
+                Segment::Field(f) => {
+                    line.push(Segment::Field(f));
                     has_field = true;
                 }
-                Piece::Lit(text) => qp::for_each_line(text.as_bytes(), |l, brk| {
+                Segment::Lit(text) => qp::for_each_line(text.as_bytes(), |l, brk| {
                     if !l.is_empty() {
                         let l =
                             std::str::from_utf8(l).expect("split at ASCII CR/LF, so still UTF-8");
-                        line.push(Piece::Lit(l.to_string()));
+                        line.push(Segment::Lit(l.to_string()));
                     }
                     if brk {
                         self.finish_line(&mut line, &mut has_field, escape, true);
@@ -226,22 +186,14 @@ impl BodyTemplate {
     }
 
     /// Encodes this subscriber's lines.
-    pub fn personalise(&self, values: &Values<'_>) -> Personalised {
+    pub fn personalise(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Personalised {
         let mut lines = Vec::with_capacity(self.dyn_lines);
         let mut len = self.static_len;
         let mut text = String::new();
         for chunk in &self.chunks {
             if let Chunk::Line(line) = chunk {
                 text.clear();
-                for piece in &line.pieces {
-                    match piece {
-                        Piece::Lit(s) => text.push_str(s),
-                        Piece::Field(f) => match line.escape {
-                            Escape::Html => escape_html_into(values.get(f), &mut text),
-                            Escape::None => text.push_str(values.get(f)),
-                        },
-                    }
-                }
+                fill(&line.line, subscriber, unsubscribe_url, &mut text);
                 let mut encoded = Vec::with_capacity(text.len() + text.len() / 8 + 8);
                 qp::encode_text(text.as_bytes(), &mut encoded);
                 if line.hard_break {
@@ -295,6 +247,20 @@ impl BodyTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::contract::Field;
+    use crate::subscribers::{Status, SubscriberEmail};
+
+    fn subscriber(email: &str, name: &str) -> Subscriber {
+        Subscriber {
+            email: SubscriberEmail::parse(email).unwrap(),
+            name: name.to_string(),
+            status: Status::Subscribed,
+            since: String::new(),
+            source: String::new(),
+            tags: vec![],
+            attrs: Default::default(),
+        }
+    }
 
     fn lit(s: &str) -> Segment {
         Segment::Lit(s.to_string())
@@ -326,14 +292,10 @@ mod tests {
             },
         );
         assert_eq!(t.dyn_lines, 3);
-        let attrs = BTreeMap::new();
-        let v = Values {
-            email: "a@example.org",
-            name: "Tom & \"Jerry\"",
-            unsubscribe_url: "https://x.example.org/u?t=abc",
-            attrs: &attrs,
-        };
-        let copy = t.personalise(&v);
+        let copy = t.personalise(
+            &subscriber("a@example.org", "Tom & \"Jerry\""),
+            "https://x.example.org/u?t=abc",
+        );
         let mut out = Vec::new();
         t.write(&copy, &mut out);
         assert_eq!(out.len(), t.len(&copy));
@@ -365,14 +327,7 @@ mod tests {
                 escape: Escape::Html,
             },
         );
-        let attrs = BTreeMap::new();
-        let v = Values {
-            email: "e@x.org",
-            name: "",
-            unsubscribe_url: "",
-            attrs: &attrs,
-        };
-        let copy = t.personalise(&v);
+        let copy = t.personalise(&subscriber("e@x.org", ""), "");
         let mut out = Vec::new();
         t.write(&copy, &mut out);
         let mut canon = Vec::new();

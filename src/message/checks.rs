@@ -1,43 +1,75 @@
-//! Deliverability checks: what `fortnight check` reports before any send.
+//! Deliverability checks: what `check` and `send` report before any send.
 //!
 //! Each check names a rule of STANDARDS.md that receivers (Gmail, Yahoo, Outlook) enforce
 //! and says what to change. An [`Severity::Error`] is something a send refuses (no HTTPS
 //! one-click unsubscribe URL, no visible unsubscribe link, an unusable DKIM key); a
 //! [`Severity::Warning`] is something that hurts delivery or compliance but does not stop a
-//! send (misaligned domains, no postal address, HTML that Gmail clips). Pure: it reads the
-//! DKIM key file named in the config, nothing else.
+//! send (misaligned domains, no postal address, HTML that Gmail clips). Each finding says
+//! which rule it is about ([`FindingKind`]), so a caller that checks a rule its own way
+//! (`check` measures the HTML and looks for a *visible* link itself) leaves that kind out.
+//! Pure: it reads the DKIM key file named in the config, nothing else.
 
 use std::fmt;
 
 use crate::config::Config;
-use crate::digest::Rendered;
+use crate::digest::contract::Rendered;
 
-use super::{config_mailbox, dkim, parse_mailto, parse_unsubscribe_url};
+use super::address::SenderAddress;
+use super::dkim;
+use super::unsubscribe::{parse_mailto, parse_unsubscribe_url};
 
 /// HTML beyond this many bytes is clipped by Gmail ("[Message clipped]", ~102 KB).
 pub const HTML_CLIP_BYTES: usize = 100 * 1024;
 
-/// How serious a deliverability finding is.
+/// How serious a finding, or a line of a report, is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
+    /// Checked and fine.
+    Ok,
+    /// Worth knowing; nothing to fix.
+    Note,
+    /// Hurts delivery or compliance; a send still goes out.
+    Warning,
     /// A send is refused.
     Error,
-    Warning,
 }
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Severity::Error => "error",
+            Severity::Ok => "ok",
+            Severity::Note => "note",
             Severity::Warning => "warning",
+            Severity::Error => "error",
         })
     }
+}
+
+/// Which rule a finding is about, for callers that check some rules their own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingKind {
+    /// `[unsubscribe]`: the one-click URL or the mailto address.
+    UnsubscribeConfig,
+    /// A `[sender]` address or the List-Id.
+    Sender,
+    /// `[dkim]`: the key, or the signing domain's alignment with From.
+    Dkim,
+    /// The bounce domain's alignment with From.
+    BounceAlignment,
+    /// The postal address in both parts.
+    PostalAddress,
+    /// The size of the HTML part (Gmail clips it).
+    HtmlSize,
+    /// A visible unsubscribe link in both parts.
+    UnsubscribeLink,
 }
 
 /// One deliverability problem found before any send.
 #[derive(Debug, Clone)]
 pub struct Finding {
+    /// [`Severity::Error`] or [`Severity::Warning`].
     pub severity: Severity,
+    pub kind: FindingKind,
     pub message: String,
 }
 
@@ -47,51 +79,25 @@ impl fmt::Display for Finding {
     }
 }
 
-fn error(message: impl Into<String>) -> Finding {
+fn error(kind: FindingKind, message: impl Into<String>) -> Finding {
     Finding {
         severity: Severity::Error,
+        kind,
         message: message.into(),
     }
 }
 
-fn warning(message: impl Into<String>) -> Finding {
+fn warning(kind: FindingKind, message: impl Into<String>) -> Finding {
     Finding {
         severity: Severity::Warning,
+        kind,
         message: message.into(),
-    }
-}
-
-/// How to create the unsubscribe signing key.
-pub fn key_advice() -> &'static str {
-    "generate a key with `openssl rand -base64 48` and export it as FORTNIGHT_UNSUBSCRIBE_KEY \
-     (keep it secret and keep it: a new key breaks the unsubscribe links of messages already \
-     sent, unless the old one stays listed in [unsubscribe] retired_key_ids)"
-}
-
-/// The finding about `FORTNIGHT_UNSUBSCRIBE_KEY`, given its value (if set): a warning when it
-/// is missing (previews work with a throwaway key, a real send refuses to start), an error
-/// when it is too short, nothing when it is usable. The key itself is never shown.
-pub fn unsubscribe_key_finding(key: Option<&[u8]>) -> Option<Finding> {
-    let var = crate::config::ENV_UNSUBSCRIBE_KEY;
-    match key {
-        None => Some(warning(format!(
-            "{var} is not set: previews and dry-runs use a throwaway key and a real send \
-             refuses to start; {}",
-            key_advice()
-        ))),
-        Some(k) if k.len() < crate::token::MIN_KEY_LEN => Some(error(format!(
-            "{var} is {} bytes long; it must be at least {} bytes: {}",
-            k.len(),
-            crate::token::MIN_KEY_LEN,
-            key_advice()
-        ))),
-        Some(_) => None,
     }
 }
 
 /// Whether two domains align in DMARC's relaxed mode, approximated as equal or one a
 /// subdomain of the other (the public suffix list is not consulted).
-pub fn domains_aligned(a: &str, b: &str) -> bool {
+fn domains_aligned(a: &str, b: &str) -> bool {
     let a = a.trim_end_matches('.').to_ascii_lowercase();
     let b = b.trim_end_matches('.').to_ascii_lowercase();
     a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
@@ -135,46 +141,65 @@ pub(crate) fn contains_unsubscribe_url(text: &str, parts: &[String]) -> bool {
 /// The sample should be rendered with a real unsubscribe URL (any subscriber's).
 pub fn deliverability_findings(config: &Config, sample: &Rendered) -> Vec<Finding> {
     let mut out = Vec::new();
-    let sender = &config.sender;
+    let url_parts = unsubscribe_config(config, &mut out);
+    domains(config, &mut out);
+    postal_address(config, sample, &mut out);
+    // Gmail clips long HTML, and hides the footer (unsubscribe link included) with it.
+    if sample.html.len() > HTML_CLIP_BYTES {
+        out.push(warning(
+            FindingKind::HtmlSize,
+            format!(
+                "the HTML part is {:.1} KB; Gmail clips messages over about 102 KB (hiding the \
+                 footer and its unsubscribe link): use `body = \"lead\"` or fewer articles",
+                sample.html.len() as f64 / 1024.0
+            ),
+        ));
+    }
+    if let Some(parts) = &url_parts {
+        unsubscribe_links(sample, parts, &mut out);
+    }
+    out
+}
 
-    // One-click unsubscribe (RFC 8058, Gmail/Yahoo bulk sender rules).
-    let url_parts = match &config.unsubscribe {
-        None => {
-            out.push(error(
-                "no [unsubscribe] url: a send is refused without one; add [unsubscribe] \
-                 url = \"https://your.site/unsubscribe?t={token}\" (answered by `fortnight serve`)",
-            ));
+/// One-click unsubscribe (RFC 8058, Gmail/Yahoo bulk sender rules): the `[unsubscribe]` URL
+/// split at `{token}`, when it is usable.
+fn unsubscribe_config(config: &Config, out: &mut Vec<Finding>) -> Option<Vec<String>> {
+    let kind = FindingKind::UnsubscribeConfig;
+    let Some(u) = &config.unsubscribe else {
+        out.push(error(
+            kind,
+            "no [unsubscribe] url: a send is refused without one; add [unsubscribe] \
+             url = \"https://your.site/unsubscribe?t={token}\" (answered by `fortnight serve`)",
+        ));
+        return None;
+    };
+    if let Some(m) = &u.mailto {
+        if let Err(e) = parse_mailto(m) {
+            out.push(error(kind, format!("{e:#}")));
+        }
+    }
+    match parse_unsubscribe_url(&u.url) {
+        Ok(parts) => Some(parts),
+        Err(e) => {
+            out.push(error(kind, format!("{e:#}; a send is refused without one")));
             None
         }
-        Some(u) => {
-            if let Some(m) = &u.mailto {
-                if let Err(e) = parse_mailto(m) {
-                    out.push(error(format!("{e:#}")));
-                }
-            }
-            match parse_unsubscribe_url(&u.url) {
-                Ok(parts) => Some(parts),
-                Err(e) => {
-                    out.push(error(format!("{e:#}; a send is refused without one")));
-                    None
-                }
-            }
-        }
-    };
+    }
+}
 
-    // Domains: From, DKIM d=, envelope sender (DMARC alignment).
-    let from_domain = match config_mailbox("[sender] from", &sender.from) {
-        Ok((_, address)) => address
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase()),
+/// Domains: From, List-Id, DKIM d=, envelope sender (DMARC alignment).
+fn domains(config: &Config, out: &mut Vec<Finding>) {
+    let sender = &config.sender;
+    let from_domain = match SenderAddress::from_of(config) {
+        Ok(a) => Some(a.domain().to_ascii_lowercase()),
         Err(e) => {
-            out.push(error(format!("{e:#}")));
+            out.push(error(FindingKind::Sender, format!("{e:#}")));
             None
         }
     };
     let list_id = sender.list_id.trim();
     if !dkim::is_ldh_name(list_id) || !list_id.contains('.') {
-        out.push(error(format!(
+        out.push(error(FindingKind::Sender, format!(
             "[sender] list_id `{list_id}` must be a dotted name on your domain, like `digest.example.org` (RFC 2919)"
         )));
     }
@@ -182,38 +207,48 @@ pub fn deliverability_findings(config: &Config, sample: &Rendered) -> Vec<Findin
         if let Err(e) =
             dkim::DkimSigner::load(&d.domain, &d.selector, &config.resolve(&d.private_key))
         {
-            out.push(error(format!("{e:#}")));
+            out.push(error(FindingKind::Dkim, format!("{e:#}")));
         }
         if let Some(from) = &from_domain {
             if !domains_aligned(from, &d.domain) {
-                out.push(warning(format!(
+                out.push(warning(
+                    FindingKind::Dkim,
+                    format!(
                     "the From domain `{from}` is not aligned with the [dkim] domain `{}`: DMARC \
                      passes only when the signing domain is the From domain or shares its \
                      organisational domain; sign with d={from}",
                     d.domain
-                )));
+                ),
+                ));
             }
         }
     }
-    if let (Some(bounce), Some(from)) = (&sender.bounce, &from_domain) {
-        match config_mailbox("[sender] bounce", bounce) {
-            Ok((_, address)) => {
-                let bounce_domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+    if let (Some(_), Some(from)) = (&sender.bounce, &from_domain) {
+        match SenderAddress::bounce_of(config) {
+            Ok(bounce) => {
+                let bounce_domain = bounce.as_ref().map_or("", SenderAddress::domain);
                 if !domains_aligned(from, bounce_domain) {
-                    out.push(warning(format!(
+                    out.push(warning(
+                        FindingKind::BounceAlignment,
+                        format!(
                         "the bounce domain `{bounce_domain}` is not aligned with the From domain \
                          `{from}`: SPF then cannot count for DMARC; use a bounce address on {from} \
                          or one of its subdomains"
-                    )));
+                    ),
+                    ));
                 }
             }
-            Err(e) => out.push(error(format!("{e:#}"))),
+            Err(e) => out.push(error(FindingKind::Sender, format!("{e:#}"))),
         }
     }
+}
 
-    // CAN-SPAM: the sender's postal address in every message.
-    match sender.postal_address.as_deref().map(str::trim) {
+/// CAN-SPAM: the sender's postal address in every message.
+fn postal_address(config: &Config, sample: &Rendered, out: &mut Vec<Finding>) {
+    let kind = FindingKind::PostalAddress;
+    match config.sender.postal_address.as_deref().map(str::trim) {
         None | Some("") => out.push(warning(
+            kind,
             "no [sender] postal_address: CAN-SPAM requires the sender's postal address in \
              every message; add it so the footer shows it",
         )),
@@ -222,43 +257,39 @@ pub fn deliverability_findings(config: &Config, sample: &Rendered) -> Vec<Findin
             crate::base::escape_html_into(address, &mut escaped);
             let in_html = sample.html.contains(address) || sample.html.contains(&escaped);
             if !in_html || !sample.text.contains(address) {
-                out.push(warning(format!(
-                    "the postal address is missing from the {} of the digest: show \
+                out.push(warning(
+                    kind,
+                    format!(
+                        "the postal address is missing from the {} of the digest: show \
                      `{{{{ sender.postal_address }}}}` in the footer of both templates",
-                    match (in_html, sample.text.contains(address)) {
-                        (false, false) => "HTML and text parts",
-                        (false, true) => "HTML part",
-                        _ => "text part",
-                    }
-                )));
+                        match (in_html, sample.text.contains(address)) {
+                            (false, false) => "HTML and text parts",
+                            (false, true) => "HTML part",
+                            _ => "text part",
+                        }
+                    ),
+                ));
             }
         }
     }
+}
 
-    // Gmail clips long HTML, and hides the footer (unsubscribe link included) with it.
-    if sample.html.len() > HTML_CLIP_BYTES {
-        out.push(warning(format!(
-            "the HTML part is {:.1} KB; Gmail clips messages over about 102 KB (hiding the \
-             footer and its unsubscribe link): use `body = \"lead\"` or fewer articles",
-            sample.html.len() as f64 / 1024.0
-        )));
-    }
-
-    // A visible unsubscribe link in both parts.
-    if let Some(parts) = &url_parts {
-        let in_text = contains_unsubscribe_url(&sample.text, parts);
-        let in_html = contains_unsubscribe_url(&unescape_url_entities(&sample.html), parts);
-        for (present, part) in [(in_text, "text"), (in_html, "HTML")] {
-            if !present {
-                out.push(error(format!(
+/// A visible unsubscribe link in both parts (`parts`: the URL template split at `{token}`).
+fn unsubscribe_links(sample: &Rendered, parts: &[String], out: &mut Vec<Finding>) {
+    let in_text = contains_unsubscribe_url(&sample.text, parts);
+    let in_html = contains_unsubscribe_url(&unescape_url_entities(&sample.html), parts);
+    for (present, part) in [(in_text, "text"), (in_html, "HTML")] {
+        if !present {
+            out.push(error(
+                FindingKind::UnsubscribeLink,
+                format!(
                     "the {part} template shows no unsubscribe link: put \
-                     `{{{{ unsubscribe_url }}}}` in its footer (a send is refused without a \
-                     visible unsubscribe link in both parts)"
-                )));
-            }
+                 `{{{{ unsubscribe_url }}}}` in its footer (a send is refused without a \
+                 visible unsubscribe link in both parts)"
+                ),
+            ));
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -299,19 +330,5 @@ mod tests {
             &parts
         ));
         assert!(!contains_unsubscribe_url("https://x.org/about", &parts));
-    }
-
-    #[test]
-    fn a_missing_key_gets_advice_and_a_short_one_is_an_error() {
-        let missing = unsubscribe_key_finding(None).unwrap();
-        assert_eq!(missing.severity, Severity::Warning);
-        assert!(missing.message.contains("openssl rand -base64 48"));
-        let short = unsubscribe_key_finding(Some(b"short")).unwrap();
-        assert_eq!(short.severity, Severity::Error);
-        assert!(
-            !short.message.contains("short"),
-            "the key itself is never shown"
-        );
-        assert!(unsubscribe_key_finding(Some(&[7u8; 48])).is_none());
     }
 }

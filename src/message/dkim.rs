@@ -67,7 +67,7 @@ impl DkimSigner {
     }
 
     /// Parses a PEM private key.
-    pub fn from_pem(domain: &str, selector: &str, pem: &[u8]) -> Result<DkimSigner> {
+    pub(crate) fn from_pem(domain: &str, selector: &str, pem: &[u8]) -> Result<DkimSigner> {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         if !is_ldh_name(&domain) || !domain.contains('.') {
             bail!("[dkim] domain `{domain}` is not a domain name");
@@ -114,14 +114,6 @@ impl DkimSigner {
             selector: selector.to_string(),
             key,
         })
-    }
-
-    pub fn domain(&self) -> &str {
-        &self.domain
-    }
-
-    pub fn selector(&self) -> &str {
-        &self.selector
     }
 
     /// `rsa-sha256` or `ed25519-sha256`.

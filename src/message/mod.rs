@@ -1,6 +1,8 @@
 //! Message: a rendered digest and a subscriber in, one standards-correct MIME message out.
 //!
-//! A pure function of its inputs (digest, subscriber, config, clock): multipart/alternative
+//! The digest comes in through the digest→message contract ([`crate::digest::contract`]:
+//! parts as segments, or one rendered copy on request). A pure function of its inputs
+//! (digest, subscriber, config, clock): multipart/alternative
 //! (text then HTML, quoted-printable, CRLF only), encoded headers, a deterministic
 //! Message-ID per (issue, subscriber), List-Id / List-Unsubscribe / List-Unsubscribe-Post,
 //! optional DKIM. It opens no socket.
@@ -12,16 +14,22 @@
 //! headers and copies bytes into one buffer. The same path builds real deliveries, test
 //! copies, dry-run files and the preview's sample, so what a preview shows is what is sent.
 //! Correctness is checked against independent parsers and verifiers (mail-parser,
-//! mail-auth) in the tests. lettre is still used to parse the configured addresses and, by
-//! callers, to transmit the bytes (its SMTP client dot-stuffs on send).
+//! mail-auth) in the tests. lettre is still used to parse the configured addresses (once, in
+//! `address`: `SenderAddress`) and, by callers, to transmit the bytes (its SMTP client
+//! dot-stuffs on send). Also here: the deliverability findings `check` and `send` report
+//! ([`deliverability_findings`]), the sample reader (`sample_subscriber`) and the one
+//! unsubscribe-URL rule (`unsubscribe_url`).
 
+mod address;
 mod body;
-pub mod checks;
-pub mod dkim;
-pub mod headers;
-pub mod qp;
+mod checks;
+mod dkim;
+mod headers;
+mod qp;
 mod sample;
+mod unsubscribe;
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -30,15 +38,19 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
 use crate::base::{hex, IssueDate};
-use crate::config::Config;
-use crate::digest::{Digest, Escape, Segment};
+use crate::config::{Config, UnsubscribeConfig};
+use crate::digest::contract::{self, Escape, Field, Part, Personalise, Segment};
 use crate::subscribers::{Subscriber, SubscriberEmail};
 use crate::token::Keyring;
 
-use body::{BodyTemplate, PartSource, Values};
-pub use checks::{deliverability_findings, key_advice, unsubscribe_key_finding, Finding, Severity};
+pub(crate) use address::SenderAddress;
+use body::{BodyTemplate, PartSource};
+pub(crate) use checks::HTML_CLIP_BYTES;
+pub use checks::{deliverability_findings, Finding, FindingKind, Severity};
 pub use dkim::DkimSigner;
-pub use sample::{sample_subscriber, unsubscribe_url, Sample};
+pub(crate) use sample::{sample_subscriber, Sample};
+pub(crate) use unsubscribe::unsubscribe_url;
+use unsubscribe::{fill_url, parse_mailto, parse_unsubscribe_url};
 
 /// One finished message, ready for SMTP or a file.
 #[derive(Debug, Clone)]
@@ -86,7 +98,7 @@ impl StaticField {
 #[derive(Debug, Clone)]
 enum SubjectSource {
     Fixed { text: String, field: StaticField },
-    PerCopy(Vec<Segment>),
+    PerCopy(Part),
 }
 
 /// How the envelope sender is chosen.
@@ -104,7 +116,7 @@ enum EnvelopeFrom {
 pub struct Composer {
     issue: IssueDate,
     now: DateTime<Utc>,
-    digest: Arc<Digest>,
+    digest: Arc<dyn Personalise>,
     keyring: Keyring,
     /// `[sender] list_id` exactly as configured: what tokens are minted over, as everywhere
     /// else (preview, serve, bounces, unsubscribe --token).
@@ -131,8 +143,8 @@ pub struct Composer {
     /// Present when the digest has a fast path.
     body: Option<BodyTemplate>,
     /// The fields the fast path substitutes (a copy whose values cannot be substituted as
-    /// they are is rendered in full, as [`Digest::render_for`] decides).
-    used_fields: Vec<crate::digest::Field>,
+    /// they are is rendered in full, as [`Personalise::render_for`] decides).
+    used_fields: Vec<Field>,
     dkim: Option<DkimSigner>,
     /// The `h=` list, in the order the fields are hashed.
     signed_headers: String,
@@ -148,18 +160,6 @@ impl std::fmt::Debug for Composer {
             .field("test_copies", &self.test_prefix.is_some())
             .finish_non_exhaustive()
     }
-}
-
-/// Parses `Name <address>` or a bare address from the config.
-fn config_mailbox(key: &str, value: &str) -> Result<(String, String)> {
-    let mbox = lettre::message::Mailbox::from_str(value.trim()).with_context(|| {
-        format!("{key} `{value}` is not an address like `Name <address@example.org>`")
-    })?;
-    let address = mbox.email.to_string();
-    if !headers::is_header_safe_address(&address) {
-        bail!("{key} `{value}`: the address must be plain ASCII without quotes or comments");
-    }
-    Ok((mbox.name.unwrap_or_default(), address))
 }
 
 /// `Fixed` parts of a segment list: the whole text when no field is present.
@@ -178,32 +178,134 @@ fn subject_field(text: &str) -> StaticField {
     StaticField::new("Subject", &headers::unstructured(text))
 }
 
+/// The `[unsubscribe]` URL template split at `{token}`, and the mailto as `<mailto:…>`.
+fn unsubscribe_parts(
+    unsubscribe: Option<&UnsubscribeConfig>,
+) -> Result<(Vec<String>, Option<String>)> {
+    let unsubscribe = unsubscribe.context(
+        "a bulk send needs an HTTPS unsubscribe URL: add [unsubscribe] url = \
+         \"https://your.site/unsubscribe?t={token}\" to the config (RFC 8058 one-click)",
+    )?;
+    let url_parts = parse_unsubscribe_url(&unsubscribe.url)?;
+    let mailto = unsubscribe
+        .mailto
+        .as_deref()
+        .map(parse_mailto)
+        .transpose()?;
+    Ok((url_parts, mailto))
+}
+
+/// The envelope sender: `[sender] bounce` (else `from_address`), VERP-encoded when
+/// `[bounces] verp = true` (refused when `local+TOKEN` would not fit in an address).
+fn envelope_from(config: &Config, keyring: &Keyring, from_address: &str) -> Result<EnvelopeFrom> {
+    let bounce = match SenderAddress::bounce_of(config)? {
+        Some(b) => b.address,
+        None => from_address.to_string(),
+    };
+    if !config.bounces.verp {
+        return Ok(EnvelopeFrom::Fixed(bounce));
+    }
+    let (local, domain) = bounce.rsplit_once('@').expect("checked address");
+    let probe = keyring.current().mint(
+        &config.sender.list_id,
+        &SubscriberEmail::parse("probe@example.org").expect("valid"),
+    );
+    if local.len() + 1 + probe.len() > 64 {
+        bail!(
+            "[bounces] verp: `{local}+TOKEN` would be {} characters, over the 64 allowed in an address; \
+             shorten the bounce address or the [unsubscribe] key_id",
+            local.len() + 1 + probe.len()
+        );
+    }
+    Ok(EnvelopeFrom::Verp {
+        local: local.to_string(),
+        domain: domain.to_string(),
+    })
+}
+
+/// The subject and the shared body of the digest's fast path (a per-copy subject and no
+/// shared body without one).
+fn subject_and_body(
+    parts: Option<&[Part; 3]>,
+    boundary: &str,
+) -> (SubjectSource, Option<BodyTemplate>) {
+    let Some([subject, html, text]) = parts else {
+        return (
+            SubjectSource::PerCopy(Part {
+                segments: Vec::new(),
+                escape: Escape::None,
+            }),
+            None,
+        );
+    };
+    let body = BodyTemplate::new(
+        boundary,
+        PartSource {
+            segments: &text.segments,
+            escape: text.escape,
+        },
+        PartSource {
+            segments: &html.segments,
+            escape: html.escape,
+        },
+    );
+    let subject = match fixed_text(&subject.segments) {
+        Some(t) => {
+            let text = headers::sanitize(&t);
+            SubjectSource::Fixed {
+                field: subject_field(&text),
+                text,
+            }
+        }
+        None => SubjectSource::PerCopy(subject.clone()),
+    };
+    (subject, Some(body))
+}
+
+/// The fields the parts hold, each once, in order of appearance.
+fn used_fields(parts: Option<&[Part; 3]>) -> Vec<Field> {
+    let mut used = Vec::new();
+    for part in parts.into_iter().flatten() {
+        for seg in &part.segments {
+            if let Segment::Field(f) = seg {
+                if !used.contains(f) {
+                    used.push(f.clone());
+                }
+            }
+        }
+    }
+    used
+}
+
+/// The DKIM `h=` list, in the order the fields are hashed.
+fn signed_headers(reply_to: bool) -> String {
+    let mut signed = vec!["from", "to", "subject", "date", "message-id"];
+    if reply_to {
+        signed.push("reply-to");
+    }
+    signed.extend([
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "mime-version",
+        "content-type",
+    ]);
+    signed.join(":")
+}
+
 impl Composer {
     /// Prepares what all copies share (encoded parts, headers, DKIM key from `[dkim]`).
     pub fn new(
         config: &Config,
         issue: IssueDate,
-        digest: Arc<Digest>,
+        digest: Arc<dyn Personalise>,
         keyring: Keyring,
         now: DateTime<Utc>,
     ) -> Result<Composer> {
         let sender = &config.sender;
-        let unsubscribe = config.unsubscribe.as_ref().context(
-            "a bulk send needs an HTTPS unsubscribe URL: add [unsubscribe] url = \
-             \"https://your.site/unsubscribe?t={token}\" to the config (RFC 8058 one-click)",
-        )?;
-        let url_parts = parse_unsubscribe_url(&unsubscribe.url)?;
-        let mailto = unsubscribe
-            .mailto
-            .as_deref()
-            .map(parse_mailto)
-            .transpose()?;
-
-        let (from_name, from_address) = config_mailbox("[sender] from", &sender.from)?;
-        let from_domain = from_address
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .expect("a header-safe address holds an @");
+        let (url_parts, mailto) = unsubscribe_parts(config.unsubscribe.as_ref())?;
+        let from = SenderAddress::from_of(config)?;
+        let from_domain = from.domain().to_ascii_lowercase();
         let list_label = sender.list_id.trim().to_ascii_lowercase();
         if !dkim::is_ldh_name(&list_label) || !list_label.contains('.') {
             bail!(
@@ -211,31 +313,7 @@ impl Composer {
                 sender.list_id
             );
         }
-        let bounce = match &sender.bounce {
-            Some(b) => config_mailbox("[sender] bounce", b)?.1,
-            None => from_address.clone(),
-        };
-        let envelope = if config.bounces.verp {
-            let (local, domain) = bounce.rsplit_once('@').expect("checked address");
-            let probe = keyring.current().mint(
-                &sender.list_id,
-                &SubscriberEmail::parse("probe@example.org").expect("valid"),
-            );
-            if local.len() + 1 + probe.len() > 64 {
-                bail!(
-                    "[bounces] verp: `{local}+TOKEN` would be {} characters, over the 64 allowed in an address; \
-                     shorten the bounce address or the [unsubscribe] key_id",
-                    local.len() + 1 + probe.len()
-                );
-            }
-            EnvelopeFrom::Verp {
-                local: local.to_string(),
-                domain: domain.to_string(),
-            }
-        } else {
-            EnvelopeFrom::Fixed(bounce)
-        };
-
+        let envelope = envelope_from(config, &keyring, &from.address)?;
         let dkim = match &config.dkim {
             Some(d) => Some(DkimSigner::load(
                 &d.domain,
@@ -244,74 +322,16 @@ impl Composer {
             )?),
             None => None,
         };
-
         let boundary = {
             let h = Sha256::digest(format!("fortnight/boundary\0{list_label}\0{issue}"));
             format!("=_fn_{}", hex(&h[..12]))
         };
-        let reply_to = match &sender.reply_to {
-            Some(r) => {
-                let (name, address) = config_mailbox("[sender] reply_to", r)?;
-                Some(StaticField::new(
-                    "Reply-To",
-                    &headers::mailbox(&name, &address),
-                ))
-            }
-            None => None,
-        };
+        let reply_to = SenderAddress::reply_to_of(config)?
+            .map(|r| StaticField::new("Reply-To", &headers::mailbox(&r.name, &r.address)));
         let mut list_tokens = headers::phrase(&headers::sanitize(&config.publication.name));
         list_tokens.push(format!("<{list_label}>"));
-
-        let (subject, body) = match &digest.fast {
-            Some([subject, html, text]) => {
-                let body = BodyTemplate::new(
-                    &boundary,
-                    PartSource {
-                        segments: &text.segments,
-                        escape: text.escape,
-                    },
-                    PartSource {
-                        segments: &html.segments,
-                        escape: html.escape,
-                    },
-                );
-                let subject = match fixed_text(&subject.segments) {
-                    Some(t) => {
-                        let text = headers::sanitize(&t);
-                        SubjectSource::Fixed {
-                            field: subject_field(&text),
-                            text,
-                        }
-                    }
-                    None => SubjectSource::PerCopy(subject.segments.clone()),
-                };
-                (subject, Some(body))
-            }
-            None => (SubjectSource::PerCopy(Vec::new()), None),
-        };
-
-        let mut used_fields = Vec::new();
-        for part in digest.fast.iter().flatten() {
-            for seg in &part.segments {
-                if let Segment::Field(f) = seg {
-                    if !used_fields.contains(f) {
-                        used_fields.push(f.clone());
-                    }
-                }
-            }
-        }
-
-        let mut signed = vec!["from", "to", "subject", "date", "message-id"];
-        if reply_to.is_some() {
-            signed.push("reply-to");
-        }
-        signed.extend([
-            "list-id",
-            "list-unsubscribe",
-            "list-unsubscribe-post",
-            "mime-version",
-            "content-type",
-        ]);
+        let (subject, body) = subject_and_body(digest.fast_parts(), &boundary);
+        let used_fields = used_fields(digest.fast_parts());
 
         Ok(Composer {
             issue,
@@ -323,7 +343,8 @@ impl Composer {
             url_parts,
             mailto,
             date: StaticField::new("Date", &[headers::date(now)]),
-            from: StaticField::new("From", &headers::mailbox(&from_name, &from_address)),
+            from: StaticField::new("From", &headers::mailbox(&from.name, &from.address)),
+            signed_headers: signed_headers(reply_to.is_some()),
             reply_to,
             list_id_field: StaticField::new("List-Id", &list_tokens),
             post: StaticField::new("List-Unsubscribe-Post", &["List-Unsubscribe=One-Click"]),
@@ -341,7 +362,6 @@ impl Composer {
             boundary,
             body,
             dkim,
-            signed_headers: signed.join(":"),
             list_id: sender.list_id.clone(),
             used_fields,
         })
@@ -398,6 +418,7 @@ impl Composer {
         }
     }
 
+    /// This subscriber's message.
     pub fn compose(&self, subscriber: &Subscriber) -> Result<Outgoing> {
         let email = &subscriber.email;
         if !headers::is_header_safe_address(email.as_str()) {
@@ -405,101 +426,14 @@ impl Composer {
         }
         let token = self.keyring.current().mint(&self.list_id, email);
         let url = self.url_with_token(&token);
-        let values = Values {
-            email: email.as_str(),
-            name: &subscriber.name,
-            unsubscribe_url: &url,
-            attrs: &subscriber.attrs,
-        };
-
-        // The body: the shared template, or a full render of this copy (no fast path, or a
-        // value that a template would not print as it is, e.g. with control characters).
-        let substitutable = self.used_fields.iter().all(|f| {
-            crate::digest::fast::value_is_substitutable(crate::digest::fast::field_value(
-                f, subscriber, &url,
-            ))
-        });
-        let rendered_body;
-        let (body, rendered_subject) = match &self.body {
-            Some(b) if substitutable => (b, None),
-            _ => {
-                let r = self
-                    .digest
-                    .render_for(subscriber, &url)
-                    .with_context(|| format!("cannot render the digest for {email}"))?;
-                rendered_body = BodyTemplate::new(
-                    &self.boundary,
-                    PartSource {
-                        segments: &[Segment::Lit(r.text)],
-                        escape: Escape::None,
-                    },
-                    PartSource {
-                        segments: &[Segment::Lit(r.html)],
-                        escape: Escape::Html,
-                    },
-                );
-                (&rendered_body, Some(r.subject))
-            }
-        };
-        let copy = body.personalise(&values);
-
-        // Per-copy header fields.
-        let prefix = self.test_prefix.as_deref().unwrap_or("");
-        let raw_subject = match (rendered_subject, &self.subject) {
-            (Some(r), _) => Some(r),
-            (None, SubjectSource::PerCopy(segments)) => Some(values.fill(segments)),
-            (None, SubjectSource::Fixed { .. }) => None,
-        };
-        let owned_subject = raw_subject.map(|raw| {
-            let text = headers::sanitize(&format!("{prefix}{raw}"));
-            let field = subject_field(&text);
-            (text, field)
-        });
-        let (subject_text, subject_field) = match (&owned_subject, &self.subject) {
-            (Some((text, field)), _) => (text.as_str(), field),
-            (None, SubjectSource::Fixed { text, field }) => (text.as_str(), field),
-            (None, SubjectSource::PerCopy(_)) => unreachable!("per-copy subjects are filled above"),
-        };
-
+        let (body, rendered_subject) = self.body_for(subscriber, &url)?;
+        let copy = body.personalise(subscriber, &url);
+        let (subject_text, subject_field) = self.subject_for(rendered_subject, subscriber, &url);
         let message_id = self.message_id_for(email);
-        let mut fields = String::with_capacity(512);
-        headers::write_field(
-            &mut fields,
-            "To",
-            &headers::mailbox(&subscriber.name, email.as_str()),
-        );
-        let to_end = fields.len();
-        headers::write_field(&mut fields, "Message-ID", &[&message_id]);
-        let id_end = fields.len();
-        let https = format!("<{url}>");
-        match &self.mailto {
-            Some(m) => headers::write_field(
-                &mut fields,
-                "List-Unsubscribe",
-                &[format!("{https},"), m.clone()],
-            ),
-            None => headers::write_field(&mut fields, "List-Unsubscribe", &[https]),
-        }
-        let to = &fields[..to_end];
-        let mid = &fields[to_end..id_end];
-        let unsub = &fields[id_end..];
-
+        let fields = CopyFields::new(subscriber, &message_id, &url, self.mailto.as_deref());
         let dkim_field = match &self.dkim {
             Some(signer) => {
-                let mut canon = Vec::with_capacity(1024);
-                canon_extend(&mut canon, &self.from.canon);
-                dkim::relaxed_header(to.as_bytes(), &mut canon);
-                canon_extend(&mut canon, &subject_field.canon);
-                canon_extend(&mut canon, &self.date.canon);
-                dkim::relaxed_header(mid.as_bytes(), &mut canon);
-                if let Some(r) = &self.reply_to {
-                    canon_extend(&mut canon, &r.canon);
-                }
-                canon_extend(&mut canon, &self.list_id_field.canon);
-                dkim::relaxed_header(unsub.as_bytes(), &mut canon);
-                canon_extend(&mut canon, &self.post.canon);
-                canon_extend(&mut canon, &self.mime.canon);
-                canon_extend(&mut canon, &self.content_type.canon);
+                let canon = self.signed_canon(&fields, &subject_field);
                 let bh = body.body_hash(&copy);
                 Some(signer.field(&self.signed_headers, self.now.timestamp(), &canon, &bh)?)
             }
@@ -510,12 +444,12 @@ impl Composer {
             dkim_field.as_deref().unwrap_or(""),
             &self.date.wire,
             &self.from.wire,
-            to,
+            fields.to(),
             &subject_field.wire,
-            mid,
+            fields.message_id(),
             self.reply_to.as_ref().map_or("", |r| r.wire.as_str()),
             &self.list_id_field.wire,
-            unsub,
+            fields.list_unsubscribe(),
             &self.post.wire,
             &self.mime.wire,
             &self.content_type.wire,
@@ -535,10 +469,134 @@ impl Composer {
         Ok(Outgoing {
             recipient: email.clone(),
             message_id,
-            subject: subject_text.to_string(),
+            subject: subject_text.into_owned(),
             envelope_from,
             bytes,
         })
+    }
+
+    /// The body of this copy: the shared template, or a full render of this copy (no fast
+    /// path, or a value that a template would not print as it is, e.g. with control
+    /// characters), with the subject that render gave.
+    fn body_for(
+        &self,
+        subscriber: &Subscriber,
+        url: &str,
+    ) -> Result<(Cow<'_, BodyTemplate>, Option<String>)> {
+        let substitutable = self
+            .used_fields
+            .iter()
+            .all(|f| contract::value_is_substitutable(contract::field_value(f, subscriber, url)));
+        if let Some(b) = self.body.as_ref().filter(|_| substitutable) {
+            return Ok((Cow::Borrowed(b), None));
+        }
+        let r = self
+            .digest
+            .render_for(subscriber, url)
+            .with_context(|| format!("cannot render the digest for {}", subscriber.email))?;
+        let body = BodyTemplate::new(
+            &self.boundary,
+            PartSource {
+                segments: &[Segment::Lit(r.text)],
+                escape: Escape::None,
+            },
+            PartSource {
+                segments: &[Segment::Lit(r.html)],
+                escape: Escape::Html,
+            },
+        );
+        Ok((Cow::Owned(body), Some(r.subject)))
+    }
+
+    /// This copy's subject, as text and as a header field: the fixed one, or the one
+    /// `rendered` for it or filled in for it, with the test-copy prefix.
+    fn subject_for(
+        &self,
+        rendered: Option<String>,
+        subscriber: &Subscriber,
+        url: &str,
+    ) -> (Cow<'_, str>, Cow<'_, StaticField>) {
+        let raw = match (rendered, &self.subject) {
+            (Some(r), _) => r,
+            (None, SubjectSource::PerCopy(part)) => {
+                let mut raw = String::new();
+                contract::fill(part, subscriber, url, &mut raw);
+                raw
+            }
+            (None, SubjectSource::Fixed { text, field }) => {
+                return (Cow::Borrowed(text), Cow::Borrowed(field))
+            }
+        };
+        let prefix = self.test_prefix.as_deref().unwrap_or("");
+        let text = headers::sanitize(&format!("{prefix}{raw}"));
+        let field = subject_field(&text);
+        (Cow::Owned(text), Cow::Owned(field))
+    }
+
+    /// The relaxed canonical form of the signed header fields, in `h=` order.
+    fn signed_canon(&self, fields: &CopyFields, subject: &StaticField) -> Vec<u8> {
+        let mut canon = Vec::with_capacity(1024);
+        canon_extend(&mut canon, &self.from.canon);
+        dkim::relaxed_header(fields.to().as_bytes(), &mut canon);
+        canon_extend(&mut canon, &subject.canon);
+        canon_extend(&mut canon, &self.date.canon);
+        dkim::relaxed_header(fields.message_id().as_bytes(), &mut canon);
+        if let Some(r) = &self.reply_to {
+            canon_extend(&mut canon, &r.canon);
+        }
+        canon_extend(&mut canon, &self.list_id_field.canon);
+        dkim::relaxed_header(fields.list_unsubscribe().as_bytes(), &mut canon);
+        canon_extend(&mut canon, &self.post.canon);
+        canon_extend(&mut canon, &self.mime.canon);
+        canon_extend(&mut canon, &self.content_type.canon);
+        canon
+    }
+}
+
+/// The header fields written per copy (To, Message-ID, List-Unsubscribe), in one buffer.
+struct CopyFields {
+    text: String,
+    to_end: usize,
+    id_end: usize,
+}
+
+impl CopyFields {
+    fn new(subscriber: &Subscriber, message_id: &str, url: &str, mailto: Option<&str>) -> Self {
+        let mut text = String::with_capacity(512);
+        headers::write_field(
+            &mut text,
+            "To",
+            &headers::mailbox(&subscriber.name, subscriber.email.as_str()),
+        );
+        let to_end = text.len();
+        headers::write_field(&mut text, "Message-ID", &[message_id]);
+        let id_end = text.len();
+        let https = format!("<{url}>");
+        match mailto {
+            Some(m) => headers::write_field(
+                &mut text,
+                "List-Unsubscribe",
+                &[format!("{https},"), m.to_string()],
+            ),
+            None => headers::write_field(&mut text, "List-Unsubscribe", &[https]),
+        }
+        CopyFields {
+            text,
+            to_end,
+            id_end,
+        }
+    }
+
+    fn to(&self) -> &str {
+        &self.text[..self.to_end]
+    }
+
+    fn message_id(&self) -> &str {
+        &self.text[self.to_end..self.id_end]
+    }
+
+    fn list_unsubscribe(&self) -> &str {
+        &self.text[self.id_end..]
     }
 }
 
@@ -564,82 +622,6 @@ pub fn message_id(issue: IssueDate, email: &SubscriberEmail, domain: &str) -> St
     format!("<{y:04}{m:02}{day:02}.{}@{domain}>", hex(&digest[..20]))
 }
 
-/// Whether `c` may appear in a URL inside `<…>` of a List-Unsubscribe field.
-fn is_url_char(c: char) -> bool {
-    c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\' | ',')
-}
-
-/// Splits the `[unsubscribe] url` template at each `{token}`, after checking it is HTTPS
-/// and can be written in a header.
-fn parse_unsubscribe_url(url: &str) -> Result<Vec<String>> {
-    let url = url.trim();
-    let scheme_ok = url.len() > 8 && url[..8].eq_ignore_ascii_case("https://");
-    if !scheme_ok {
-        bail!(
-            "[unsubscribe] url `{url}` must be an https:// URL: a bulk send needs an HTTPS \
-             one-click unsubscribe link (RFC 8058; Gmail and Yahoo require it)"
-        );
-    }
-    if !url.contains("{token}") {
-        bail!("[unsubscribe] url `{url}` must hold `{{token}}` where the subscriber's token goes");
-    }
-    if let Some(c) = url.chars().find(|&c| !is_url_char(c)) {
-        bail!(
-            "[unsubscribe] url `{url}` holds {c:?}, which cannot go into a List-Unsubscribe header: \
-             percent-encode it (and write an international host name as xn--…)"
-        );
-    }
-    if url.len() > 800 {
-        bail!(
-            "[unsubscribe] url is {} characters long; keep it under 800",
-            url.len()
-        );
-    }
-    Ok(split_url(url))
-}
-
-/// The unsubscribe URL template split at each `{token}`, unchecked (see
-/// [`parse_unsubscribe_url`] for the checks a send needs).
-fn split_url(url: &str) -> Vec<String> {
-    url.trim().split("{token}").map(str::to_string).collect()
-}
-
-/// A reader's unsubscribe URL: the template's parts with the token between them. The one
-/// place a URL is built from a token.
-fn fill_url(parts: &[String], token: &str) -> String {
-    let mut url = String::with_capacity(parts.iter().map(String::len).sum::<usize>() + 64);
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            url.push_str(token);
-        }
-        url.push_str(part);
-    }
-    url
-}
-
-/// `[unsubscribe] mailto` (`addr`, `mailto:addr` or `mailto:addr?subject=…`) as `<mailto:…>`.
-fn parse_mailto(mailto: &str) -> Result<String> {
-    let m = mailto.trim();
-    let m = if m.len() >= 7 && m[..7].eq_ignore_ascii_case("mailto:") {
-        &m[7..]
-    } else {
-        m
-    };
-    let (address, query) = match m.split_once('?') {
-        Some((a, q)) => (a, q),
-        None => (m, "subject=unsubscribe"),
-    };
-    if !headers::is_header_safe_address(address) {
-        bail!(
-            "[unsubscribe] mailto `{mailto}` is not a plain address like `unsubscribe@example.org`"
-        );
-    }
-    if let Some(c) = query.chars().find(|&c| !is_url_char(c)) {
-        bail!("[unsubscribe] mailto `{mailto}` holds {c:?}: percent-encode it");
-    }
-    Ok(format!("<mailto:{address}?{query}>"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -649,36 +631,5 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Composer>();
         send_sync::<Outgoing>();
-    }
-
-    #[test]
-    fn unsubscribe_urls_must_be_https_with_a_token_and_header_safe() {
-        assert_eq!(
-            parse_unsubscribe_url("https://x.org/u?t={token}&l={token}").unwrap(),
-            vec!["https://x.org/u?t=", "&l=", ""]
-        );
-        for bad in [
-            "http://x.org/u?t={token}",
-            "https://x.org/u",
-            "https://x.org/u?t={token} x",
-            "https://x.org/u?t={token}>",
-            "https://x.org/ü?t={token}",
-        ] {
-            assert!(parse_unsubscribe_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn mailto_gets_a_subject_unless_it_has_a_query() {
-        assert_eq!(
-            parse_mailto("unsub@x.org").unwrap(),
-            "<mailto:unsub@x.org?subject=unsubscribe>"
-        );
-        assert_eq!(
-            parse_mailto("MAILTO:unsub@x.org?subject=leave").unwrap(),
-            "<mailto:unsub@x.org?subject=leave>"
-        );
-        assert!(parse_mailto("not an address").is_err());
-        assert!(parse_mailto("u@x.org?subject=a b").is_err());
     }
 }

@@ -88,36 +88,36 @@ fn is_literal(b: u8, col: usize, last: bool, rest: &[u8]) -> bool {
     }
 }
 
-/// Decodes quoted-printable (for tests and the preview); soft breaks removed, CRLF kept.
-pub fn decode(encoded: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded.len());
-    let mut i = 0;
-    while i < encoded.len() {
-        let b = encoded[i];
-        if b == b'=' {
-            if encoded[i + 1..].starts_with(b"\r\n") {
-                i += 3;
-                continue;
-            }
-            let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-            if let (Some(h), Some(l)) = (
-                encoded.get(i + 1).copied().and_then(hex),
-                encoded.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes quoted-printable; soft breaks removed, CRLF kept.
+    fn decode(encoded: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(encoded.len());
+        let mut i = 0;
+        while i < encoded.len() {
+            let b = encoded[i];
+            if b == b'=' {
+                if encoded[i + 1..].starts_with(b"\r\n") {
+                    i += 3;
+                    continue;
+                }
+                let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+                if let (Some(h), Some(l)) = (
+                    encoded.get(i + 1).copied().and_then(hex),
+                    encoded.get(i + 2).copied().and_then(hex),
+                ) {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b);
+            i += 1;
+        }
+        out
+    }
 
     fn enc(s: &str) -> String {
         let mut out = Vec::new();

@@ -1,14 +1,11 @@
-//! The reader that previews, checks and dry-runs render for, and the rule that turns a
-//! reader's address into the unsubscribe URL the messages carry.
+//! The reader that previews, checks and dry-runs render for.
 //!
 //! One rule for every command, so `preview`, `check` and `send --dry-run` show the same
 //! personalisation: the first subscribed row of the list, else a made-up reader with the
 //! list's extra columns left empty.
 
-use super::{fill_url, split_url};
 use crate::config::Config;
 use crate::subscribers::{Status, Subscriber, SubscriberEmail, SubscriberList};
-use crate::token::Keyring;
 
 /// The address of the made-up reader.
 const MADE_UP_ADDRESS: &str = "reader@example.org";
@@ -49,16 +46,4 @@ fn made_up(columns: &[String]) -> Subscriber {
         tags: Vec::new(),
         attrs: columns.iter().map(|c| (c.clone(), String::new())).collect(),
     }
-}
-
-/// The unsubscribe URL `email` gets in its messages: the `[unsubscribe] url` template with
-/// the reader's token (current key) in place of `{token}`; `None` without `[unsubscribe]`.
-pub fn unsubscribe_url(
-    config: &Config,
-    keyring: &Keyring,
-    email: &SubscriberEmail,
-) -> Option<String> {
-    let template = &config.unsubscribe.as_ref()?.url;
-    let token = keyring.current().mint(&config.sender.list_id, email);
-    Some(fill_url(&split_url(template), &token))
 }

@@ -1,4 +1,5 @@
-//! Integration tests for `digest`: `init`, `preview` and `check` through the real binary.
+//! Integration tests of the use cases (`ops`): `init`, `preview` and `check` through the real
+//! binary.
 
 use crate::support::TestProject;
 

@@ -4,6 +4,9 @@
 
 #[path = "../fixtures/sample_digest.rs"]
 mod sample_digest;
+#[path = "../fixtures/sample_issue.rs"]
+#[allow(dead_code)]
+mod sample_issue;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use fortnight::base::IssueDate;
 use fortnight::config::Config;
-use fortnight::digest::{Digest, Field, Rendered, Segment};
+use fortnight::digest::{Digest, Field, Personalise, Rendered, Segment};
 use fortnight::message::{
     deliverability_findings, message_id, Composer, DkimSigner, Finding, Outgoing, Severity,
 };
@@ -81,7 +84,7 @@ fn subscriber(email: &str, name: &str) -> Subscriber {
     }
 }
 
-fn composer_with(config: &Config, digest: Digest) -> Composer {
+fn composer_with(config: &Config, digest: impl Personalise + 'static) -> Composer {
     Composer::new(config, issue(), Arc::new(digest), keyring(), now()).expect("composer")
 }
 
@@ -1017,7 +1020,7 @@ fn a_template_without_a_visible_unsubscribe_link_is_an_error() {
 /// Renders the digest fixture's issue with the built-in templates, or with `footer_txt`
 /// overriding the text footer; returns the composer and the digest.
 fn real_digest(footer_txt: Option<&str>) -> (tempfile::TempDir, Config, Arc<Digest>) {
-    use fortnight::digest::fixture;
+    use sample_issue as fixture;
     let dir = tempfile::tempdir().unwrap();
     if let Some(footer) = footer_txt {
         let partials = dir.path().join("templates/partials");

@@ -1,10 +1,10 @@
-//! `fortnight preview`: the digest of one issue written to files for a person to look at.
+//! `preview`: the digest of one issue written to files for a person to look at.
 //!
-//! Writes `digest.html`, `digest.txt` and `sample.eml` (the real MIME message a sample
-//! subscriber would get, built by [`crate::message::Composer`]). Everything is rendered
-//! before anything is written, so a broken template writes nothing. Without
+//! Writes `digest.html`, `digest.txt` and `sample.eml` (the real MIME message the sample
+//! reader would get, built by [`crate::message::Composer`]). Everything is rendered before
+//! anything is written, so a broken template writes nothing. Without
 //! `FORTNIGHT_UNSUBSCRIBE_KEY` the unsubscribe link is signed with a throwaway key, and
-//! without `[unsubscribe]` it is a placeholder; both are said on the terminal.
+//! without `[unsubscribe]` it is a placeholder; both are notes of the report.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,15 +12,36 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::{Digest, Rendered};
 use crate::articles::{Catalog, Issue};
+use crate::base::IssueDate;
 use crate::config::Config;
+use crate::digest::{templates, Digest, Rendered};
+use crate::message::Sample;
 use crate::subscribers::Subscriber;
 use crate::token::{KeySource, Keyring};
 
 /// The unsubscribe URL used when `[unsubscribe]` is not configured.
-pub const PLACEHOLDER_UNSUBSCRIBE: &str =
+pub(crate) const PLACEHOLDER_UNSUBSCRIBE: &str =
     "https://unsubscribe.invalid/configure-the-unsubscribe-url?t=";
+
+/// What to preview, and where to write it.
+#[derive(Debug, Clone)]
+pub struct PreviewOptions {
+    /// The issue's date; `None`: the newest issue.
+    pub issue: Option<IssueDate>,
+    /// The folder for `digest.html`, `digest.txt` and `sample.eml` (created if missing).
+    pub out: PathBuf,
+}
+
+/// What `preview` rendered, for whom, and what it wrote.
+#[derive(Debug)]
+pub struct PreviewReport {
+    pub issue: IssueDate,
+    pub article_count: usize,
+    /// Who the sample reader is (the description of `crate::message::Sample`).
+    pub sample: String,
+    pub output: PreviewOutput,
+}
 
 /// What `preview` wrote.
 #[derive(Debug)]
@@ -32,12 +53,12 @@ pub struct PreviewOutput {
     pub eml_error: Option<anyhow::Error>,
     pub rendered: Rendered,
     pub eml_bytes: usize,
-    /// Things the person should know (throwaway key, placeholder link, sample subscriber).
+    /// Things the person should know (throwaway key, placeholder link).
     pub notes: Vec<String>,
 }
 
 /// The unsubscribe URL of `subscriber`, or the placeholder (and a note) without `[unsubscribe]`.
-pub fn unsubscribe_url(
+pub(crate) fn unsubscribe_url_or_placeholder(
     config: &Config,
     keyring: &Keyring,
     subscriber: &Subscriber,
@@ -54,7 +75,7 @@ pub fn unsubscribe_url(
 }
 
 /// The keyring for previews and checks, with a note when the key is a throwaway.
-pub fn preview_keyring(config: &Config, notes: &mut Vec<String>) -> Result<Keyring> {
+pub(crate) fn preview_keyring(config: &Config, notes: &mut Vec<String>) -> Result<Keyring> {
     let (keyring, source) = crate::token::keyring_from_env(config.unsubscribe.as_ref(), true)?;
     if source == KeySource::Throwaway {
         notes.push(format!(
@@ -71,7 +92,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Renders `issue` for `sample` and writes the three files into `out`.
-pub fn preview_issue(
+pub(crate) fn preview_issue(
     config: &Config,
     issue: &Issue,
     out: &Path,
@@ -81,7 +102,7 @@ pub fn preview_issue(
     let mut notes = Vec::new();
     let digest = Digest::prepare(config, issue, now)?;
     let keyring = preview_keyring(config, &mut notes)?;
-    let url = unsubscribe_url(config, &keyring, sample, &mut notes);
+    let url = unsubscribe_url_or_placeholder(config, &keyring, sample, &mut notes);
     let rendered = digest.render_for(sample, &url)?;
     let message = crate::message::Composer::new(config, issue.date, Arc::new(digest), keyring, now)
         .and_then(|c| c.compose(sample));
@@ -115,56 +136,30 @@ pub fn preview_issue(
     })
 }
 
-fn kb(n: usize) -> String {
-    format!("{:.1} KB", n as f64 / 1024.0)
+/// The articles folder, read once the templates are known to parse (a template syntax
+/// error is reported before the articles are even read).
+pub fn load_articles(config: &Config) -> Result<Catalog> {
+    templates::load(config)?;
+    Catalog::load(config)
 }
 
-pub fn cmd_preview(config: &Config, args: &crate::cli::PreviewArgs) -> Result<crate::Exit> {
-    let date = args.issue;
-    // A template syntax error is reported before the articles are even read.
-    super::templates::load(config)?;
-    let catalog = Catalog::load(config)?;
-    for w in &catalog.warnings {
-        crate::report::warn(w);
-    }
-    let issue = catalog.select(date)?;
-    let crate::message::Sample {
-        subscriber: sample,
-        description: which,
+/// Previews the chosen issue of `catalog` for the sample reader of `config`'s list.
+pub fn preview(
+    config: &Config,
+    catalog: &Catalog,
+    options: &PreviewOptions,
+    now: DateTime<Utc>,
+) -> Result<PreviewReport> {
+    let issue = catalog.select(options.issue)?;
+    let Sample {
+        subscriber,
+        description,
     } = crate::message::sample_subscriber(config);
-    let out = preview_issue(config, issue, &args.out, Utc::now(), &sample)?;
-    for n in &out.notes {
-        println!("note: {n}");
-    }
-    println!(
-        "issue:   {} ({} articles)",
-        issue.date,
-        issue.articles.len()
-    );
-    println!("subject: {}", out.rendered.subject);
-    println!("sample:  {which}");
-    println!(
-        "wrote {} ({})",
-        out.html_path.display(),
-        kb(out.rendered.html.len())
-    );
-    println!(
-        "wrote {} ({})",
-        out.text_path.display(),
-        kb(out.rendered.text.len())
-    );
-    match (&out.eml_path, &out.eml_error) {
-        (Some(p), _) => {
-            println!("wrote {} ({})", p.display(), kb(out.eml_bytes));
-            Ok(crate::Exit::Success)
-        }
-        (None, Some(e)) => {
-            eprintln!(
-                "error: sample.eml was not written: {}",
-                crate::base::error_chain(e.as_ref())
-            );
-            Ok(crate::Exit::Failures)
-        }
-        (None, None) => Ok(crate::Exit::Failures),
-    }
+    let output = preview_issue(config, issue, &options.out, now, &subscriber)?;
+    Ok(PreviewReport {
+        issue: issue.date,
+        article_count: issue.articles.len(),
+        sample: description,
+        output,
+    })
 }

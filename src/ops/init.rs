@@ -1,15 +1,15 @@
-//! `fortnight init DIR`: a working starter project in one command.
+//! `init`: a working starter project in one call.
 //!
 //! Writes a commented `config.toml`, copies of the built-in templates to customise, one
-//! sample article and an example list. It never overwrites anything: every target is checked
-//! first, and if one exists nothing at all is written.
+//! sample article and an example list, and returns the files it wrote. It never overwrites
+//! anything: every target is checked first, and if one exists nothing at all is written.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 
-use super::templates::BUILTIN;
+use crate::digest::templates::BUILTIN;
 
 const CONFIG: &str = r#"# fortnight configuration: one publication, one list.
 # Paths are relative to the folder of this file. Secrets never go here: the SMTP password
@@ -79,7 +79,7 @@ reader@example.org,Sample Reader,subscribed,{DATE},manual,\n\
 editor@example.org,Sample Editor,subscribed,{DATE},manual,\n";
 
 /// The files of a starter project dated `date`: (relative path, contents).
-pub fn starter_files(date: NaiveDate) -> Vec<(PathBuf, String)> {
+fn starter_files(date: NaiveDate) -> Vec<(PathBuf, String)> {
     let d = date.format("%Y-%m-%d").to_string();
     let mut files = vec![
         (PathBuf::from("config.toml"), CONFIG.replace("{DATE}", &d)),
@@ -127,16 +127,4 @@ pub fn init_dir(dir: &Path, date: NaiveDate) -> Result<Vec<PathBuf>> {
         written.push(path);
     }
     Ok(written)
-}
-
-pub fn cmd_init(args: &crate::cli::InitArgs) -> Result<crate::Exit> {
-    let written = init_dir(&args.dir, Utc::now().date_naive())?;
-    for p in &written {
-        println!("wrote {}", p.display());
-    }
-    println!(
-        "\nA starter project is ready. Next:\n  cd {}\n  fortnight issues      # the sample article's issue\n  fortnight preview     # preview/digest.html, digest.txt, sample.eml\n  fortnight check       # before the first send\nEdit config.toml (name, sender, unsubscribe URL), put your articles in articles/,\nyour list in subscribers.csv, and restyle templates/ as you like.",
-        args.dir.display()
-    );
-    Ok(crate::Exit::Success)
 }

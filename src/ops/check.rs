@@ -1,0 +1,304 @@
+//! `check`: everything that would make a send fail or land badly, found beforehand.
+//!
+//! It renders the templates against the newest issue (or, when the articles cannot be read,
+//! against the built-in sample issue, and says so), reports template errors with file, line
+//! and cause chain, says whether copies are personalised by substitution or by full renders,
+//! measures the HTML, looks for the visible unsubscribe link in both parts, loads the
+//! subscriber list, and adds the message layer's deliverability findings. The result is a
+//! [`CheckReport`]: one line per finding, each with its [`Severity`]; the caller decides
+//! what an error-level line means for its exit code. It writes nothing.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+use super::preview::{preview_keyring, unsubscribe_url_or_placeholder};
+use crate::articles::{Catalog, Issue};
+use crate::config::Config;
+use crate::digest::html::digest_links_visible_to;
+use crate::digest::{Digest, RenderPath, Rendered};
+use crate::message::{deliverability_findings, FindingKind, Severity, HTML_CLIP_BYTES};
+use crate::subscribers::{Status, SubscriberList};
+
+/// The largest `<style>` block we keep in `<head>`.
+const STYLE_LIMIT: usize = 16 * 1024;
+
+/// The report of `check`: one line per finding, in the order they were found.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub lines: Vec<(Severity, String)>,
+}
+
+impl CheckReport {
+    fn push(&mut self, level: Severity, msg: impl Into<String>) {
+        self.lines.push((level, msg.into()));
+    }
+
+    fn count(&self, level: Severity) -> usize {
+        self.lines.iter().filter(|(l, _)| *l == level).count()
+    }
+
+    /// How many error lines: a send would be refused or go out broken.
+    pub fn errors(&self) -> usize {
+        self.count(Severity::Error)
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.count(Severity::Warning)
+    }
+}
+
+/// Reads the articles and the list of `config` and checks everything a send depends on;
+/// the articles folder's warnings and skipped files end the report.
+pub fn check(config: &Config, now: DateTime<Utc>) -> CheckReport {
+    let catalog = Catalog::load(config).map_err(|e| format!("{e:#}"));
+    let list = SubscriberList::load(&config.subscribers_file()).map_err(|e| format!("{e:#}"));
+    let newest = catalog.as_ref().map(Catalog::newest).map_err(Clone::clone);
+    let mut report = check_report(config, newest, list.as_ref().map_err(Clone::clone), now);
+    if let Ok(c) = &catalog {
+        for w in &c.warnings {
+            report.push(Severity::Warning, format!("articles: {w}"));
+        }
+        for s in &c.skipped {
+            report.push(
+                Severity::Warning,
+                format!("articles: skipped {}: {}", s.file.display(), s.reason),
+            );
+        }
+    }
+    report
+}
+
+/// Runs the checks on a config, the newest issue (or why there is none) and the list.
+pub(crate) fn check_report(
+    config: &Config,
+    issue: Result<&Issue, String>,
+    list: Result<&SubscriberList, String>,
+    now: DateTime<Utc>,
+) -> CheckReport {
+    let mut r = CheckReport::default();
+    r.push(Severity::Ok, format!("{} is valid", config.path.display()));
+    let issue = issue_to_render(&mut r, issue);
+    list_lines(&mut r, config, &list);
+    let Some(digest) = templates(&mut r, config, &issue, now) else {
+        return r;
+    };
+    let Some((rendered, url)) = render_sample(&mut r, config, &digest, list.ok()) else {
+        return r;
+    };
+    html_lines(&mut r, &digest, &rendered, &url);
+    if rendered.text.contains(&url) {
+        r.push(Severity::Ok, "the text part shows the unsubscribe URL");
+    } else {
+        r.push(
+            Severity::Error,
+            "the text part does not show `{{ unsubscribe_url }}` (required in every message)",
+        );
+    }
+    // The message layer's findings; the size and unsubscribe-link checks above already
+    // cover (more strictly: a *visible* link) what its own versions of them say.
+    for f in deliverability_findings(config, &rendered) {
+        if !matches!(f.kind, FindingKind::HtmlSize | FindingKind::UnsubscribeLink) {
+            r.push(f.severity, f.message);
+        }
+    }
+    r
+}
+
+/// The newest issue, or the built-in sample issue (and why) when there is none.
+fn issue_to_render<'a>(r: &mut CheckReport, issue: Result<&'a Issue, String>) -> Cow<'a, Issue> {
+    match issue {
+        Ok(i) => {
+            r.push(
+                Severity::Ok,
+                format!(
+                    "articles: the newest issue is {} with {} articles",
+                    i.date,
+                    i.articles.len()
+                ),
+            );
+            Cow::Borrowed(i)
+        }
+        Err(e) => {
+            r.push(Severity::Error, format!("articles: {e}"));
+            r.push(
+                Severity::Note,
+                "the templates are checked against the built-in sample issue instead",
+            );
+            Cow::Owned(crate::digest::sample_issue())
+        }
+    }
+}
+
+fn list_lines(r: &mut CheckReport, config: &Config, list: &Result<&SubscriberList, String>) {
+    let file = config.subscribers_file();
+    match list {
+        Ok(l) => {
+            let subscribed = l
+                .subscribers
+                .iter()
+                .filter(|s| s.status == Status::Subscribed)
+                .count();
+            r.push(
+                Severity::Ok,
+                format!(
+                    "subscriber list {}: {} rows, {} subscribed",
+                    file.display(),
+                    l.subscribers.len(),
+                    subscribed
+                ),
+            );
+        }
+        Err(e) => r.push(
+            Severity::Error,
+            format!("subscriber list {}: {e}", file.display()),
+        ),
+    }
+}
+
+/// Renders the issue once; says which templates render and how copies are personalised.
+fn templates(
+    r: &mut CheckReport,
+    config: &Config,
+    issue: &Issue,
+    now: DateTime<Utc>,
+) -> Option<Digest> {
+    let digest = match Digest::prepare(config, issue, now) {
+        Ok(d) => d,
+        Err(e) => {
+            let mut msg = format!("templates: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!("\n    caused by: {cause}"));
+            }
+            r.push(Severity::Error, msg);
+            return None;
+        }
+    };
+    let customised = digest.customised_templates();
+    r.push(
+        Severity::Ok,
+        if customised.is_empty() {
+            "templates: the default templates render".to_string()
+        } else {
+            format!(
+                "templates render: {} (customised), the rest are the defaults",
+                customised.join(", ")
+            )
+        },
+    );
+    match digest.path() {
+        RenderPath::Fast => r.push(
+            Severity::Ok,
+            "personalisation: fast path (rendered once, each copy is a substitution)",
+        ),
+        RenderPath::Full(reason) => r.push(
+            Severity::Note,
+            format!("personalisation: full render for every copy (slower), because {reason}"),
+        ),
+    }
+    Some(digest)
+}
+
+/// The sample reader's copy and its unsubscribe URL; on the way, the notes about the key
+/// and the attributes the templates print that the list lacks.
+fn render_sample(
+    r: &mut CheckReport,
+    config: &Config,
+    digest: &Digest,
+    list: Option<&SubscriberList>,
+) -> Option<(Rendered, String)> {
+    let mut notes = Vec::new();
+    let keyring = match preview_keyring(config, &mut notes) {
+        Ok(k) => k,
+        Err(e) => {
+            r.push(Severity::Error, format!("unsubscribe key: {e:#}"));
+            return None;
+        }
+    };
+    for n in notes {
+        r.push(Severity::Note, n);
+    }
+    let sample = crate::message::sample_subscriber(config).subscriber;
+    if let Some(l) = list {
+        let missing: Vec<&str> = digest
+            .attrs_used()
+            .iter()
+            .filter(|a| !l.extra_columns.contains(a))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            r.push(
+                Severity::Warning,
+                format!(
+                    "the templates print subscriber.attrs.{} but the list has no such column (it renders empty)",
+                    missing.join(", subscriber.attrs.")
+                ),
+            );
+        }
+    }
+    let url = unsubscribe_url_or_placeholder(config, &keyring, &sample, &mut Vec::new());
+    match digest.render_for(&sample, &url) {
+        Ok(x) => Some((x, url)),
+        Err(e) => {
+            r.push(Severity::Error, format!("templates: {e:#}"));
+            None
+        }
+    }
+}
+
+/// The HTML part: its size, the `<style>` kept, what the final pass removed, and the
+/// visible unsubscribe link.
+fn html_lines(r: &mut CheckReport, digest: &Digest, rendered: &Rendered, url: &str) {
+    let size = rendered.html.len();
+    if size > HTML_CLIP_BYTES {
+        r.push(
+            Severity::Warning,
+            format!(
+                "the HTML part is {:.0} KB: Gmail clips messages over about 102 KB (use `body = \"lead\"` or fewer articles)",
+                size as f64 / 1024.0
+            ),
+        );
+    } else {
+        r.push(
+            Severity::Ok,
+            format!(
+                "the HTML part is {:.1} KB (under 100 KB)",
+                size as f64 / 1024.0
+            ),
+        );
+    }
+    let rep = digest.html_report();
+    if rep.head_style_bytes > STYLE_LIMIT {
+        r.push(
+            Severity::Warning,
+            format!(
+                "the <style> block kept in <head> is {} bytes; keep it under 16 KB (only media queries belong there)",
+                rep.head_style_bytes
+            ),
+        );
+    }
+    for removed in &rep.removed {
+        r.push(
+            Severity::Warning,
+            format!("removed from the HTML part: {removed}"),
+        );
+    }
+    if digest_links_visible_to(&rendered.html, url) {
+        r.push(Severity::Ok, "the HTML part has a visible unsubscribe link");
+    } else {
+        r.push(
+            Severity::Error,
+            "the HTML part has no visible link to `{{ unsubscribe_url }}` (required in every message)",
+        );
+    }
+}
+
+#[cfg(test)]
+impl CheckReport {
+    /// Whether a line at `level` contains `needle`.
+    pub(crate) fn has(&self, level: Severity, needle: &str) -> bool {
+        self.lines
+            .iter()
+            .any(|(l, m)| *l == level && m.contains(needle))
+    }
+}
