@@ -317,11 +317,11 @@ fn warning_text(warning: SendWarning) -> String {
                 (Mode::DryRun, Severity::Error) => {
                     "deliverability error (a real send refuses to start)"
                 }
-                (Mode::DryRun, Severity::Warning) => "deliverability warning",
-                (_, Severity::Warning) => "deliverability",
                 (_, Severity::Error) => {
                     "deliverability error (a send to the list would be refused)"
                 }
+                (Mode::DryRun, _) => "deliverability warning",
+                (_, _) => "deliverability",
             };
             format!("{label}: {message}")
         }
