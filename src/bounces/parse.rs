@@ -29,6 +29,7 @@ use sha2::{Digest as _, Sha256};
 use super::status::{self, BounceClass, StatusCode};
 use crate::base::IssueDate;
 use crate::config::Config;
+use crate::message::SenderAddress;
 
 /// The longest text of one part that is searched (a quoted original can be big).
 const MAX_SCAN: usize = 512 * 1024;
@@ -124,8 +125,6 @@ fn bare_address(s: &str) -> Option<&str> {
 
 /// Our configured addresses, bare: `[sender] from`, `bounce` (else the From address) and
 /// `reply_to`.
-// TODO(issue 10): read these with the config From parser `message` owns (today the private
-// `message::config_mailbox`) once it is public, instead of `bare_address`.
 struct OwnAddresses {
     from: Option<String>,
     bounce: Option<String>,
@@ -133,12 +132,21 @@ struct OwnAddresses {
 }
 
 impl OwnAddresses {
+    /// Our configured addresses, read by the same parser the composer uses (a value that
+    /// does not parse is no address of ours: `check` and `send` report it).
     fn of(config: &Config) -> OwnAddresses {
-        let bare = |s: Option<&str>| s.and_then(bare_address).map(str::to_string);
-        let from = bare(Some(&config.sender.from));
+        let address = |a: SenderAddress| a.address;
+        let from = SenderAddress::from_of(config).ok().map(address);
         OwnAddresses {
-            bounce: bare(config.sender.bounce.as_deref()).or_else(|| from.clone()),
-            reply_to: bare(config.sender.reply_to.as_deref()),
+            bounce: SenderAddress::bounce_of(config)
+                .ok()
+                .flatten()
+                .map(address)
+                .or_else(|| from.clone()),
+            reply_to: SenderAddress::reply_to_of(config)
+                .ok()
+                .flatten()
+                .map(address),
             from,
         }
     }

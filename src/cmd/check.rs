@@ -3,18 +3,21 @@
 //! Any error-level line makes the command fail (exit 2) with a summary; otherwise it ends
 //! with the number of warnings.
 
+use std::io::Write;
+
 use anyhow::Result;
 use chrono::Utc;
 
-use super::Exit;
+use super::{output, Exit};
 use crate::cli::CheckArgs;
 use crate::config::Config;
 use crate::ops::check;
 
 pub fn run(config: &Config, _args: &CheckArgs) -> Result<Exit> {
+    let mut stdout = output::report();
     let report = check::check(config, Utc::now());
     for (severity, msg) in &report.lines {
-        println!("{severity}: {msg}");
+        writeln!(stdout, "{severity}: {msg}")?;
     }
     let errors = report.errors();
     if errors > 0 {
@@ -23,6 +26,6 @@ pub fn run(config: &Config, _args: &CheckArgs) -> Result<Exit> {
             report.warnings()
         );
     }
-    println!("check passed with {} warning(s)", report.warnings());
+    writeln!(stdout, "check passed with {} warning(s)", report.warnings())?;
     Ok(Exit::Success)
 }

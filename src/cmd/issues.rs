@@ -22,7 +22,7 @@ pub fn run(config: &Config, args: &IssuesArgs) -> Result<Exit> {
     for line in catalog.warning_lines(&config.articles_dir()) {
         output::warn(line);
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = output::report();
     if args.json {
         write_json(&mut stdout, &catalog)?;
     } else {

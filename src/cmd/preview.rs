@@ -4,6 +4,8 @@
 //! the sample reader and each file written, with its size. A `sample.eml` that could not be
 //! built is an error line and exit 1 (the other two files are written).
 
+use std::io::Write;
+
 use anyhow::Result;
 use chrono::Utc;
 
@@ -17,6 +19,7 @@ fn kb(n: usize) -> String {
 }
 
 pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit> {
+    let mut stdout = output::report();
     let catalog = preview::load_articles(config)?;
     for w in &catalog.warnings {
         output::warn(w);
@@ -28,34 +31,37 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit> {
     let report = preview::preview(config, &catalog, &options, Utc::now())?;
     let out = &report.output;
     for n in &out.notes {
-        println!("note: {n}");
+        writeln!(stdout, "note: {n}")?;
     }
-    println!(
+    writeln!(
+        stdout,
         "issue:   {} ({} articles)",
         report.issue, report.article_count
-    );
-    println!("subject: {}", out.rendered.subject);
-    println!("sample:  {}", report.sample);
-    println!(
+    )?;
+    writeln!(stdout, "subject: {}", out.rendered.subject)?;
+    writeln!(stdout, "sample:  {}", report.sample)?;
+    writeln!(
+        stdout,
         "wrote {} ({})",
         out.html_path.display(),
         kb(out.rendered.html.len())
-    );
-    println!(
+    )?;
+    writeln!(
+        stdout,
         "wrote {} ({})",
         out.text_path.display(),
         kb(out.rendered.text.len())
-    );
+    )?;
     match (&out.eml_path, &out.eml_error) {
         (Some(p), _) => {
-            println!("wrote {} ({})", p.display(), kb(out.eml_bytes));
+            writeln!(stdout, "wrote {} ({})", p.display(), kb(out.eml_bytes))?;
             Ok(Exit::Success)
         }
         (None, Some(e)) => {
-            eprintln!(
+            output::say(format_args!(
                 "error: sample.eml was not written: {}",
                 crate::base::error_chain(e.as_ref())
-            );
+            ));
             Ok(Exit::Failures)
         }
         (None, None) => Ok(Exit::Failures),
