@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 
-use super::text::{edit_distance, fold_key, normalise, split_names};
+use super::text::{fold_key, normalise, split_names};
 use super::{Draft, Parsed};
+use crate::base::edit_distance;
 use crate::base::IssueDate;
 
 /// The front matter keys fortnight reads.

@@ -26,8 +26,6 @@ use serde::Serialize;
 use crate::base::IssueDate;
 use crate::config::Config;
 
-pub(crate) use text::edit_distance;
-
 /// One article, whatever format it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Article {

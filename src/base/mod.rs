@@ -2,8 +2,8 @@
 //! domain modules need and that depend on nothing of fortnight's own.
 //!
 //! The issue date type, the one HTML escaper, lowercase hex, owner-only file creation,
-//! one-line error chains and the interrupt signals. Nothing here reads the config or knows
-//! about articles, subscribers or mail.
+//! one-line error chains, "did you mean" distances and the interrupt signals. Nothing here
+//! reads the config or knows about articles, subscribers or mail.
 
 mod errors;
 pub mod files;
@@ -11,8 +11,10 @@ mod hex;
 mod html;
 mod issue_date;
 pub mod signal;
+mod suggest;
 
 pub use errors::error_chain;
 pub use hex::hex;
 pub use html::{escape_html, escape_html_into};
 pub use issue_date::{IssueDate, IssueDateError};
+pub use suggest::edit_distance;

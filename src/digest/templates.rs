@@ -20,7 +20,7 @@ use tera::Tera;
 
 use super::context::{ARTICLE_KEYS, OTHER_PATHS, SECTION_KEYS, TOP_LEVEL_KEYS};
 use super::filters;
-use crate::articles::edit_distance;
+use crate::base::edit_distance;
 use crate::config::Config;
 
 /// The HTML part's template.

@@ -1,6 +1,6 @@
 //! Deliverability checks: what `check` and `send` report before any send.
 //!
-//! Each check names a rule of STANDARDS.md that receivers (Gmail, Yahoo, Outlook) enforce
+//! Each check names a rule of docs/standards.md that receivers (Gmail, Yahoo, Outlook) enforce
 //! and says what to change. An [`Severity::Error`] is something a send refuses (no HTTPS
 //! one-click unsubscribe URL, no visible unsubscribe link, an unusable DKIM key); a
 //! [`Severity::Warning`] is something that hurts delivery or compliance but does not stop a

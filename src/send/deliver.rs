@@ -12,12 +12,12 @@
 //! - the *journal writer* ([`crate::journal::JournalWriter`]), a task on the same event
 //!   loop, commits in groups.
 //!
-//! Outcomes follow STANDARDS.md: 2xx after the final `.` is sent; 4xx is deferred with
-//! exponential backoff and jitter and retried within the run up to `retries` times (421,
-//! 4.7.x and 450 4.2.1 also halve the global rate); 5.1.x fails and asks for the address to
-//! be marked bounced; other 5xx fail; 5.7.x, 530, 535, 552 5.3.4 and TLS failures stop the
-//! run (the row stays deferred so the next run retries it); a connection lost before the final
-//! `.` is retried, one lost after it is ambiguous and never retried automatically.
+//! Outcomes follow docs/standards.md "SMTP replies": 2xx after the final `.` is sent; 4xx is
+//! deferred with exponential backoff and jitter and retried within the run up to `retries` times
+//! (421, 4.7.x and 450 4.2.1 also halve the global rate); 5.1.x fails and asks for the address to
+//! be marked bounced; other 5xx fail; 5.7.x, 530, 535, 552 5.3.4 and TLS failures stop the run (the
+//! row stays deferred so the next run retries it); a connection lost before the final `.` is
+//! retried, one lost after it is ambiguous and never retried automatically.
 //!
 //! Stopping (fatal error, daily cap, Ctrl-C) means: no new transaction starts; transactions
 //! in flight finish (after Ctrl-C for at most the grace period, then they are abandoned and

@@ -14,7 +14,7 @@
 //!
 //! This module knows nothing about journals, throttles or subscribers: it reports what the
 //! server said (`Reply`, `TxOutcome`, `ConnectError`); `classify` maps a reply to what
-//! the delivery loop should do, per the table in STANDARDS.md.
+//! the delivery loop should do, per the table in docs/standards.md "SMTP replies".
 
 use std::borrow::Cow;
 use std::fmt;
@@ -318,7 +318,7 @@ impl Reply {
     }
 }
 
-/// What the delivery loop does with a reply (the table in STANDARDS.md).
+/// What the delivery loop does with a reply (the table in docs/standards.md "SMTP replies").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// 2xx after the final `.`.
@@ -331,7 +331,7 @@ pub(crate) enum Verdict {
     Stop,
 }
 
-/// Classifies a reply per the table in STANDARDS.md.
+/// Classifies a reply per the table in docs/standards.md "SMTP replies".
 pub(crate) fn classify(reply: &Reply) -> Verdict {
     let e = reply.enhanced;
     match reply.code {

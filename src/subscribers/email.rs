@@ -2,7 +2,7 @@
 //!
 //! A mailing list is not a general RFC 5322 parser: it accepts the addresses that mail
 //! systems deliver reliably and that cannot smuggle anything into a header, and rejects the
-//! rest with a reason a person can act on (STANDARDS.md "Addresses"). [`SubscriberEmail`] is
+//! rest with a reason a person can act on (docs/standards.md "Addresses"). [`SubscriberEmail`] is
 //! the only way an address crosses into the program; its constructor does not trim (the
 //! importer trims cells first), so an address carrying a line break is rejected here, not
 //! silently repaired. Display names are not validated but normalised: control, bidi and
@@ -37,7 +37,7 @@ pub const RESERVED_TLDS: &[&str] = &[
     "arpa",
 ];
 
-/// An address that passed the list's address policy (STANDARDS.md "Addresses").
+/// An address that passed the list's address policy (docs/standards.md "Addresses").
 ///
 /// The only constructor is [`SubscriberEmail::parse`]. The domain is lowercased (IDN as
 /// A-labels); the local part is kept as written. Equality, ordering and hashing are

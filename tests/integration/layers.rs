@@ -24,6 +24,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// `(path relative to src/, code without comments and without test modules)`.
 fn library_sources() -> Vec<(String, String)> {
     let comments = regex::Regex::new(r"(?s)/\*.*?\*/|//[^\n]*").unwrap();
+    let test_module = regex::Regex::new(r"#\[cfg\(test\)\]\s*mod\s").unwrap();
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     files.sort();
@@ -36,8 +37,9 @@ fn library_sources() -> Vec<(String, String)> {
                 .to_string_lossy()
                 .replace('\\', "/");
             let text = std::fs::read_to_string(&p).unwrap();
-            let text = match text.find("#[cfg(test)]") {
-                Some(i) => text[..i].to_string(),
+            // Test modules (`#[cfg(test)] mod …`) sit at the end of a file.
+            let text = match test_module.find(&text) {
+                Some(m) => text[..m.start()].to_string(),
                 None => text,
             };
             (rel, comments.replace_all(&text, "").into_owned())

@@ -1,6 +1,6 @@
 //! Integration tests for `message`: generated messages are parsed with independent tools
 //! (mail-parser for MIME, mail-auth for DKIM) and checked against every rule of
-//! STANDARDS.md "Every message" and "List headers".
+//! docs/standards.md "Every message" and "List headers and one-click unsubscribe".
 
 #[path = "../fixtures/sample_digest.rs"]
 mod sample_digest;
