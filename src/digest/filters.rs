@@ -1,11 +1,7 @@
-//! The escaper and the filters fortnight adds to Tera.
-//!
-//! Tera 1's own HTML escaper also escapes `/`, which turns every link into
-//! `https:&#x2F;&#x2F;…`; [`escape_html`] escapes only what HTML needs (`& < > " '`, plus the
-//! no-break space so that the output matches what the CSS inliner writes). The same function
-//! escapes the per-subscriber values the fast path substitutes, so both paths agree byte for
-//! byte. The filters are small pure functions: `date_format`, `excerpt`, `wrap` and `ordinal`.
-//! Nothing here knows about issues or subscribers.
+//! The filters fortnight adds to Tera: small pure functions, `date_format`, `excerpt`, `wrap`
+//! and `ordinal`. Nothing here knows about issues or subscribers. (Autoescaping uses
+//! `crate::base::escape_html`, set on the engine in `templates`, which the fast path also
+//! uses for the values it substitutes, so both paths agree byte for byte.)
 
 use std::collections::HashMap;
 

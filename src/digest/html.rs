@@ -7,9 +7,9 @@
 //! - keeps links only to `http(s):` and `mailto:` (images: `http(s):`/`cid:`), drops event
 //!   handler attributes and `<script>`, `<iframe>`, `<object>`… with their content, and any
 //!   `<style>` outside `<head>`;
-//! - rewrites every text node and attribute value with [`escape_html`], so that the output
-//!   has one escaping convention and a value substituted by the fast path is written exactly
-//!   as a full render writes it;
+//! - rewrites every text node and attribute value with [`crate::base::escape_html`], so that
+//!   the output has one escaping convention and a value substituted by the fast path is
+//!   written exactly as a full render writes it;
 //! - reports what a checker wants to know: the links (and whether each is visible), the size
 //!   of the `<style>` kept in `<head>`, and what it removed.
 //!
