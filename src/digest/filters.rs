@@ -26,12 +26,24 @@ pub const FILTERS: &[(&str, &str)] = &[
     ("ordinal", "1 → 1st, 22 → 22nd: `issue.number | ordinal`"),
 ];
 
-/// Registers the filters on a Tera instance.
+/// Registers the filters on a Tera instance, and takes away the built-in function that reads
+/// outside state: `get_env` would put the SMTP password or the unsubscribe key (both come from
+/// the environment) into every copy.
 pub fn register(tera: &mut Tera) {
     tera.register_filter("date_format", date_format);
     tera.register_filter("excerpt", excerpt);
     tera.register_filter("wrap", wrap);
     tera.register_filter("ordinal", ordinal);
+    tera.register_function("get_env", no_env);
+}
+
+/// Stands in for Tera's `get_env`: templates never read the environment.
+fn no_env(_: &HashMap<String, Value>) -> tera::Result<Value> {
+    Err(tera::Error::msg(
+        "`get_env` is not available in fortnight templates: they cannot read the environment \
+         (it holds the SMTP password and the unsubscribe key); put the value in config.toml \
+         and use it from there",
+    ))
 }
 
 fn str_arg<'a>(

@@ -356,6 +356,24 @@ fn broken_subject_template_names_the_config_key() {
 }
 
 #[test]
+fn get_env_cannot_read_the_environment_from_subject_or_templates() {
+    // PATH is set in every test environment; its value must never reach a rendering.
+    let path = std::env::var("PATH").expect("PATH is set");
+    for (files, extra) in [
+        (vec![], "[digest]\nsubject = \"{{ get_env(name='PATH') }}\"\n"),
+        (vec![], "[digest]\npreheader = \"{{ get_env(name='PATH', default='x') }}\"\n"),
+        (
+            vec![("digest.txt.tera", "{{ get_env(name=\"PATH\") }}\n{{ unsubscribe_url }}")],
+            "",
+        ),
+    ] {
+        let msg = prepare_err(&files, extra);
+        assert!(msg.contains("`get_env` is not available"), "{msg}");
+        assert!(!msg.contains(&path), "{msg}");
+    }
+}
+
+#[test]
 fn user_templates_override_builtins_and_may_add_partials() {
     let (_dir, config) = project(
         &[
