@@ -360,10 +360,19 @@ fn get_env_cannot_read_the_environment_from_subject_or_templates() {
     // PATH is set in every test environment; its value must never reach a rendering.
     let path = std::env::var("PATH").expect("PATH is set");
     for (files, extra) in [
-        (vec![], "[digest]\nsubject = \"{{ get_env(name='PATH') }}\"\n"),
-        (vec![], "[digest]\npreheader = \"{{ get_env(name='PATH', default='x') }}\"\n"),
         (
-            vec![("digest.txt.tera", "{{ get_env(name=\"PATH\") }}\n{{ unsubscribe_url }}")],
+            vec![],
+            "[digest]\nsubject = \"{{ get_env(name='PATH') }}\"\n",
+        ),
+        (
+            vec![],
+            "[digest]\npreheader = \"{{ get_env(name='PATH', default='x') }}\"\n",
+        ),
+        (
+            vec![(
+                "digest.txt.tera",
+                "{{ get_env(name=\"PATH\") }}\n{{ unsubscribe_url }}",
+            )],
             "",
         ),
     ] {
