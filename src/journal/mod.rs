@@ -7,12 +7,13 @@
 //! `in_flight` when a run starts (a crash) become `ambiguous`.
 //!
 //! During a run one task owns the connection ([`JournalWriter`]) and commits in groups:
-//! everything that arrived while the previous commit ran goes into the next one. Outcomes are
-//! only buffered (they wake nobody); they are committed with the next `in_flight` mark (of any
-//! worker) or flush. A worker buffers the outcome of its previous message and then waits for
-//! the commit of its next `in_flight` mark, so a committed journal never holds more than one
-//! `in_flight` row per worker: after a crash at most `concurrency` rows are ambiguous. One
-//! commit per message, each a few WAL pages (the tables carry only the indexes queries use).
+//! everything that arrived while the previous commit ran goes into the next one. A worker
+//! waits for the commit of its `in_flight` mark before the transaction starts and for the
+//! commit of its outcome right after it ends, before it waits for anything (throttle,
+//! backoff, the next message); so a committed journal holds an `in_flight` row only while its
+//! transaction is open, at most one per worker, and no verdict the relay gave is ever lost.
+//! Two commits per message at concurrency 1, fewer per message with more workers (their
+//! marks and outcomes share commits), each a few WAL pages.
 //!
 //! Durability: with `[journal] synchronous = "normal"` (the default) a commit is in the WAL
 //! file before the transaction starts, which survives the process being killed at any point;

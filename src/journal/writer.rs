@@ -1,8 +1,10 @@
 //! The journal writer: during a run one task owns the connection and commits in groups.
 //!
 //! Workers send [`Begin`] (mark the row `in_flight` and wait for the commit) and buffer
-//! [`End`] (the outcome, committed with the next mark of any worker or a flush) through a
-//! cloneable [`JournalHandle`]; [`JournalWriter::finish`] gives the journal back at the end.
+//! [`End`] (the outcome) through a cloneable [`JournalHandle`], then wait for its commit with
+//! [`JournalHandle::flush`] before they wait for anything else (docs/guarantees.md "Before a
+//! transaction starts"); outcomes and marks of several workers share a commit.
+//! [`JournalWriter::finish`] gives the journal back at the end.
 
 use std::time::Duration;
 
@@ -115,7 +117,8 @@ impl JournalHandle {
     }
 
     /// Buffers the outcome of a transaction; it is committed with the next `begin` (of any
-    /// worker) or `flush`.
+    /// worker) or `flush`. The engine flushes right after it: a verdict is never left
+    /// buffered while its worker waits.
     pub fn end(&self, end: End) -> Result<()> {
         self.buffer(Cmd::End(end))
     }

@@ -7,8 +7,9 @@
 //!   count), so messages are streamed, never all held in memory;
 //! - `concurrency` *workers*, each with its own SMTP connection, take a message, check that
 //!   the address is still subscribed, wait for the global throttle, take a unit of the daily
-//!   cap, mark the row `in_flight` (and wait for that commit), run the transaction and queue
-//!   its outcome for the journal;
+//!   cap, mark the row `in_flight` (and wait for that commit), run the transaction and wait
+//!   for the commit of its outcome before anything else (so no verdict is ever held across a
+//!   wait: a crash while every worker waits leaves no `in_flight` row);
 //! - the *journal writer* ([`crate::journal::JournalWriter`]), a task on the same event
 //!   loop, commits in groups.
 //!
@@ -845,7 +846,18 @@ impl Ctx {
         if !accepted_or_maybe {
             self.give_back();
         }
+        // The verdict is durable before this worker waits for anything (the throttle, a
+        // backoff, the next message): a crash from here on loses nothing the relay said.
+        self.commit_verdict().await;
         !d.stop.is_stopped()
+    }
+
+    /// Waits until the outcomes buffered so far are committed (several workers' outcomes
+    /// share one commit); a journal error stops the run.
+    async fn commit_verdict(&self) {
+        if let Err(e) = self.d.journal.flush().await {
+            self.d.stop.stop(StopReason::Fatal(format!("{e:#}")));
+        }
     }
 
     /// Gives a unit of the daily cap back (the message was not accepted).
@@ -874,7 +886,8 @@ impl Ctx {
             Ok(ticket) => {
                 self.end(ticket, &who, State::Failed, &reason, None, None);
                 Stats::add(&d.stats.failed, 1);
-                true
+                self.commit_verdict().await;
+                !d.stop.is_stopped()
             }
             Err(e) => {
                 d.stop.stop(StopReason::Fatal(format!("{e:#}")));

@@ -1,0 +1,191 @@
+//! Delivery guarantees at the edges (issue 11): verdicts that survive a SIGKILL while the
+//! run waits, exit codes while an issue is unsettled, ownership of a send in the database,
+//! a list that breaks mid-run, the content lock, per-copy `Date`, list-keyed Message-IDs and
+//! the connection policy. Every test drives the real binary against the in-process SMTP
+//! server (real TCP on 127.0.0.1:0) and reads the real SQLite journal.
+
+use std::collections::HashMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use fortnight::journal::{DeliveryRow, Journal, State};
+use fortnight::subscribers::{Status, SubscriberList};
+
+use crate::support::smtp::{Fault, Policy, TestSmtpServer};
+use crate::support::{Run, TestProject, TEST_UNSUBSCRIBE_KEY};
+
+const ISSUE: &str = "2026-11-04";
+const ARTICLE: &str = "---\ntitle: \"Ferries Return to the Caspian\"\nauthor: Test Author\n\
+    date: 2026-11-02\nissue: 2026-11-04\nsection: Field Reports\n---\n\n\
+    The ferry between Baku and Aktau runs again after the autumn storms.\n";
+
+fn addr(i: usize) -> String {
+    format!("reader{i:05}@readers-mail.org")
+}
+
+fn list_csv(n: usize) -> String {
+    let mut s = String::from("email,name,status,since,source,tags\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "{},Reader {i},subscribed,2024-01-01,test,\n",
+            addr(i)
+        ));
+    }
+    s
+}
+
+fn project(server: &TestSmtpServer, n: usize, throttle: &str) -> TestProject {
+    let mut p = TestProject::new();
+    p.write("articles/ferries.md", ARTICLE);
+    p.write("subscribers.csv", list_csv(n));
+    p.config_append(&server.smtp_section());
+    p.config_append(throttle);
+    p
+}
+
+fn send_cmd(p: &TestProject, args: &[&str]) -> std::process::Command {
+    let mut all = vec!["send"];
+    all.extend_from_slice(args);
+    let mut c = p.cmd(&all);
+    c.env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY);
+    c
+}
+
+fn send(p: &TestProject, args: &[&str]) -> Run {
+    Run {
+        out: send_cmd(p, args).output().expect("run fortnight send"),
+    }
+}
+
+fn spawn_send(p: &TestProject, args: &[&str]) -> Child {
+    send_cmd(p, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fortnight send")
+}
+
+fn journal(p: &TestProject) -> Journal {
+    Journal::open_existing(&p.path().join(".fortnight/journal.sqlite"))
+        .unwrap()
+        .expect("a journal")
+}
+
+fn rows(p: &TestProject) -> Vec<DeliveryRow> {
+    journal(p).rows(ISSUE.parse().unwrap()).unwrap()
+}
+
+fn row(p: &TestProject, address: &str) -> DeliveryRow {
+    rows(p)
+        .into_iter()
+        .find(|r| r.address == address)
+        .unwrap_or_else(|| panic!("no journal row for {address}"))
+}
+
+fn states(p: &TestProject) -> HashMap<State, usize> {
+    let mut m = HashMap::new();
+    for r in rows(p) {
+        *m.entry(r.state).or_default() += 1;
+    }
+    m
+}
+
+/// Waits (at most `secs`) until `cond` holds, failing if the child exits first.
+#[track_caller]
+fn wait_until(child: &mut Child, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the send ended before {what}"
+        );
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGKILL, and reap.
+fn kill(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Whether the server replied a line starting with `prefix`.
+fn server_replied(server: &TestSmtpServer, prefix: &str) -> bool {
+    server
+        .log()
+        .iter()
+        .any(|l| !l.from_client && l.line.starts_with(prefix))
+}
+
+// 1. Verdict durability ------------------------------------------------------------------
+
+#[test]
+fn a_kill_while_idle_after_a_550_keeps_the_verdict_and_the_rerun_marks_the_address_bounced() {
+    let bad = addr(0);
+    let b = bad.clone();
+    let server = TestSmtpServer::start(Policy::default().on_rcpt(move |a| {
+        (a.rcpt == b)
+            .then(|| Fault::Reply("550 5.1.1 <x>: Recipient address rejected: User unknown".into()))
+    }));
+    // One message every 10 s: after the 550 the only worker waits in the throttle.
+    let p = project(
+        &server,
+        2,
+        "[throttle]\nconcurrency = 1\nper_minute = 6\nretries = 1\nbackoff_secs = 0.05\n",
+    );
+    let mut child = spawn_send(&p, &["--yes"]);
+    wait_until(&mut child, 20, "the 550", || {
+        server_replied(&server, "550 5.1.1")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    kill(child);
+    // The journal already holds the verdict: failed, with the bounce to apply.
+    let r = row(&p, &bad);
+    assert_eq!(r.state, State::Failed, "{r:?}");
+    assert_eq!(states(&p).get(&State::InFlight), None);
+
+    let rerun = send(&p, &["--yes"]);
+    rerun.success();
+    let list = SubscriberList::load(&p.path().join("subscribers.csv")).unwrap();
+    let s = list
+        .subscribers
+        .iter()
+        .find(|s| s.email.as_str() == bad)
+        .unwrap();
+    assert_eq!(s.status, Status::Bounced);
+    let st = states(&p);
+    assert_eq!(st.get(&State::Ambiguous), None, "{st:?}");
+    assert_eq!((st[&State::Sent], st[&State::Failed]), (1, 1));
+    assert_eq!(server.accepted().len(), 1);
+    assert_eq!(server.copies_per_recipient()[&addr(1)], 1);
+}
+
+#[test]
+fn a_kill_during_a_451_backoff_leaves_the_row_deferred_and_the_rerun_delivers_it_once() {
+    let server = TestSmtpServer::start(
+        Policy::default()
+            .on_rcpt(|a| (a.nth == 1).then(|| Fault::Reply("451 4.3.0 Try again later".into()))),
+    );
+    let p = project(
+        &server,
+        1,
+        "[throttle]\nconcurrency = 1\nretries = 3\nbackoff_secs = 2\nbackoff_max_secs = 2\n",
+    );
+    let mut child = spawn_send(&p, &["--yes"]);
+    wait_until(&mut child, 20, "the 451", || {
+        server_replied(&server, "451 4.3.0")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    kill(child);
+    let r = row(&p, &addr(0));
+    assert_eq!(r.state, State::Deferred, "{r:?}");
+    assert!(r.next_attempt_at.is_some());
+
+    // Once its backoff has passed, a plain rerun retries it.
+    std::thread::sleep(Duration::from_millis(2100));
+    send(&p, &["--yes"]).success();
+    assert_eq!(row(&p, &addr(0)).state, State::Sent);
+    assert_eq!(server.accepted().len(), 1);
+    assert_eq!(server.copies_per_recipient()[&addr(0)], 1);
+}
