@@ -20,6 +20,7 @@ use crate::message::Severity;
 use crate::send::deliver::{RunReport, Stats, StopReason};
 use crate::send::{
     DailyCap, ListSummary, Mode, Note, Outbox, SendEvents, SendOptions, SendReport, SendWarning,
+    Unsettled,
 };
 
 pub fn run(config: &Config, args: &SendArgs) -> Result<Exit> {
@@ -69,6 +70,11 @@ impl Ending {
             Some(StopReason::Fatal(m)) => Ending::Fatal(m.clone()),
             Some(StopReason::Interrupted) => Ending::Exit(Exit::Interrupted),
             _ if run.failed + run.ambiguous + run.deferred > 0 => Ending::Exit(Exit::Failures),
+            // Ambiguous or deferred rows from earlier runs: not settled, also when this run
+            // had nothing to send (cron must see it).
+            _ if report.notes.iter().any(|n| matches!(n, Note::Unsettled(_))) => {
+                Ending::Exit(Exit::Failures)
+            }
             _ => Ending::Exit(Exit::Success),
         }
     }
@@ -268,18 +274,38 @@ fn note_text(note: &Note) -> String {
         Note::NothingToSend(issue) => format!("Nothing to send for the issue of {issue}."),
         Note::DailyCap(cap) => cap_text(cap),
         Note::ListNotUpdated(e) => format!("warning: {e}"),
-        Note::Ambiguous(n) => format!(
-            "{n} message(s) are ambiguous (the connection was lost after the final dot): they may \
-             have been delivered. A plain rerun never resends them; `fortnight send \
-             --resend-ambiguous` does, with the same Message-ID."
-        ),
-        Note::Deferred(n) => format!(
-            "{n} message(s) are deferred: run `fortnight send` again later to retry them."
-        ),
+        Note::Unsettled(u) => unsettled_text(u),
         Note::MarkedBounced(n) => {
             format!("{n} address(es) were marked bounced in the list (5.1.x replies).")
         }
     }
+}
+
+/// Why the send exits 1 while the issue is not settled, and the commands that settle it.
+fn unsettled_text(u: &Unsettled) -> String {
+    let mut s = format!("The issue of {} is not settled:", u.issue);
+    if u.ambiguous > 0 {
+        s.push_str(&format!(
+            " {} message(s) are ambiguous (the connection was lost after the final dot, or the \
+             run died during the transaction): they may have been delivered. A plain rerun never \
+             resends them; `fortnight send --issue {} --resend-ambiguous` does, with the same \
+             Message-ID.",
+            u.ambiguous, u.issue
+        ));
+    }
+    if u.deferred > 0 {
+        s.push_str(&format!(
+            " {} message(s) are deferred: run `fortnight send --issue {}` again",
+            u.deferred, u.issue
+        ));
+        match u.next_retry_at {
+            Some(t) => s.push_str(&format!(" after {}", t.format("%Y-%m-%d %H:%M:%S UTC"))),
+            None => s.push_str(" later"),
+        }
+        s.push_str(" to retry them.");
+    }
+    s.push_str(" `fortnight status` lists them; this command exits 1 until they are settled.");
+    s
 }
 
 fn cap_text(cap: &DailyCap) -> String {

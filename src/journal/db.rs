@@ -282,6 +282,16 @@ impl Journal {
         Ok(counts)
     }
 
+    /// The earliest retry time of the issue's deferred rows.
+    pub(crate) fn next_retry_at(&self, issue: IssueDate) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = self.conn.query_row(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE issue = ?1 AND state = 'deferred'",
+            params![issue_text(issue)],
+            |r| r.get(0),
+        )?;
+        Ok(t.as_deref().and_then(parse_timestamp))
+    }
+
     /// Failed, deferred and ambiguous rows of one issue, in address order.
     pub(crate) fn problems(&self, issue: IssueDate) -> Result<Vec<ProblemRow>> {
         let mut stmt = self.conn.prepare(

@@ -25,7 +25,7 @@ use super::deliver::{Deliverer, DeliveryOptions, RunReport, Stats, StopReason, S
 use super::options::{SendEvents, SendOptions};
 use super::plan::{self, Plan, PlanOptions, Planned};
 use super::preflight::Ready;
-use super::report::{DailyCap, ListSummary, Mode, Note, SendReport, SendWarning};
+use super::report::{DailyCap, ListSummary, Mode, Note, SendReport, SendWarning, Unsettled};
 use super::smtp::SmtpSettings;
 use super::throttle::{DailyBudget, Throttle};
 use super::watch::{FileStamp, ListWatch};
@@ -68,12 +68,6 @@ impl LiveSend<'_> {
         marked_bounced: usize,
         mut notes: Vec<Note>,
     ) -> SendReport {
-        if run.ambiguous > 0 {
-            notes.push(Note::Ambiguous(run.ambiguous));
-        }
-        if run.deferred > 0 {
-            notes.push(Note::Deferred(run.deferred));
-        }
         if marked_bounced > 0 {
             notes.push(Note::MarkedBounced(marked_bounced));
         }
@@ -179,6 +173,9 @@ impl LiveSend<'_> {
                 self.cap_note(&prepared.journal, p.recipients.len() as u64)?
             };
             prepared.notes.push(note);
+            prepared
+                .notes
+                .extend(unsettled(&prepared.journal, self.issue)?);
             return Ok(self.report(
                 Mode::Send,
                 RunReport::default(),
@@ -224,6 +221,7 @@ impl LiveSend<'_> {
             let left = run.not_attempted + summary.skipped.beyond_limit;
             notes.push(self.cap_note(&journal, left)?);
         }
+        notes.extend(unsettled(&journal, self.issue)?);
         Ok(self.report(
             Mode::Send,
             run,
@@ -390,6 +388,22 @@ async fn until_done(
             }
         }
     }
+}
+
+/// The note that the issue is not settled, when the journal holds ambiguous or deferred
+/// rows of it (docs/guarantees.md "Exit codes of `send`").
+fn unsettled(journal: &Journal, issue: IssueDate) -> Result<Option<Note>> {
+    let counts = journal.counts(issue)?;
+    let ambiguous = counts.ambiguous + counts.in_flight;
+    if ambiguous + counts.deferred == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Note::Unsettled(Unsettled {
+        issue,
+        ambiguous,
+        deferred: counts.deferred,
+        next_retry_at: journal.next_retry_at(issue)?,
+    })))
 }
 
 /// Writes statuses the journal holds for the list (5.1.x bounces) into the list.

@@ -38,7 +38,7 @@ use crate::digest::Digest;
 
 pub use options::{SendEvents, SendOptions};
 pub use outbox::Outbox;
-pub use report::{DailyCap, ListSummary, Mode, Note, SendReport, SendWarning};
+pub use report::{DailyCap, ListSummary, Mode, Note, SendReport, SendWarning, Unsettled};
 
 /// Sends an issue (the newest by default) to the list, as test copies (`to`) or to files
 /// (`dry_run`). An `Err` means nothing was sent (or the run could not start); a run that

@@ -106,12 +106,24 @@ pub enum Note {
     DailyCap(DailyCap),
     /// After the run the list could not be updated (the journal keeps the updates).
     ListNotUpdated(String),
-    /// Messages whose delivery is ambiguous after this run.
-    Ambiguous(u64),
-    /// Messages left deferred for a later run.
-    Deferred(u64),
+    /// The issue is not settled: the journal holds rows whose fate is unknown (`ambiguous`)
+    /// or not decided yet (`deferred`), from this run or earlier ones. A send ends with
+    /// exit 1 while this is so, also when it had nothing to send.
+    Unsettled(Unsettled),
     /// Addresses marked bounced in the list.
     MarkedBounced(usize),
+}
+
+/// The rows of an issue that a person (or a later run) still has to settle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    pub issue: IssueDate,
+    /// May have been delivered; only `send --resend-ambiguous` resends them.
+    pub ambiguous: u64,
+    /// Retried by a later plain `send` once their retry time has passed.
+    pub deferred: u64,
+    /// The earliest retry time of the deferred rows.
+    pub next_retry_at: Option<DateTime<Utc>>,
 }
 
 /// Where the daily cap stands.

@@ -189,3 +189,34 @@ fn a_kill_during_a_451_backoff_leaves_the_row_deferred_and_the_rerun_delivers_it
     assert_eq!(server.accepted().len(), 1);
     assert_eq!(server.copies_per_recipient()[&addr(0)], 1);
 }
+
+// 2. Exit 1 while the issue is not settled -------------------------------------------------
+
+#[test]
+fn a_rerun_that_sends_nothing_exits_1_while_ambiguous_rows_are_left_and_0_once_settled() {
+    let server = TestSmtpServer::start(
+        Policy::default().on_data(|a| (a.rcpt == addr(1) && a.nth == 1).then_some(Fault::Drop)),
+    );
+    let p = project(
+        &server,
+        3,
+        "[throttle]\nconcurrency = 1\nretries = 1\nbackoff_secs = 0.05\n",
+    );
+    send(&p, &["--yes"]).code_is(1);
+    assert_eq!(states(&p)[&State::Ambiguous], 1);
+    for args in [&["--yes"][..], &["--yes", "--json"][..]] {
+        let rerun = send(&p, args);
+        rerun.code_is(1);
+        assert!(
+            rerun.stdout().contains("not settled")
+                && rerun.stdout().contains(&format!(
+                    "fortnight send --issue {ISSUE} --resend-ambiguous"
+                )),
+            "{}",
+            rerun.stdout()
+        );
+    }
+    assert_eq!(server.received().len(), 3, "the reruns sent nothing");
+    send(&p, &["--yes", "--resend-ambiguous"]).success();
+    send(&p, &["--yes"]).success();
+}

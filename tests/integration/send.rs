@@ -1181,9 +1181,15 @@ mod cli {
         assert!(first.stdout().contains("ambiguous"), "{}", first.stdout());
         assert_eq!(states(&p)[&State::Ambiguous], 1);
 
+        // Nothing to send, but the issue is not settled: exit 1, with the command to settle it.
         let plain = send(&p, &["--yes"]);
-        plain.success();
+        plain.code_is(1);
         assert!(plain.stdout().contains("1 ambiguous"), "{}", plain.stdout());
+        assert!(
+            plain.stdout().contains("not settled") && plain.stdout().contains("--resend-ambiguous"),
+            "{}",
+            plain.stdout()
+        );
         assert_eq!(
             server.copies_per_recipient()[&addr(4)],
             1,
@@ -1256,8 +1262,10 @@ mod cli {
                 "a plain rerun sent a duplicate"
             );
         }
-        // A plain rerun finishes the issue without resending anything ambiguous.
-        send(&p, &["--yes"]).success();
+        // A plain rerun finishes the issue without resending anything ambiguous (exit 1 while
+        // ambiguous rows are left).
+        let rerun = send(&p, &["--yes"]);
+        rerun.code_is(if ambiguous_total > 0 { 1 } else { 0 });
         let copies = server.copies_per_recipient();
         assert!(
             copies.values().all(|n| *n == 1),
