@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::lease::{self, Lease};
 use super::rows::{
     Counts, DeliveryRow, JournalKey, ListUpdate, ProblemRow, RowSummary, State, TestCopy,
 };
@@ -17,8 +18,9 @@ use super::sql::{issue_at, issue_text, parse_timestamp, status_at, timestamp};
 use crate::base::IssueDate;
 use crate::config::JournalSync;
 
-/// The schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version written to `PRAGMA user_version` (2: the `runs` ownership table, so a
+/// fortnight that does not honour it refuses the journal).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -58,6 +60,9 @@ pub struct Journal {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
     pub(super) sync: JournalSync,
+    /// This run's ownership of the issue it sends (see `lease.rs`); every writer
+    /// transaction renews it.
+    pub(super) lease: Option<Lease>,
 }
 
 impl fmt::Debug for Journal {
@@ -82,6 +87,7 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
             sync,
+            lease: None,
         };
         j.setup(sync)
             .with_context(|| format!("cannot set up the journal `{}`", path.display()))?;
@@ -114,6 +120,7 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
             sync: JournalSync::Normal,
+            lease: None,
         }))
     }
 
@@ -145,8 +152,36 @@ impl Journal {
             bail!("the journal was written by a newer fortnight (schema {version}); upgrade fortnight");
         }
         c.execute_batch(SCHEMA)?;
+        c.execute_batch(lease::SCHEMA)?;
         c.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(())
+    }
+
+    /// Takes ownership of sending `issue` (docs/guarantees.md "Ownership"), or fails naming
+    /// the run that owns it. Call it before [`Journal::recover_in_flight`]: only the owner
+    /// may decide that a row in flight was interrupted.
+    pub(crate) fn take_ownership(&mut self, issue: IssueDate, now: DateTime<Utc>) -> Result<()> {
+        let l = lease::acquire(&mut self.conn, issue, now)
+            .with_context(|| format!("cannot start sending with `{}`", self.path.display()))?;
+        self.lease = Some(l);
+        Ok(())
+    }
+
+    /// Renews this run's ownership (after a pause such as the confirmation question); fails
+    /// when another run took the issue over.
+    pub(crate) fn renew_ownership(&self, now: DateTime<Utc>) -> Result<()> {
+        match &self.lease {
+            Some(l) => lease::renew(&self.conn, l, now),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives this run's ownership up.
+    pub(crate) fn release_ownership(&mut self) -> Result<()> {
+        match self.lease.take() {
+            Some(l) => lease::release(&self.conn, &l),
+            None => Ok(()),
+        }
     }
 
     /// Turns every `in_flight` row (left by a crash) into `ambiguous`; returns how many.

@@ -29,6 +29,7 @@
 //! and never reads the subscriber list.
 
 mod db;
+mod lease;
 mod lock;
 mod rows;
 mod sql;

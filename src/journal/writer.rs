@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Transaction};
 
 use super::db::Journal;
+use super::lease;
 use super::rows::{AttemptKind, JournalKey, State};
 use super::sql::{issue_text, status_text, timestamp};
 use crate::base::IssueDate;
@@ -65,7 +66,9 @@ pub struct End {
     pub at: DateTime<Utc>,
 }
 
-type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// The answer to a command that waits: `Ok(true)` done; for a [`Begin`], `Ok(false)` means
+/// the row is already decided (`sent`, `failed`) or in flight, and must not be sent.
+type Ack = tokio::sync::oneshot::Sender<Result<bool, String>>;
 
 enum Cmd {
     Begin(Begin, Ack),
@@ -99,8 +102,10 @@ impl JournalWriter {
 }
 
 impl JournalHandle {
-    /// Marks the row `in_flight` and waits until that is committed.
-    pub async fn begin(&self, begin: Begin) -> Result<Ticket> {
+    /// Marks the row `in_flight` and waits until that is committed. `None`: the row is
+    /// already `sent`, `failed` or `in_flight` (a mark never overwrites those), so the
+    /// message must not go out.
+    pub async fn begin(&self, begin: Begin) -> Result<Option<Ticket>> {
         let ticket = Ticket {
             started_at: begin.at,
             message_id: begin.message_id.clone(),
@@ -110,7 +115,8 @@ impl JournalHandle {
             .send(Cmd::Begin(begin, ack))
             .map_err(|_| anyhow::anyhow!("the journal writer stopped"))?;
         match wait.await {
-            Ok(Ok(())) => Ok(ticket),
+            Ok(Ok(true)) => Ok(Some(ticket)),
+            Ok(Ok(false)) => Ok(None),
             Ok(Err(e)) => bail!("cannot write the journal: {e}"),
             Err(_) => bail!("the journal writer stopped"),
         }
@@ -146,7 +152,7 @@ impl JournalHandle {
             .send(Cmd::Flush(ack))
             .map_err(|_| anyhow::anyhow!("the journal writer stopped"))?;
         match wait.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => bail!("cannot write the journal: {e}"),
             Err(_) => bail!("the journal writer stopped"),
         }
@@ -171,12 +177,28 @@ async fn writer_task(
         Err(p) => std::mem::take(&mut *p.into_inner()),
     };
     loop {
-        let Some(first) = rx.recv().await else {
+        let next = match journal.lease.is_some() {
+            // An owner renews its lease while the run waits, too.
+            true => tokio::select! {
+                c = rx.recv() => Some(c),
+                _ = tokio::time::sleep(lease::RENEW_EVERY) => None,
+            },
+            false => Some(rx.recv().await),
+        };
+        let Some(next) = next else {
+            if failure.is_none() {
+                if let Err(e) = apply(&mut journal, &take_buffered()) {
+                    failure = Some(format!("{e:#}"));
+                }
+            }
+            continue;
+        };
+        let Some(first) = next else {
             // Every handle is gone: commit what they buffered last.
             let rest = take_buffered();
             if !rest.is_empty() && failure.is_none() {
                 if let Err(e) = apply(&mut journal, &rest) {
-                    failure = Some(e.to_string());
+                    failure = Some(format!("{e:#}"));
                 }
             }
             break;
@@ -192,10 +214,12 @@ async fn writer_task(
         }
         let result = match (&failure, journal.sync) {
             (Some(e), _) => Err(e.clone()),
-            (None, JournalSync::Normal) => apply(&mut journal, &batch).map_err(|e| e.to_string()),
+            (None, JournalSync::Normal) => {
+                apply(&mut journal, &batch).map_err(|e| format!("{e:#}"))
+            }
             (None, JournalSync::Full) => {
                 let (j, b, r) = tokio::task::spawn_blocking(move || {
-                    let r = apply(&mut journal, &batch).map_err(|e| e.to_string());
+                    let r = apply(&mut journal, &batch).map_err(|e| format!("{e:#}"));
                     (journal, batch, r)
                 })
                 .await
@@ -208,9 +232,21 @@ async fn writer_task(
         if let Err(e) = &result {
             failure.get_or_insert_with(|| e.clone());
         }
+        let mut begun = result.as_ref().ok().map(|v| v.iter());
         for cmd in batch {
-            if let Cmd::Begin(_, ack) | Cmd::Flush(ack) = cmd {
-                let _ = ack.send(result.clone());
+            match cmd {
+                Cmd::Begin(_, ack) => {
+                    let r = match (&result, begun.as_mut()) {
+                        (Err(e), _) => Err(e.clone()),
+                        (Ok(_), Some(it)) => Ok(it.next().copied().unwrap_or(false)),
+                        (Ok(_), None) => Ok(false),
+                    };
+                    let _ = ack.send(r);
+                }
+                Cmd::Flush(ack) => {
+                    let _ = ack.send(result.as_ref().map(|_| true).map_err(|e| e.clone()));
+                }
+                _ => {}
             }
         }
         if failure.is_none() && last_checkpoint.elapsed() >= Duration::from_secs(1) {
@@ -230,12 +266,18 @@ async fn writer_task(
     Ok(journal)
 }
 
-/// Applies one group of commands in one transaction.
-fn apply(journal: &mut Journal, cmds: &[Cmd]) -> rusqlite::Result<()> {
+/// Applies one group of commands in one transaction, renewing the run's ownership in it
+/// (a run that lost it writes nothing). Returns, for each [`Begin`] in order, whether its
+/// row became `in_flight`.
+fn apply(journal: &mut Journal, cmds: &[Cmd]) -> Result<Vec<bool>> {
     let tx = journal.conn.transaction()?;
+    if let Some(l) = &journal.lease {
+        lease::renew(&tx, l, Utc::now())?;
+    }
+    let mut begun = Vec::new();
     for cmd in cmds {
         match cmd {
-            Cmd::Begin(b, _) => apply_begin(&tx, b)?,
+            Cmd::Begin(b, _) => begun.push(apply_begin(&tx, b)?),
             Cmd::End(e) => apply_end(&tx, e)?,
             Cmd::Suppress { issue, key } => {
                 tx.prepare_cached(
@@ -247,18 +289,24 @@ fn apply(journal: &mut Journal, cmds: &[Cmd]) -> rusqlite::Result<()> {
             Cmd::Flush(_) => {}
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(begun)
 }
 
-/// A delivery row becomes `in_flight` (test copies have no row).
-fn apply_begin(tx: &Transaction<'_>, b: &Begin) -> rusqlite::Result<()> {
-    if b.kind == AttemptKind::Delivery {
-        tx.prepare_cached(
+/// A delivery row becomes `in_flight` (test copies have no row); `false` when the row is
+/// already `sent`, `failed` or `in_flight`, which a mark never overwrites.
+fn apply_begin(tx: &Transaction<'_>, b: &Begin) -> rusqlite::Result<bool> {
+    if b.kind != AttemptKind::Delivery {
+        return Ok(true);
+    }
+    let n = tx
+        .prepare_cached(
             "INSERT INTO deliveries (issue, subscriber, address, state, attempts, message_id, \
              first_attempt_at, last_attempt_at) VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?5) \
              ON CONFLICT (issue, subscriber) DO UPDATE SET state = 'in_flight', \
              attempts = attempts + 1, message_id = ?4, last_attempt_at = ?5, \
-             first_attempt_at = COALESCE(first_attempt_at, ?5), next_attempt_at = NULL",
+             first_attempt_at = COALESCE(first_attempt_at, ?5), next_attempt_at = NULL \
+             WHERE deliveries.state NOT IN ('sent', 'failed', 'in_flight')",
         )?
         .execute(params![
             issue_text(b.issue),
@@ -267,8 +315,7 @@ fn apply_begin(tx: &Transaction<'_>, b: &Begin) -> rusqlite::Result<()> {
             b.message_id,
             timestamp(b.at)
         ])?;
-    }
-    Ok(())
+    Ok(n == 1)
 }
 
 /// A delivery row gets its outcome; every attempt (test copies too) goes into the log.
@@ -428,5 +475,62 @@ mod tests {
         assert_eq!(row_state(&other, "a@x.org"), Some(State::Sent));
         drop(h);
         w.finish().await.unwrap();
+    }
+
+    fn begin_of(who: &str) -> Begin {
+        Begin {
+            kind: AttemptKind::Delivery,
+            issue: issue(),
+            who: key(who),
+            message_id: format!("<{who}>"),
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_mark_never_overwrites_a_sent_failed_or_in_flight_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite"), JournalSync::Normal).unwrap();
+        let (h, w) = j.into_writer();
+        for (who, state) in [("s@x.org", State::Sent), ("f@x.org", State::Failed)] {
+            let t = h.begin(begin_of(who)).await.unwrap().unwrap();
+            h.end(End {
+                state,
+                ..end(AttemptKind::Delivery, who, state, t.started_at)
+            })
+            .unwrap();
+        }
+        assert!(h.begin(begin_of("i@x.org")).await.unwrap().is_some());
+        h.flush().await.unwrap();
+        for who in ["s@x.org", "f@x.org", "i@x.org"] {
+            assert!(h.begin(begin_of(who)).await.unwrap().is_none(), "{who}");
+        }
+        drop(h);
+        let j = w.finish().await.unwrap();
+        assert_eq!(row_state(&j, "s@x.org"), Some(State::Sent));
+        assert_eq!(row_state(&j, "f@x.org"), Some(State::Failed));
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_lease_was_taken_over_cannot_write_a_single_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let mut first = Journal::open(&path, JournalSync::Normal).unwrap();
+        first.take_ownership(issue(), Utc::now()).unwrap();
+        // A second run of this process (alive) is refused while the lease runs.
+        let mut second = Journal::open(&path, JournalSync::Normal).unwrap();
+        let err = second.take_ownership(issue(), Utc::now()).unwrap_err();
+        assert!(format!("{err:#}").contains("owns the issue"), "{err:#}");
+        // Once it expired, the second run takes over; the first can no longer commit.
+        let later = Utc::now() + chrono::Duration::from_std(lease::LEASE_FOR).unwrap();
+        second
+            .take_ownership(issue(), later + chrono::Duration::seconds(1))
+            .unwrap();
+        let (h, w) = first.into_writer();
+        let err = h.begin(begin_of("a@x.org")).await.unwrap_err();
+        assert!(format!("{err:#}").contains("no longer owns"), "{err:#}");
+        drop(h);
+        assert!(w.finish().await.is_err());
+        assert_eq!(row_state(&second, "a@x.org"), None);
     }
 }

@@ -815,7 +815,12 @@ impl Ctx {
             at: Utc::now(),
         };
         let ticket = match d.journal.begin(begin).await {
-            Ok(id) => id,
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                self.give_back();
+                self.already_decided(&who);
+                return false;
+            }
             Err(e) => {
                 self.give_back();
                 d.stop.stop(StopReason::Fatal(format!("{e:#}")));
@@ -860,6 +865,17 @@ impl Ctx {
         }
     }
 
+    /// The journal refused the `in_flight` mark: the row is already sent, failed or in flight,
+    /// which this run did not plan; only a second sender can have done that. Nothing is sent
+    /// and the run stops.
+    fn already_decided(&self, who: &JournalKey) {
+        self.d.stop.stop(StopReason::Fatal(format!(
+            "the journal already records {} as sent, failed or in flight for this issue, which \
+             this run did not plan: another sender is working on it; stopping without sending",
+            who.address
+        )));
+    }
+
     /// Gives a unit of the daily cap back (the message was not accepted).
     fn give_back(&self) {
         if let Some(b) = &self.d.budget {
@@ -883,7 +899,11 @@ impl Ctx {
             at: Utc::now(),
         };
         match d.journal.begin(begin).await {
-            Ok(ticket) => {
+            Ok(None) => {
+                self.already_decided(&who);
+                false
+            }
+            Ok(Some(ticket)) => {
                 self.end(ticket, &who, State::Failed, &reason, None, None);
                 Stats::add(&d.stats.failed, 1);
                 self.commit_verdict().await;

@@ -176,6 +176,7 @@ impl LiveSend<'_> {
             prepared
                 .notes
                 .extend(unsettled(&prepared.journal, self.issue)?);
+            prepared.journal.release_ownership()?;
             return Ok(self.report(
                 Mode::Send,
                 RunReport::default(),
@@ -187,6 +188,8 @@ impl LiveSend<'_> {
         }
 
         self.confirm(events, &self.question(&p, budget.as_deref()))?;
+        // The question may have taken a while: still the owner?
+        prepared.journal.renew_ownership(Utc::now())?;
         let keys: Vec<JournalKey> = p
             .recipients
             .iter()
@@ -222,6 +225,7 @@ impl LiveSend<'_> {
             notes.push(self.cap_note(&journal, left)?);
         }
         notes.extend(unsettled(&journal, self.issue)?);
+        journal.release_ownership()?;
         Ok(self.report(
             Mode::Send,
             run,
@@ -238,6 +242,9 @@ impl LiveSend<'_> {
         let journal_path = self.config.journal_path();
         let lock = RunLock::acquire(&journal_path)?;
         let mut journal = Journal::open(&journal_path, self.config.journal.synchronous)?;
+        // Ownership lives in the database (the lock file above is only a quick local check):
+        // a second sender stops here, whatever happened to files beside the journal.
+        journal.take_ownership(self.issue, self.now)?;
         let recovered = journal.recover_in_flight(self.now)?;
         let mut notes = Vec::new();
         if recovered > 0 {

@@ -220,3 +220,37 @@ fn a_rerun_that_sends_nothing_exits_1_while_ambiguous_rows_are_left_and_0_once_s
     send(&p, &["--yes", "--resend-ambiguous"]).success();
     send(&p, &["--yes"]).success();
 }
+
+// 3. Ownership in the database ---------------------------------------------------------------
+
+#[test]
+fn with_the_lock_file_deleted_a_second_send_is_refused_and_nothing_goes_out_twice() {
+    const N: usize = 60;
+    let server = TestSmtpServer::start(Policy::default());
+    let p = project(
+        &server,
+        N,
+        "[throttle]\nconcurrency = 2\nper_second = 20\nretries = 1\nbackoff_secs = 0.05\n",
+    );
+    let mut first = spawn_send(&p, &["--yes"]);
+    wait_until(&mut first, 20, "the first messages", || {
+        server.received().len() >= 5
+    });
+    let lock = p.path().join(".fortnight/journal.sqlite.lock");
+    std::fs::remove_file(&lock).expect("the run lock file exists during a send");
+    let second = send(&p, &["--yes"]);
+    second.code_is(2);
+    assert!(
+        second.stderr().contains("owns the issue"),
+        "{}",
+        second.stderr()
+    );
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let copies = server.copies_per_recipient();
+    assert_eq!(copies.len(), N);
+    assert!(copies.values().all(|n| *n == 1), "a message went out twice");
+    assert_eq!(states(&p)[&State::Sent], N);
+    // The finished run gave the issue up: a rerun starts at once (and has nothing to send).
+    send(&p, &["--yes"]).success();
+}
