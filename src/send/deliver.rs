@@ -727,15 +727,21 @@ impl Ctx {
             }
         }
         if self.left_the_list(&who) {
-            return true;
+            return !self.d.stop.is_stopped();
         }
         let Some(job) = self.wait_turn(job, conn).await else {
             return false;
         };
+        // The wait may have been long: ask the list again right before the transaction.
+        if self.left_the_list(&who) {
+            self.give_back();
+            return !self.d.stop.is_stopped();
+        }
         self.transact(id, job, who, conn).await
     }
 
-    /// Whether the address left the list during the run (then its row is suppressed).
+    /// Whether the address left the list during the run (then its row is suppressed), or
+    /// the list cannot be read any more (then the run stops, the row stays as it was).
     fn left_the_list(&self, who: &JournalKey) -> bool {
         let d = &self.d;
         if d.options.kind != AttemptKind::Delivery {
@@ -744,6 +750,13 @@ impl Ctx {
         let Some(w) = &d.list_watch else {
             return false;
         };
+        if let Some(why) = w.broken() {
+            d.stop.stop(StopReason::Fatal(format!(
+                "{why}\nThe run stopped so that nobody who left the list is mailed from an old \
+                 copy of it."
+            )));
+            return true;
+        }
         if w.is_subscribed(&who.key) {
             return false;
         }

@@ -1,6 +1,8 @@
 //! List watch: keeps watching the list during a run (its modification time, size and inode,
 //! every half second) and re-reads it when it changes, so an address that unsubscribes
-//! mid-run is skipped.
+//! mid-run is skipped. A list that cannot be read any more (malformed, unreadable, removed)
+//! is never replaced by the last good view: the watch is marked broken with the reason
+//! (naming the file and line) and the engine stops the run before the next transaction.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ pub struct ListWatch {
     subscribed: RwLock<Arc<HashSet<u64>>>,
     stamp: std::sync::Mutex<Option<FileStamp>>,
     stop: AtomicBool,
+    /// Why the list cannot be trusted any more (set once, never cleared during a run).
+    broken: std::sync::Mutex<Option<String>>,
 }
 
 impl ListWatch {
@@ -57,7 +61,13 @@ impl ListWatch {
             subscribed: RwLock::new(Arc::new(set)),
             stamp: std::sync::Mutex::new(stamp),
             stop: AtomicBool::new(false),
+            broken: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Why the list cannot be read any more, if it cannot: the run must stop.
+    pub(crate) fn broken(&self) -> Option<String> {
+        self.broken.lock().expect("list watch lock").clone()
     }
 
     /// Whether the address is (still) subscribed.
@@ -67,7 +77,7 @@ impl ListWatch {
     }
 
     /// Re-reads the list if the file changed; returns whether it did. A list that cannot be
-    /// read (being rewritten, say) keeps the previous view and is retried next time.
+    /// read (malformed, unreadable, removed) marks the watch broken (see [`ListWatch::broken`]).
     pub(crate) fn refresh(&self) -> bool {
         let now = FileStamp::of(&self.path);
         {
@@ -76,6 +86,13 @@ impl ListWatch {
                 return false;
             }
         }
+        if now.is_none() {
+            self.mark_broken(format!(
+                "the subscriber list `{}` disappeared during the run",
+                self.path.display()
+            ));
+            return false;
+        }
         let mut set: HashSet<u64> = HashSet::new();
         let read = SubscriberList::for_each(&self.path, |s| {
             if s.status == Status::Subscribed {
@@ -83,12 +100,23 @@ impl ListWatch {
             }
             Ok(())
         });
-        if read.is_err() {
+        if let Err(e) = read {
+            self.mark_broken(format!(
+                "the subscriber list `{}` cannot be read any more: {e:#}",
+                self.path.display()
+            ));
             return false;
         }
         *self.subscribed.write().expect("list watch lock") = Arc::new(set);
         *self.stamp.lock().expect("list watch lock") = now;
         true
+    }
+
+    fn mark_broken(&self, why: String) {
+        self.broken
+            .lock()
+            .expect("list watch lock")
+            .get_or_insert(why);
     }
 
     /// Polls the file every `every` on a thread until [`ListWatch::shutdown`].

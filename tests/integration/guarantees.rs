@@ -254,3 +254,56 @@ fn with_the_lock_file_deleted_a_second_send_is_refused_and_nothing_goes_out_twic
     // The finished run gave the issue up: a rerun starts at once (and has nothing to send).
     send(&p, &["--yes"]).success();
 }
+
+// 4. A list that breaks mid-run -------------------------------------------------------------
+
+#[test]
+fn a_list_that_turns_malformed_mid_run_stops_it_with_exit_2_and_nobody_who_left_is_mailed() {
+    const N: usize = 120;
+    let server = TestSmtpServer::start(Policy::default());
+    let p = project(
+        &server,
+        N,
+        "[throttle]\nconcurrency = 2\nper_second = 20\nretries = 1\nbackoff_secs = 0.05\n",
+    );
+    let mut child = send_cmd(&p, &["--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(&mut child, 20, "the first messages", || {
+        server.received().len() >= 10
+    });
+    // An editor saves the list: the second half unsubscribed, and a broken last line.
+    let mut edited = String::from("email,name,status,since,source,tags\n");
+    for i in 0..N {
+        let status = if i >= N / 2 {
+            "unsubscribed"
+        } else {
+            "subscribed"
+        };
+        edited.push_str(&format!(
+            "{},Reader {i},{status},2024-01-01,test,\n",
+            addr(i)
+        ));
+    }
+    edited.push_str("this is not an address,Broken,subscribed,2024-01-01,test,\n");
+    p.write("subscribers.csv", edited);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("subscribers.csv") && stderr.contains(&format!("line {}", N + 2)),
+        "{stderr}"
+    );
+    let copies = server.copies_per_recipient();
+    assert!(copies.len() < N / 2, "{} mailed", copies.len());
+    for i in N / 2..N {
+        assert!(!copies.contains_key(&addr(i)), "{} was mailed", addr(i));
+    }
+    // The journal is consistent: what the server accepted is sent, the rest pending.
+    let st = states(&p);
+    assert_eq!(st.get(&State::InFlight), None, "{st:?}");
+    assert_eq!(st[&State::Sent], server.accepted().len());
+    assert_eq!(st[&State::Sent] + st[&State::Pending], N, "{st:?}");
+}
