@@ -92,6 +92,9 @@ pub struct SendArgs {
     /// Also resend messages whose delivery is ambiguous (connection lost after the final dot).
     #[arg(long)]
     pub resend_ambiguous: bool,
+    /// Go on although the issue changed since its first copies went out (journaled).
+    #[arg(long)]
+    pub allow_changed: bool,
     /// Print the final summary as JSON.
     #[arg(long)]
     pub json: bool,

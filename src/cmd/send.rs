@@ -32,6 +32,7 @@ pub fn run(config: &Config, args: &SendArgs) -> Result<Exit> {
         to: args.to.clone(),
         yes: args.yes,
         resend_ambiguous: args.resend_ambiguous,
+        allow_changed: args.allow_changed,
     };
     let mut terminal = Terminal { progress: None };
     let report = crate::send::run(config, &options, &mut terminal)?;
@@ -275,6 +276,11 @@ fn note_text(note: &Note) -> String {
         Note::DailyCap(cap) => cap_text(cap),
         Note::ListNotUpdated(e) => format!("warning: {e}"),
         Note::Unsettled(u) => unsettled_text(u),
+        Note::ContentChanged(what) => format!(
+            "The issue changed since its first copies went out, and --allow-changed sends the \
+             changed issue to the rest (the journal notes it): {}.",
+            what.join("; ")
+        ),
         Note::MarkedBounced(n) => {
             format!("{n} address(es) were marked bounced in the list (5.1.x replies).")
         }

@@ -41,6 +41,20 @@ CREATE TABLE IF NOT EXISTS deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_list_update ON deliveries (list_update)
     WHERE list_update IS NOT NULL;
+CREATE TABLE IF NOT EXISTS contents (
+    issue        TEXT PRIMARY KEY,
+    fingerprint  TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    recorded_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS content_changes (
+    id               INTEGER PRIMARY KEY,
+    issue            TEXT NOT NULL,
+    at               TEXT NOT NULL,
+    old_fingerprint  TEXT,
+    new_fingerprint  TEXT NOT NULL,
+    what             TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS attempts (
     id          INTEGER PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('delivery','test')),
@@ -182,6 +196,60 @@ impl Journal {
             Some(l) => lease::release(&self.conn, &l),
             None => Ok(()),
         }
+    }
+
+    /// The content fingerprint recorded for `issue`: (id, content as stored).
+    pub(crate) fn content_of(&self, issue: IssueDate) -> Result<Option<(String, String)>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT fingerprint, content FROM contents WHERE issue = ?1",
+                params![issue_text(issue)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records the content fingerprint of `issue`; with `what`, also notes in
+    /// `content_changes` that a run went on with changed content (`send --allow-changed`).
+    pub(crate) fn record_content(
+        &mut self,
+        issue: IssueDate,
+        id: &str,
+        content: &str,
+        what: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if let Some(l) = &self.lease {
+            lease::renew(&tx, l, now)?;
+        }
+        let issue = issue_text(issue);
+        if let Some(what) = what {
+            tx.execute(
+                "INSERT INTO content_changes (issue, at, old_fingerprint, new_fingerprint, what) \
+                 VALUES (?1, ?2, (SELECT fingerprint FROM contents WHERE issue = ?1), ?3, ?4)",
+                params![issue, timestamp(now), id, what],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO contents (issue, fingerprint, content, recorded_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (issue) DO UPDATE SET fingerprint = ?2, content = ?3, recorded_at = ?4",
+            params![issue, id, content, timestamp(now)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether any copy of `issue` was attempted (a row past `pending`/`suppressed`).
+    pub(crate) fn issue_started(&self, issue: IssueDate) -> Result<bool> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM deliveries WHERE issue = ?1 AND attempts > 0",
+            params![issue_text(issue)],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     /// Turns every `in_flight` row (left by a crash) into `ambiguous`; returns how many.

@@ -21,6 +21,7 @@ use crate::journal::{AttemptKind, Journal, JournalKey, RunLock};
 use crate::subscribers::SubscriberEmail;
 
 use super::compose::{ComposerFactory, Composers};
+use super::content::Fingerprint;
 use super::deliver::{Deliverer, DeliveryOptions, RunReport, Stats, StopReason, Stopper};
 use super::options::{SendEvents, SendOptions};
 use super::plan::{self, Plan, PlanOptions, Planned};
@@ -41,6 +42,15 @@ pub(crate) struct LiveSend<'a> {
     pub digest: Arc<Digest>,
     pub ready: Ready,
     pub now: DateTime<Utc>,
+    /// The issue's content (a send to the list; see [`super::content`]).
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// A content fingerprint to record when the run starts sending, with what changed since the
+/// recorded one (`--allow-changed`).
+struct ContentToRecord {
+    print: Fingerprint,
+    changes: Vec<String>,
 }
 
 /// What a run to the list starts from: the lock, the journal and what was found in it.
@@ -160,6 +170,7 @@ impl LiveSend<'_> {
     /// Sends the issue to everyone the plan holds.
     pub fn send_to_list(self, events: &mut dyn SendEvents) -> Result<SendReport> {
         let mut prepared = self.prepare(events)?;
+        let content = self.check_content(&prepared.journal)?;
         let list_path = self.config.subscribers_file();
         let stamp = FileStamp::of(&list_path);
         let p = self.plan(&prepared.journal, &list_path)?;
@@ -190,6 +201,19 @@ impl LiveSend<'_> {
         self.confirm(events, &self.question(&p, budget.as_deref()))?;
         // The question may have taken a while: still the owner?
         prepared.journal.renew_ownership(Utc::now())?;
+        if let Some(c) = content {
+            let what = (!c.changes.is_empty()).then(|| c.changes.join("; "));
+            prepared.journal.record_content(
+                self.issue,
+                &c.print.id(),
+                &c.print.to_json(),
+                what.as_deref(),
+                Utc::now(),
+            )?;
+            if !c.changes.is_empty() {
+                prepared.notes.push(Note::ContentChanged(c.changes));
+            }
+        }
         let keys: Vec<JournalKey> = p
             .recipients
             .iter()
@@ -264,6 +288,48 @@ impl LiveSend<'_> {
             marked_bounced,
             notes,
         })
+    }
+
+    /// The content lock (docs/guarantees.md "Content lock"): `None` when the journal already
+    /// holds this content; otherwise what to record before the first copy of this run goes
+    /// out. Fails (nothing sent) when copies of a different content went out already and
+    /// `--allow-changed` was not given, saying what changed.
+    fn check_content(&self, journal: &Journal) -> Result<Option<ContentToRecord>> {
+        let Some(print) = &self.fingerprint else {
+            return Ok(None);
+        };
+        let id = print.id();
+        let stored = journal.content_of(self.issue)?;
+        let changes = match &stored {
+            None => Vec::new(),
+            Some((old_id, _)) if *old_id == id => return Ok(None),
+            Some((_, old)) => match Fingerprint::from_json(old) {
+                Some(old) => print.changes_from(&old),
+                None => vec!["the recorded fingerprint is unreadable".to_string()],
+            },
+        };
+        if stored.is_none() || !journal.issue_started(self.issue)? {
+            // Nothing went out yet: this is the issue's content.
+            return Ok(Some(ContentToRecord {
+                print: print.clone(),
+                changes: Vec::new(),
+            }));
+        }
+        if !self.opts.allow_changed {
+            bail!(
+                "the issue of {} changed since its first copies went out: {}. Sending the rest \
+                 would give readers different issues; nothing was sent. Undo the change, or run \
+                 `fortnight send --issue {} --allow-changed` to send the changed issue to the \
+                 rest (the journal notes it)",
+                self.issue,
+                changes.join("; "),
+                self.issue
+            );
+        }
+        Ok(Some(ContentToRecord {
+            print: print.clone(),
+            changes,
+        }))
     }
 
     /// Plans the run from the list and the journal's rows of the issue.

@@ -15,6 +15,7 @@
 //! them to files (`dryrun`, `outbox`); it opens no socket.
 
 pub mod compose;
+mod content;
 pub mod deliver;
 mod dryrun;
 mod live;
@@ -63,6 +64,11 @@ pub fn run(config: &Config, opts: &SendOptions, events: &mut dyn SendEvents) -> 
         Mode::Test
     };
     let ready = preflight::check(config, &digest, mode, events)?;
+    // Test copies are exempt from the content lock.
+    let fingerprint = match mode {
+        Mode::Send => Some(content::Fingerprint::of(config, issue)?),
+        _ => None,
+    };
     let send = live::LiveSend {
         config,
         opts,
@@ -70,6 +76,7 @@ pub fn run(config: &Config, opts: &SendOptions, events: &mut dyn SendEvents) -> 
         digest,
         ready,
         now,
+        fingerprint,
     };
     match mode {
         Mode::Test => send.send_test_copies(events),

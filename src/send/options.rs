@@ -30,6 +30,8 @@ pub struct SendOptions {
     pub yes: bool,
     /// Also resend messages whose delivery is ambiguous.
     pub resend_ambiguous: bool,
+    /// Go on although the content changed since its first copies went out.
+    pub allow_changed: bool,
 }
 
 /// What a running send tells its caller, in the order it happens.

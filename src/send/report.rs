@@ -110,6 +110,9 @@ pub enum Note {
     /// or not decided yet (`deferred`), from this run or earlier ones. A send ends with
     /// exit 1 while this is so, also when it had nothing to send.
     Unsettled(Unsettled),
+    /// `--allow-changed`: the issue changed since its first copies went out (what changed);
+    /// the run went on and the journal notes it.
+    ContentChanged(Vec<String>),
     /// Addresses marked bounced in the list.
     MarkedBounced(usize),
 }

@@ -307,3 +307,66 @@ fn a_list_that_turns_malformed_mid_run_stops_it_with_exit_2_and_nobody_who_left_
     assert_eq!(st[&State::Sent], server.accepted().len());
     assert_eq!(st[&State::Sent] + st[&State::Pending], N, "{st:?}");
 }
+
+// 5. Content lock ----------------------------------------------------------------------------
+
+#[test]
+fn a_changed_issue_is_refused_after_its_first_copies_and_allow_changed_goes_on_and_is_journaled() {
+    let server = TestSmtpServer::start(Policy::default());
+    let p = project(
+        &server,
+        6,
+        "[throttle]\nconcurrency = 1\nretries = 1\nbackoff_secs = 0.05\n",
+    );
+    send(&p, &["--yes", "--limit", "2"]).success();
+    // Unchanged: the next run goes on.
+    send(&p, &["--yes", "--limit", "1"]).success();
+    assert_eq!(server.accepted().len(), 3);
+
+    // The editor fixes a title and adds an article.
+    p.write(
+        "articles/ferries.md",
+        ARTICLE.replace("Ferries Return", "Ferries Come Back"),
+    );
+    p.write(
+        "articles/late.md",
+        ARTICLE
+            .replace("Ferries Return to the Caspian", "A Late Addition")
+            .replace("The ferry", "A late article: the ferry"),
+    );
+    let refused = send(&p, &["--yes"]);
+    refused.code_is(2);
+    let err = refused.stderr();
+    assert!(
+        err.contains("changed since its first copies went out")
+            && err.contains("article edited: ferries.md")
+            && err.contains("article added: late.md")
+            && err.contains("--allow-changed"),
+        "{err}"
+    );
+    assert_eq!(server.received().len(), 3, "nothing sent");
+
+    // Test copies are exempt.
+    send(&p, &["--yes", "--to", "editor@analyst.example.org"]).success();
+    assert_eq!(server.received().len(), 4);
+
+    let allowed = send(&p, &["--yes", "--allow-changed"]);
+    allowed.success();
+    assert!(
+        allowed.stdout().contains("--allow-changed"),
+        "{}",
+        allowed.stdout()
+    );
+    assert_eq!(states(&p)[&State::Sent], 6);
+    let db = rusqlite::Connection::open(p.path().join(".fortnight/journal.sqlite")).unwrap();
+    let what: String = db
+        .query_row(
+            "SELECT what FROM content_changes WHERE issue = ?1",
+            [ISSUE],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(what.contains("article edited: ferries.md"), "{what}");
+    // The changed issue is the recorded one now: a rerun is not refused.
+    send(&p, &["--yes"]).success();
+}
