@@ -110,6 +110,22 @@ impl UnsubscribeKey {
         l
     }
 
+    /// 20 bytes that identify (`scope`, list, subscriber) under this key, for the Message-ID:
+    /// without the key nobody can tell which address an ID belongs to.
+    pub(crate) fn message_id_tag(
+        &self,
+        scope: &str,
+        list_id: &str,
+        email: &SubscriberEmail,
+    ) -> [u8; 20] {
+        let mut purpose = b"fortnight/message-id\0".to_vec();
+        purpose.extend_from_slice(scope.as_bytes());
+        let out = self.mac(&purpose, list_id, email).finalize().into_bytes();
+        let mut tag = [0u8; 20];
+        tag.copy_from_slice(&out[..20]);
+        tag
+    }
+
     /// The token for this subscriber of this list.
     pub fn mint(&self, list_id: &str, email: &SubscriberEmail) -> String {
         let tag = self

@@ -1263,7 +1263,17 @@ url = "https://analyst.example.org/unsubscribe?t={token}"
     fn the_issue_is_read_from_the_message_id_the_composer_writes() {
         let email = crate::subscribers::SubscriberEmail::parse("reader@example.org").unwrap();
         let issue = IssueDate::parse("2002-02-13").unwrap();
-        let id = crate::message::message_id(issue, &email, "analyst.example.org");
+        let keyring = crate::token::Keyring::new(
+            crate::token::UnsubscribeKey::new("k1", &[7u8; 32]).unwrap(),
+            vec![],
+        );
+        let id = crate::message::message_id(
+            issue,
+            &email,
+            "analyst.example.org",
+            "digest.analyst.example.org",
+            &keyring,
+        );
         let raw = format!(
             "From: MAILER-DAEMON@mx.example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-9@mx.example.org>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\nFinal-Recipient: rfc822; reader@example.org\r\nAction: failed\r\nStatus: 4.2.2\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {id}\r\n\r\n--b--\r\n"
         );

@@ -395,6 +395,17 @@ impl Journal {
         Ok(t.as_deref().and_then(parse_timestamp))
     }
 
+    /// The Message-IDs recorded for the rows of one issue (subscriber key → ID).
+    pub(crate) fn message_ids(&self, issue: IssueDate) -> Result<HashMap<String, String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT subscriber, message_id FROM deliveries WHERE issue = ?1 \
+             AND message_id IS NOT NULL",
+        )?;
+        let rows = stmt.query_map(params![issue_text(issue)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>()
+            .map_err(Into::into)
+    }
+
     /// Failed, deferred and ambiguous rows of one issue, in address order.
     pub(crate) fn problems(&self, issue: IssueDate) -> Result<Vec<ProblemRow>> {
         let mut stmt = self.conn.prepare(

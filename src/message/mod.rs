@@ -30,6 +30,7 @@ mod sample;
 mod unsubscribe;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -148,6 +149,9 @@ pub struct Composer {
     dkim: Option<DkimSigner>,
     /// The `h=` list, in the order the fields are hashed.
     signed_headers: String,
+    /// Message-IDs a journal recorded for this issue (subscriber key → ID): a copy sent
+    /// again keeps the ID of its first attempt, whatever rule made it.
+    recorded_ids: Option<Arc<HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for Composer {
@@ -364,7 +368,15 @@ impl Composer {
             dkim,
             list_id: sender.list_id.clone(),
             used_fields,
+            recorded_ids: None,
         })
+    }
+
+    /// Copies of these subscribers (key → Message-ID, from the journal) keep the recorded
+    /// Message-ID.
+    pub fn with_recorded_ids(mut self, ids: Arc<HashMap<String, String>>) -> Composer {
+        self.recorded_ids = Some(ids);
+        self
     }
 
     /// A composer for `send --to` test copies: subject prefixed with `[digest] test_subject_prefix`,
@@ -403,7 +415,18 @@ impl Composer {
     }
 
     fn message_id_for(&self, email: &SubscriberEmail) -> String {
-        let id = message_id(self.issue, email, &self.from_domain);
+        if self.test_prefix.is_none() {
+            if let Some(id) = self.recorded_ids.as_ref().and_then(|m| m.get(&email.key())) {
+                return id.clone();
+            }
+        }
+        let id = message_id(
+            self.issue,
+            email,
+            &self.from_domain,
+            &self.list_id,
+            &self.keyring,
+        );
         if self.test_prefix.is_some() {
             // <YYYYMMDD.HASH@domain> -> <YYYYMMDD.test.MILLIS.HASH@domain>
             let dot = id.find('.').expect("message ids hold a dot");
@@ -418,8 +441,19 @@ impl Composer {
         }
     }
 
-    /// This subscriber's message.
+    /// This subscriber's message, dated when the composer was made.
     pub fn compose(&self, subscriber: &Subscriber) -> Result<Outgoing> {
+        self.compose_at(subscriber, self.now)
+    }
+
+    /// This subscriber's message with `Date` (and DKIM `t=`) set to `now`: a send composes
+    /// a copy again right before its transaction when it waited (docs/standards.md).
+    pub fn compose_at(&self, subscriber: &Subscriber, now: DateTime<Utc>) -> Result<Outgoing> {
+        let date = if now == self.now {
+            Cow::Borrowed(&self.date)
+        } else {
+            Cow::Owned(StaticField::new("Date", &[headers::date(now)]))
+        };
         let email = &subscriber.email;
         if !headers::is_header_safe_address(email.as_str()) {
             bail!("the address `{email}` cannot be written in a header (it must be plain ASCII)");
@@ -433,16 +467,16 @@ impl Composer {
         let fields = CopyFields::new(subscriber, &message_id, &url, self.mailto.as_deref());
         let dkim_field = match &self.dkim {
             Some(signer) => {
-                let canon = self.signed_canon(&fields, &subject_field);
+                let canon = self.signed_canon(&fields, &subject_field, &date);
                 let bh = body.body_hash(&copy);
-                Some(signer.field(&self.signed_headers, self.now.timestamp(), &canon, &bh)?)
+                Some(signer.field(&self.signed_headers, now.timestamp(), &canon, &bh)?)
             }
             None => None,
         };
 
         let header_parts: [&str; 12] = [
             dkim_field.as_deref().unwrap_or(""),
-            &self.date.wire,
+            &date.wire,
             &self.from.wire,
             fields.to(),
             &subject_field.wire,
@@ -534,12 +568,17 @@ impl Composer {
     }
 
     /// The relaxed canonical form of the signed header fields, in `h=` order.
-    fn signed_canon(&self, fields: &CopyFields, subject: &StaticField) -> Vec<u8> {
+    fn signed_canon(
+        &self,
+        fields: &CopyFields,
+        subject: &StaticField,
+        date: &StaticField,
+    ) -> Vec<u8> {
         let mut canon = Vec::with_capacity(1024);
         canon_extend(&mut canon, &self.from.canon);
         dkim::relaxed_header(fields.to().as_bytes(), &mut canon);
         canon_extend(&mut canon, &subject.canon);
-        canon_extend(&mut canon, &self.date.canon);
+        canon_extend(&mut canon, &date.canon);
         dkim::relaxed_header(fields.message_id().as_bytes(), &mut canon);
         if let Some(r) = &self.reply_to {
             canon_extend(&mut canon, &r.canon);
@@ -604,22 +643,26 @@ fn canon_extend(canon: &mut Vec<u8>, bytes: &[u8]) {
     canon.extend_from_slice(bytes);
 }
 
-/// The deterministic Message-ID of (issue, subscriber) on the sender's domain:
-/// `<YYYYMMDD.HASH@domain>`, HASH being 20 bytes of SHA-256 over (domain, issue, lowercased
-/// address) in hex. Every retry of a message carries the same ID; 160 bits make a collision
-/// between two subscribers practically impossible.
-pub fn message_id(issue: IssueDate, email: &SubscriberEmail, domain: &str) -> String {
+/// The deterministic Message-ID of (issue, list, subscriber) on the sender's domain:
+/// `<YYYYMMDD.HASH@domain>` (the date prefix is what `bounces` reads the issue from), HASH
+/// being 20 bytes of HMAC-SHA256 under the current unsubscribe key over (domain, issue,
+/// `list_id`, lowercased address) in hex. Two lists on one domain give one reader two IDs;
+/// without the key nobody can tell whose ID it is. Every retry carries the same ID (and a
+/// resend the one its journal row recorded); 160 bits make collisions practically impossible.
+pub fn message_id(
+    issue: IssueDate,
+    email: &SubscriberEmail,
+    domain: &str,
+    list_id: &str,
+    keyring: &Keyring,
+) -> String {
     use chrono::Datelike;
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let d = issue.date();
     let (y, m, day) = (d.year(), d.month(), d.day());
-    let mut h = Sha256::new();
-    h.update(b"fortnight/message-id\0");
-    h.update(domain.as_bytes());
-    h.update(format!("\0{y:04}-{m:02}-{day:02}\0").as_bytes());
-    h.update(email.key().as_bytes());
-    let digest = h.finalize();
-    format!("<{y:04}{m:02}{day:02}.{}@{domain}>", hex(&digest[..20]))
+    let scope = format!("{domain}\0{y:04}-{m:02}-{day:02}");
+    let tag = keyring.current().message_id_tag(&scope, list_id, email);
+    format!("<{y:04}{m:02}{day:02}.{}@{domain}>", hex(&tag))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! so the composer itself need not be `Send`; the sample reader's rendering feeds the
 //! deliverability checks and the dry-run's `digest.html` / `digest.txt`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -32,11 +33,18 @@ pub(crate) struct Composers {
     pub now: DateTime<Utc>,
     /// `send --to`: the messages are marked as test copies.
     pub test_copies: bool,
+    /// The Message-IDs the journal recorded for this issue (resends keep them).
+    pub recorded_ids: Option<Arc<HashMap<String, String>>>,
 }
 
 impl Composers {
     /// A new [`ComposeFn`] (call it on the thread that will use it).
     pub fn make(&self) -> Result<ComposeFn> {
+        let composer = self.build()?;
+        Ok(Box::new(move |s: &Subscriber| composer.compose(s)))
+    }
+
+    fn build(&self) -> Result<Composer> {
         let mut composer = Composer::new(
             &self.config,
             self.issue,
@@ -47,12 +55,23 @@ impl Composers {
         if self.test_copies {
             composer = composer.for_test_copies();
         }
-        Ok(Box::new(move |s: &Subscriber| composer.compose(s)))
+        if let Some(ids) = &self.recorded_ids {
+            composer = composer.with_recorded_ids(ids.clone());
+        }
+        Ok(composer)
     }
 
     /// One composer, for a delivery run.
     pub fn factory(self) -> ComposerFactory {
         Box::new(move || self.make())
+    }
+
+    /// Composes one copy dated now, for a copy that waited before its transaction.
+    pub fn restamp(&self) -> Result<super::deliver::Restamp> {
+        let composer = Arc::new(self.build()?);
+        Ok(Arc::new(move |s: &Subscriber| {
+            composer.compose_at(s, Utc::now())
+        }))
     }
 
     /// A composer per thread, for a dry-run.

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use crate::base::IssueDate;
 use crate::config::ThrottleConfig;
 use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State, Ticket};
+use crate::message::Outgoing;
 use crate::subscribers::{Status, Subscriber};
 
 use super::compose::{ComposeFn, ComposerFactory};
@@ -47,6 +48,9 @@ use super::smtp::{self, classify, SmtpConnection, SmtpSettings, Stage, TxOutcome
 use super::throttle::{DailyBudget, Throttle};
 use super::watch::ListWatch;
 
+/// A message composed longer ago than this is composed again right before its transaction,
+/// so its `Date` (and DKIM `t=`) is the moment it enters SMTP.
+const RESTAMP_AFTER: Duration = Duration::from_secs(1);
 /// After waiting this long in the throttle, a worker checks its connection with NOOP.
 const PROBE_AFTER: Duration = Duration::from_secs(30);
 /// At most this many problems are kept for the report (all are in the journal).
@@ -252,7 +256,13 @@ pub struct Deliverer {
     pub stats: Arc<Stats>,
     /// Re-reads the list during the run so addresses that leave it are skipped.
     pub list_watch: Option<Arc<ListWatch>>,
+    /// Composes a copy again, dated now, when it waited (see [`RESTAMP_AFTER`]).
+    pub restamp: Option<Restamp>,
 }
+
+/// Composes one subscriber's message dated now (on the event loop: only for copies that
+/// waited, i.e. in throttled runs).
+pub type Restamp = Arc<dyn Fn(&Subscriber) -> Result<Outgoing> + Send + Sync>;
 
 struct Job {
     planned: Planned,
@@ -262,6 +272,7 @@ struct Job {
     bytes: Vec<u8>,
     wire_len: usize,
     envelope: Result<(Address, Address), String>,
+    composed_at: std::time::Instant,
 }
 
 struct Retry {
@@ -518,26 +529,32 @@ impl Feeder {
             }
             (_, Err(e)) => Err(format!("the address is not valid for SMTP: {e}")),
         };
-        // Usually the message is already clean: keep its buffer and send a prefix of it.
-        let normalised = match smtp::wire_body(&out.bytes) {
-            std::borrow::Cow::Borrowed(b) => Err(b.len()),
-            std::borrow::Cow::Owned(v) => Ok(v),
-        };
-        let (bytes, wire_len) = match normalised {
-            Ok(v) => {
-                let n = v.len();
-                (v, n)
-            }
-            Err(n) => (out.bytes, n),
-        };
+        let message_id = out.message_id.clone();
+        let (bytes, wire_len) = on_the_wire(out);
         Some(Job {
             planned,
             attempts_in_run,
-            message_id: out.message_id,
+            message_id,
             bytes,
             wire_len,
             envelope,
+            composed_at: std::time::Instant::now(),
         })
+    }
+}
+
+/// The message's bytes and how many of them go on the wire. Usually the message is already
+/// clean: keep its buffer and send a prefix of it.
+fn on_the_wire(out: Outgoing) -> (Vec<u8>, usize) {
+    match smtp::wire_body(&out.bytes) {
+        std::borrow::Cow::Borrowed(b) => {
+            let n = b.len();
+            (out.bytes, n)
+        }
+        std::borrow::Cow::Owned(v) => {
+            let n = v.len();
+            (v, n)
+        }
     }
 }
 
@@ -737,7 +754,36 @@ impl Ctx {
             self.give_back();
             return !self.d.stop.is_stopped();
         }
+        let Some(job) = self.restamped(job) else {
+            self.give_back();
+            return false;
+        };
         self.transact(id, job, who, conn).await
+    }
+
+    /// The job, composed again dated now when it waited since it was composed; `None` when
+    /// that failed (the run stops).
+    fn restamped(&self, mut job: Job) -> Option<Job> {
+        let Some(restamp) = &self.d.restamp else {
+            return Some(job);
+        };
+        if job.composed_at.elapsed() < RESTAMP_AFTER {
+            return Some(job);
+        }
+        match restamp(&job.planned.subscriber) {
+            Ok(out) => {
+                (job.bytes, job.wire_len) = on_the_wire(out);
+                job.composed_at = std::time::Instant::now();
+                Some(job)
+            }
+            Err(e) => {
+                self.d.stop.stop(StopReason::Fatal(format!(
+                    "cannot build the message for {}: {e:#}",
+                    job.planned.subscriber.email
+                )));
+                None
+            }
+        }
     }
 
     /// Whether the address left the list during the run (then its row is suppressed), or

@@ -58,6 +58,7 @@ pub(crate) fn run(
         keyring,
         now,
         test_copies: !opts.to.is_empty(),
+        recorded_ids: None,
     };
     let (outbox, list) = write_files(config, opts, &dir, &rendered, composers)?;
 

@@ -376,15 +376,21 @@ impl LiveSend<'_> {
     ) -> Result<(RunReport, Journal)> {
         let total = recipients.len() as u64;
         let options = DeliveryOptions::from_config(self.issue, kind, &self.config.throttle);
-        let composer: ComposerFactory = Composers {
+        let recorded_ids = match kind {
+            AttemptKind::Delivery => Some(Arc::new(journal.message_ids(self.issue)?)),
+            AttemptKind::Test => None,
+        };
+        let composers = Composers {
             config: self.config.clone(),
             issue: self.issue,
             digest: self.digest.clone(),
             keyring: self.ready.keyring.clone(),
             now: self.now,
             test_copies: kind == AttemptKind::Test,
-        }
-        .factory();
+            recorded_ids,
+        };
+        let restamp = composers.restamp()?;
+        let composer: ComposerFactory = composers.factory();
         let smtp = Arc::new(self.smtp().clone());
         let throttle = Arc::new(Throttle::from_config(&self.config.throttle));
         let runtime = runtime()?;
@@ -399,6 +405,7 @@ impl LiveSend<'_> {
                 stop: Stopper::new(),
                 stats: Arc::new(Stats::default()),
                 list_watch: watch,
+                restamp: Some(restamp),
             };
             let interrupts = Interrupts::listen();
             events.delivery_started(deliverer.stats.clone(), total);

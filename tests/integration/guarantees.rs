@@ -370,3 +370,105 @@ fn a_changed_issue_is_refused_after_its_first_copies_and_allow_changed_goes_on_a
     // The changed issue is the recorded one now: a rerun is not refused.
     send(&p, &["--yes"]).success();
 }
+
+// 6. Date when the copy enters SMTP; Message-IDs keyed by the list ---------------------------
+
+/// The wall-clock time the server took a message in.
+fn received_wall(m: &crate::support::smtp::Received) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(m.at.elapsed()).unwrap()
+}
+
+#[test]
+fn each_copy_is_dated_and_dkim_stamped_when_it_enters_smtp_in_a_throttled_run() {
+    let server = TestSmtpServer::start(Policy::default());
+    let mut p = project(
+        &server,
+        4,
+        "[throttle]\nconcurrency = 1\nper_minute = 30\nretries = 1\nbackoff_secs = 0.05\n",
+    );
+    let key =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dkim/ed25519.pem");
+    p.config_append(&format!(
+        "[dkim]\ndomain = \"analyst.example.org\"\nselector = \"fn2026\"\nprivate_key = \"{}\"\n",
+        key.display()
+    ));
+    send(&p, &["--yes"]).success();
+    let got = server.accepted();
+    assert_eq!(got.len(), 4);
+    // One every 2 s: the last copy enters SMTP about 6 s after the run started.
+    let span = got[3].at - got[0].at;
+    assert!(span >= Duration::from_secs(5), "{span:?}");
+    for m in &got {
+        let at = received_wall(m);
+        let date = chrono::DateTime::parse_from_rfc2822(&m.header("Date").unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let off = (at - date).num_milliseconds().abs();
+        assert!(
+            off <= 2000,
+            "Date {date} is {off} ms from the receive time {at}"
+        );
+        let sig = m.header("DKIM-Signature").unwrap();
+        let t: i64 = sig
+            .split(';')
+            .find_map(|tag| tag.trim().strip_prefix("t="))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(t, date.timestamp(), "DKIM t= is the Date");
+    }
+}
+
+#[test]
+fn two_lists_on_one_domain_give_one_reader_two_message_ids_and_a_resend_keeps_the_recorded_one() {
+    let server = TestSmtpServer::start(
+        Policy::default().on_data(|a| (a.rcpt == addr(1) && a.nth == 1).then_some(Fault::Drop)),
+    );
+    let throttle = "[throttle]\nconcurrency = 1\nretries = 1\nbackoff_secs = 0.05\n";
+    let english = project(&server, 1, throttle);
+    let mut russian = project(&server, 1, throttle);
+    russian.config_replace(&crate::support::BASE_CONFIG.replace(
+        "digest.analyst.example.org",
+        "ru.digest.analyst.example.org",
+    ));
+    russian.config_append(&server.smtp_section());
+    russian.config_append(throttle);
+    send(&english, &["--yes"]).success();
+    send(&russian, &["--yes"]).success();
+    let ids: Vec<String> = server
+        .accepted()
+        .iter()
+        .map(|m| m.message_id().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1], "one reader, two lists: two Message-IDs");
+    assert!(ids.iter().all(|id| id.starts_with("<20261104.")), "{ids:?}");
+    assert!(
+        ids.iter().all(|id| !id.contains("reader")),
+        "the ID does not show the address: {ids:?}"
+    );
+
+    // A row journaled with an older ID keeps it when resent.
+    let p = project(&server, 2, throttle);
+    send(&p, &["--yes"]).code_is(1);
+    assert_eq!(row(&p, &addr(1)).state, State::Ambiguous);
+    let db = rusqlite::Connection::open(p.path().join(".fortnight/journal.sqlite")).unwrap();
+    db.execute(
+        "UPDATE deliveries SET message_id = '<20261104.recorded-before@analyst.example.org>' \
+         WHERE address = ?1",
+        [addr(1)],
+    )
+    .unwrap();
+    send(&p, &["--yes", "--resend-ambiguous"]).success();
+    let resent = server
+        .received()
+        .into_iter()
+        .filter(|m| m.rcpt_to[0] == addr(1))
+        .last()
+        .unwrap();
+    assert_eq!(
+        resent.message_id().as_deref(),
+        Some("<20261104.recorded-before@analyst.example.org>")
+    );
+}

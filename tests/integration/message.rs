@@ -380,7 +380,9 @@ fn message_id_is_stable_across_builds_and_test_copies_get_their_own() {
         message_id(
             issue(),
             &SubscriberEmail::parse("reader@example.org").unwrap(),
-            "analyst.example.org"
+            "analyst.example.org",
+            &cfg.sender.list_id,
+            &keyring()
         )
     );
     assert!(
@@ -392,6 +394,8 @@ fn message_id_is_stable_across_builds_and_test_copies_get_their_own() {
         IssueDate::parse("2002-03-13").unwrap(),
         &SubscriberEmail::parse("reader@example.org").unwrap(),
         "analyst.example.org",
+        &cfg.sender.list_id,
+        &keyring(),
     );
     assert_ne!(one.message_id, other_issue);
 
@@ -410,7 +414,13 @@ fn message_ids_are_unique_across_100000_subscribers() {
     let mut seen = HashSet::with_capacity(100_000);
     for i in 0..100_000 {
         let email = SubscriberEmail::parse(&format!("reader{i}@example{}.org", i % 97)).unwrap();
-        let id = message_id(issue(), &email, "analyst.example.org");
+        let id = message_id(
+            issue(),
+            &email,
+            "analyst.example.org",
+            "digest.analyst.example.org",
+            &keyring(),
+        );
         assert!(seen.insert(id), "duplicate Message-ID for {email}");
     }
 }

@@ -161,6 +161,7 @@ impl EngineRun {
             stop: self.stop,
             stats: Arc::new(Stats::default()),
             list_watch: None,
+            restamp: None,
         };
         let report = deliverer.deliver(recipients, composer).await;
         let journal = writer.finish().await.unwrap();
