@@ -464,8 +464,7 @@ fn two_lists_on_one_domain_give_one_reader_two_message_ids_and_a_resend_keeps_th
     let resent = server
         .received()
         .into_iter()
-        .filter(|m| m.rcpt_to[0] == addr(1))
-        .last()
+        .rfind(|m| m.rcpt_to[0] == addr(1))
         .unwrap();
     assert_eq!(
         resent.message_id().as_deref(),
