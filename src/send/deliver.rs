@@ -26,7 +26,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +53,12 @@ use super::watch::ListWatch;
 const RESTAMP_AFTER: Duration = Duration::from_secs(1);
 /// After waiting this long in the throttle, a worker checks its connection with NOOP.
 const PROBE_AFTER: Duration = Duration::from_secs(30);
+/// This many exchanges in a row without any reply (greeting, EHLO, AUTH or a transaction
+/// timing out) stop the run: the relay takes connections but does not answer.
+const SILENT_LIMIT: u32 = 3;
+/// This many 5.7.x refusals at RCPT in a row (no message accepted in between) stop the run:
+/// the relay refuses us, not one recipient.
+const POLICY_LIMIT: u32 = 3;
 /// At most this many problems are kept for the report (all are in the journal).
 const PROBLEMS_KEPT: usize = 10_000;
 
@@ -143,6 +149,8 @@ pub struct Stats {
     pub attempts: AtomicU64,
     /// Times the rate was halved.
     pub slowdowns: AtomicU64,
+    /// Workers retired because the relay refused more connections.
+    pub fewer_connections: AtomicU64,
 }
 
 impl Stats {
@@ -188,6 +196,9 @@ pub struct RunReport {
     pub not_attempted: u64,
     pub attempts: u64,
     pub slowdowns: u64,
+    /// Connections given up because the relay allows fewer than `concurrency`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fewer_connections: u64,
     /// Addresses marked bounced (5.1.x) in the list.
     pub bounced: u64,
     pub stopped: Option<StopReason>,
@@ -203,6 +214,15 @@ impl RunReport {
             0.0
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A 5.7.x refusal (policy), not the authentication codes 530/535.
+fn is_policy(r: &smtp::Reply) -> bool {
+    r.enhanced.is_some_and(|e| e.class == 5 && e.subject == 7) && !matches!(r.code, 530 | 535)
 }
 
 /// The knobs of a run that come from `[throttle]`.
@@ -313,6 +333,12 @@ struct Ctx {
     in_flight: Mutex<HashMap<usize, InFlight>>,
     problems: Mutex<Vec<Problem>>,
     bounced: AtomicU64,
+    /// Exchanges in a row that got no reply at all (see [`SILENT_LIMIT`]).
+    silent_in_a_row: AtomicU32,
+    /// 5.7.x refusals at RCPT since the last accepted message (see [`POLICY_LIMIT`]).
+    policy_in_a_row: AtomicU32,
+    /// Whether the relay accepted any message in this run.
+    accepted_any: std::sync::atomic::AtomicBool,
 }
 
 /// Decrements the outstanding-job count when a job is done with, whatever the path.
@@ -368,6 +394,9 @@ impl Deliverer {
             in_flight: Mutex::new(HashMap::new()),
             problems: Mutex::new(Vec::new()),
             bounced: AtomicU64::new(0),
+            silent_in_a_row: AtomicU32::new(0),
+            policy_in_a_row: AtomicU32::new(0),
+            accepted_any: std::sync::atomic::AtomicBool::new(false),
             d: self,
         });
         let jobs = Arc::new(tokio::sync::Mutex::new(job_rx));
@@ -647,6 +676,7 @@ impl Ctx {
             not_attempted: planned.saturating_sub(done),
             attempts: g(&stats.attempts),
             slowdowns: g(&stats.slowdowns),
+            fewer_connections: g(&stats.fewer_connections),
             bounced: self.bounced.load(Ordering::Relaxed),
             stopped: self.d.stop.reason(),
             problems,
@@ -688,14 +718,29 @@ impl Ctx {
                 r = smtp::connect(&self.d.smtp) => r,
             };
             let e = match r {
-                Ok(c) => return Some(c),
+                Ok(c) => {
+                    self.heard_from_the_server();
+                    return Some(c);
+                }
                 Err(e) => e,
             };
+            if matches!(e, smtp::ConnectError::NoReply(_)) {
+                self.heard_nothing(&e.to_string());
+                if stop.is_stopped() {
+                    return None;
+                }
+            }
             if e.is_fatal() {
                 stop.stop(StopReason::Fatal(format!(
                     "SMTP server {}: {e}",
                     self.d.smtp
                 )));
+                return None;
+            }
+            if self.too_many_connections(&e) {
+                // The relay allows fewer connections than `concurrency`: one fewer, and
+                // the rate stays as it is (docs/standards.md "SMTP replies").
+                Stats::add(&self.d.stats.fewer_connections, 1);
                 return None;
             }
             if e.asks_to_slow_down()
@@ -722,6 +767,41 @@ impl Ctx {
                 _ = stop.stopped() => return None,
                 _ = tokio::time::sleep(delay) => {}
             }
+        }
+    }
+
+    /// A 4xx refusal of the session (greeting, EHLO) while other workers still have
+    /// connections: this worker retires (down to one worker), so the relay's connection limit
+    /// lowers the number of connections instead of the rate. `true` when it retired.
+    fn too_many_connections(&self, e: &smtp::ConnectError) -> bool {
+        let smtp::ConnectError::Refused(r) = e else {
+            return false;
+        };
+        if !(400..500).contains(&r.code) {
+            return false;
+        }
+        self.alive_workers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 1).then(|| n - 1)
+            })
+            .is_ok()
+    }
+
+    /// The server answered something: the silence count starts again.
+    fn heard_from_the_server(&self) {
+        self.silent_in_a_row.store(0, Ordering::SeqCst);
+    }
+
+    /// The server did not answer in time; [`SILENT_LIMIT`] times in a row stop the run.
+    fn heard_nothing(&self, what: &str) {
+        let n = self.silent_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= SILENT_LIMIT {
+            self.d.stop.stop(StopReason::Fatal(format!(
+                "the SMTP server {} takes connections but did not answer {n} times in a row \
+                 (last: {what}); this is not about one recipient, so the run stopped (the rows \
+                 not sent stay deferred or pending for the next run)",
+                self.d.smtp
+            )));
         }
     }
 
@@ -1014,10 +1094,22 @@ impl Ctx {
         started: tokio::time::Instant,
     ) -> bool {
         let d = &self.d;
+        let outcome = match outcome {
+            TxOutcome::Silent { stage, error } => {
+                self.heard_nothing(&error);
+                TxOutcome::Lost { stage, error }
+            }
+            TxOutcome::Replied { .. } => {
+                self.heard_from_the_server();
+                outcome
+            }
+            other => other,
+        };
         match outcome {
             TxOutcome::Replied { stage, reply } => {
                 self.replied(job, ticket, &who, stage, &reply, started)
             }
+            TxOutcome::Silent { .. } => unreachable!("turned into Lost above"),
             TxOutcome::Lost {
                 stage: Stage::AfterDot,
                 error,
@@ -1073,6 +1165,8 @@ impl Ctx {
         match classify(reply) {
             Verdict::Sent if stage == Stage::AfterDot => {
                 // Only the journal keeps successful replies.
+                self.policy_in_a_row.store(0, Ordering::SeqCst);
+                self.accepted_any.store(true, Ordering::SeqCst);
                 self.end(ticket, who, State::Sent, &text, None, None);
                 Stats::add(&stats.sent, 1);
                 true
@@ -1101,6 +1195,9 @@ impl Ctx {
                 Stats::add(&stats.failed, 1);
                 false
             }
+            Verdict::Stop if stage == Stage::Rcpt && is_policy(reply) => {
+                self.policy_at_rcpt(job, ticket, who, &text)
+            }
             Verdict::Stop => {
                 // Not this recipient's fault: keep the row for the next run.
                 let retry_now = Some(Duration::ZERO);
@@ -1114,6 +1211,38 @@ impl Ctx {
                 false
             }
         }
+    }
+
+    /// A 5.7.x refusal of one recipient at RCPT (docs/standards.md "SMTP replies"): after
+    /// the relay accepted other messages of this run, that recipient fails and the run goes
+    /// on; before any was accepted it is deferred (retried later in the run); the
+    /// [`POLICY_LIMIT`]th in a row stops the run. Returns `false` (not accepted).
+    fn policy_at_rcpt(&self, job: Job, ticket: Ticket, who: &JournalKey, text: &str) -> bool {
+        let d = &self.d;
+        let n = self.policy_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= POLICY_LIMIT {
+            self.end(
+                ticket,
+                who,
+                State::Deferred,
+                text,
+                Some(Duration::ZERO),
+                None,
+            );
+            Stats::add(&d.stats.deferred, 1);
+            d.stop.stop(StopReason::Fatal(format!(
+                "the SMTP server {} refused {n} recipients in a row at RCPT TO with a policy \
+                 reply (last: `{text}`); this is about us, not one recipient (blocklist, \
+                 authentication, reputation), so the run stopped",
+                d.smtp
+            )));
+        } else if self.accepted_any.load(Ordering::SeqCst) {
+            self.end(ticket, who, State::Failed, text, None, None);
+            Stats::add(&d.stats.failed, 1);
+        } else {
+            self.defer(job, ticket, who, text.to_string());
+        }
+        false
     }
 
     fn defer(&self, job: Job, ticket: Ticket, who: &JournalKey, reply: String) {

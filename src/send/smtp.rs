@@ -371,13 +371,16 @@ pub(crate) enum ConnectError {
     /// Authentication was refused.
     #[error("authentication failed: {0}")]
     Auth(String, Option<Reply>),
+    /// The server took the connection but did not answer (greeting, EHLO, AUTH) in time.
+    #[error("{0}")]
+    NoReply(String),
 }
 
 impl ConnectError {
     /// Fatal errors stop the run: retrying cannot help and may lock the account.
     pub(crate) fn is_fatal(&self) -> bool {
         match self {
-            ConnectError::Network(_) => false,
+            ConnectError::Network(_) | ConnectError::NoReply(_) => false,
             ConnectError::Refused(r) => r.code >= 500,
             ConnectError::Tls(_) => true,
             ConnectError::Auth(_, r) => r.as_ref().is_none_or(|r| r.code >= 500),
@@ -423,8 +426,10 @@ impl fmt::Display for Stage {
 pub(crate) enum TxOutcome {
     /// The server replied (2xx after the final `.`, or a negative reply at `stage`).
     Replied { stage: Stage, reply: Reply },
-    /// The connection was lost or timed out at `stage` (AfterDot means ambiguous).
+    /// The connection was lost at `stage` (AfterDot means ambiguous).
     Lost { stage: Stage, error: String },
+    /// No reply came at `stage` within its timeout (AfterDot means ambiguous).
+    Silent { stage: Stage, error: String },
     /// We refused to send (the message needs an extension the server lacks).
     Local(String),
 }
@@ -532,7 +537,7 @@ async fn greet(
 ) -> Result<AsyncSmtpConnection, ConnectError> {
     let greeting = AsyncSmtpConnection::connect_with_transport(stream, &s.helo);
     within(s.command_timeout, greeting, || {
-        ConnectError::Network(format!(
+        ConnectError::NoReply(format!(
             "{target} did not greet within {} s",
             s.command_timeout.as_secs_f64()
         ))
@@ -586,7 +591,7 @@ async fn authenticate(
 ) -> Result<(), ConnectError> {
     let auth = conn.auth(&[Mechanism::Plain, Mechanism::Login], creds);
     let Err(e) = within(s.command_timeout, auth, || {
-        ConnectError::Network(format!(
+        ConnectError::NoReply(format!(
             "{target} did not answer AUTH within {} s",
             s.command_timeout.as_secs_f64()
         ))
@@ -732,7 +737,7 @@ impl SmtpConnection {
             },
             Err(_) => {
                 self.broken = true;
-                TxOutcome::Lost {
+                TxOutcome::Silent {
                     stage,
                     error: format!(
                         "no reply within {} s ([smtp] data_timeout_secs)",
@@ -771,7 +776,7 @@ impl SmtpConnection {
             },
             Err(_) => {
                 self.broken = true;
-                Some(TxOutcome::Lost {
+                Some(TxOutcome::Silent {
                     stage,
                     error: format!(
                         "no reply to {stage} within {} s ([smtp] command_timeout_secs)",

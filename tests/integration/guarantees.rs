@@ -471,3 +471,107 @@ fn two_lists_on_one_domain_give_one_reader_two_message_ids_and_a_resend_keeps_th
         Some("<20261104.recorded-before@analyst.example.org>")
     );
 }
+
+// 7. Connection policy -------------------------------------------------------------------------
+
+#[test]
+fn a_relay_allowing_two_connections_at_concurrency_6_lowers_the_connections_not_the_rate() {
+    const N: usize = 60;
+    let server = TestSmtpServer::start(Policy {
+        max_sessions: Some(2),
+        ..Policy::default()
+    });
+    let p = project(
+        &server,
+        N,
+        "[throttle]\nconcurrency = 6\nper_second = 30\nretries = 3\nbackoff_secs = 0.05\nbackoff_max_secs = 0.2\n",
+    );
+    let started = Instant::now();
+    let run = send(&p, &["--yes", "--json"]);
+    let took = started.elapsed();
+    run.success();
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(summary["run"]["sent"], N as u64, "{summary}");
+    assert_eq!(summary["run"]["slowdowns"], 0, "{summary}");
+    assert_eq!(summary["run"]["fewer_connections"], 4, "{summary}");
+    // Full rate: 60 messages at 30/s take 2 s (plus start-up).
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+    assert!(server.copies_per_recipient().values().all(|n| *n == 1));
+}
+
+#[test]
+fn a_relay_that_takes_connections_and_never_answers_stops_the_run_within_three_timeouts() {
+    let server = TestSmtpServer::start(Policy {
+        silent: true,
+        ..Policy::default()
+    });
+    let mut p = TestProject::new();
+    p.write("articles/ferries.md", ARTICLE);
+    p.write("subscribers.csv", list_csv(10));
+    p.config_append(&format!(
+        "{}connect_timeout_secs = 1\ncommand_timeout_secs = 1\n",
+        server.smtp_section()
+    ));
+    p.config_append("[throttle]\nconcurrency = 4\nretries = 3\nbackoff_secs = 0.05\n");
+    let started = Instant::now();
+    let run = send(&p, &["--yes"]);
+    let took = started.elapsed();
+    run.code_is(2);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        run.stderr().contains("did not answer 3 times in a row"),
+        "{}",
+        run.stderr()
+    );
+    assert!(server.received().is_empty());
+    assert_eq!(states(&p)[&State::Pending], 10);
+}
+
+#[test]
+fn one_recipient_refused_by_policy_at_rcpt_fails_alone_and_the_others_are_delivered() {
+    let server = TestSmtpServer::start(Policy::default().on_rcpt(|a| {
+        (a.rcpt == addr(0) || a.rcpt == addr(4)).then(|| {
+            Fault::Reply("550 5.7.1 <x>: Recipient address rejected: Access denied".into())
+        })
+    }));
+    let p = project(
+        &server,
+        10,
+        "[throttle]\nconcurrency = 1\nretries = 2\nbackoff_secs = 0.05\nbackoff_max_secs = 0.1\n",
+    );
+    let run = send(&p, &["--yes"]);
+    run.code_is(1);
+    assert_eq!(server.accepted().len(), 8);
+    let st = states(&p);
+    assert_eq!((st[&State::Sent], st[&State::Failed]), (8, 2), "{st:?}");
+    // Refused first, before anything was accepted: deferred, retried, then failed.
+    assert_eq!(row(&p, &addr(0)).state, State::Failed);
+    assert_eq!(row(&p, &addr(4)).state, State::Failed);
+    // A rerun does not retry them (and so is not stopped by them).
+    send(&p, &["--yes"]).success();
+    assert_eq!(server.received().len(), 8);
+}
+
+#[test]
+fn policy_refusals_of_many_recipients_in_a_row_still_stop_the_run() {
+    let server = TestSmtpServer::start(Policy::default().on_rcpt(|a| {
+        (a.transaction > 3)
+            .then(|| Fault::Reply("554 5.7.1 Service unavailable; client host blocked".into()))
+    }));
+    let p = project(
+        &server,
+        20,
+        "[throttle]\nconcurrency = 1\nretries = 2\nbackoff_secs = 0.05\nbackoff_max_secs = 0.1\n",
+    );
+    let run = send(&p, &["--yes"]);
+    run.code_is(2);
+    assert!(
+        run.stderr().contains("3 recipients in a row"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(server.accepted().len(), 3);
+    let st = states(&p);
+    assert_eq!(st[&State::Sent], 3);
+    assert!(st[&State::Pending] >= 14, "{st:?}");
+}

@@ -72,6 +72,10 @@ pub struct Policy {
     /// After the final dot (the message counts as received even when the reply is a fault,
     /// since the server holds all of it).
     pub on_data: Option<Rule>,
+    /// Sessions beyond this many at once get `421 4.7.0 Too many connections` as greeting.
+    pub max_sessions: Option<usize>,
+    /// Take connections and never answer anything (not even the greeting).
+    pub silent: bool,
 }
 
 impl Default for Policy {
@@ -88,6 +92,8 @@ impl Default for Policy {
             on_rcpt: None,
             on_data_command: None,
             on_data: None,
+            max_sessions: None,
+            silent: false,
         }
     }
 }
@@ -502,6 +508,15 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
     let mut rcpts: Vec<String> = Vec::new();
     let mut transaction = 0u64;
 
+    if policy.silent {
+        s.log(false, "<silent>");
+        while s.read_line().is_some() {}
+        return;
+    }
+    if policy.max_sessions.is_some_and(|max| now > max) {
+        s.reply("421 4.7.0 test.local Too many connections, try again later");
+        return;
+    }
     if !s.reply("220 test.local ESMTP fortnight-test") {
         return;
     }
