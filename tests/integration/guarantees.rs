@@ -575,3 +575,145 @@ fn policy_refusals_of_many_recipients_in_a_row_still_stop_the_run() {
     assert_eq!(st[&State::Sent], 3);
     assert!(st[&State::Pending] >= 14, "{st:?}");
 }
+
+// 8. Randomized crashes ------------------------------------------------------------------------
+
+/// A number from (seed, address, attempt), the same on every run of the test with that seed.
+fn dice(seed: u64, rcpt: &str, nth: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (seed, rcpt, nth).hash(&mut h);
+    h.finish()
+}
+
+/// Many SIGKILLs at random moments of a send with injected 451s, 550s and connections
+/// dropped after the final dot, then plain reruns until the issue is settled: no address
+/// gets a second copy, no row is lost, and every message the server accepted is `sent`
+/// unless its transaction was open at a kill (then `ambiguous`, "interrupted").
+fn crash_at_random(concurrency: usize) {
+    use rand::{Rng, SeedableRng};
+    // About two seconds of sending, so most of the kills land mid-run.
+    let n = 240 * concurrency.min(4);
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let bounced: Vec<String> = (0..n).step_by(23).map(addr).collect();
+    let b = bounced.clone();
+    let server = TestSmtpServer::start(
+        Policy::default()
+            .data_delay(Duration::from_millis(5))
+            .on_rcpt(move |a| {
+                if b.contains(&a.rcpt) {
+                    return Some(Fault::Reply("550 5.1.1 <x>: User unknown".into()));
+                }
+                (a.nth <= 2 && dice(seed, &a.rcpt, a.nth) % 8 == 0)
+                    .then(|| Fault::Reply("451 4.3.0 Try again later".into()))
+            })
+            .on_data(move |a| {
+                (a.nth == 1 && dice(seed ^ 1, &a.rcpt, a.nth) % 30 == 0).then_some(Fault::Drop)
+            }),
+    );
+    let p = project(
+        &server,
+        n,
+        &format!(
+            "[throttle]\nconcurrency = {concurrency}\nretries = 3\nbackoff_secs = 0.02\n\
+             backoff_max_secs = 0.05\n"
+        ),
+    );
+    let ctx = format!("seed {seed}, concurrency {concurrency}");
+    let mut kills = 0;
+    let mut killed_at: Vec<Instant> = Vec::new();
+    for _ in 0..8 {
+        let mut child = spawn_send(&p, &["--yes"]);
+        std::thread::sleep(Duration::from_millis(rng.gen_range(30..250)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        killed_at.push(Instant::now());
+        kill(child);
+        kills += 1;
+        let copies = server.copies_per_recipient();
+        assert!(copies.values().all(|n| *n == 1), "a duplicate ({ctx})");
+    }
+    // Plain reruns settle the issue (deferred rows need their short backoff to pass).
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(100));
+        let r = send(&p, &["--yes"]);
+        assert!(
+            matches!(r.code(), 0 | 1),
+            "{ctx}: {}\n{}",
+            r.stdout(),
+            r.stderr()
+        );
+        let st = states(&p);
+        if st.get(&State::Pending).is_none() && st.get(&State::Deferred).is_none() {
+            break;
+        }
+    }
+    let copies = server.copies_per_recipient();
+    let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "duplicates {twice:?} ({ctx})");
+    let rows = rows(&p);
+    assert_eq!(rows.len(), n, "no row lost ({ctx})");
+    let by_address: HashMap<&str, &DeliveryRow> =
+        rows.iter().map(|r| (r.address.as_str(), r)).collect();
+    let mut interrupted = 0;
+    for r in &rows {
+        assert!(
+            matches!(r.state, State::Sent | State::Failed | State::Ambiguous),
+            "{r:?} ({ctx})"
+        );
+    }
+    for m in server.accepted() {
+        let r = by_address[m.rcpt_to[0].as_str()];
+        if r.state == State::Sent {
+            continue;
+        }
+        assert_eq!(r.state, State::Ambiguous, "{r:?} ({ctx})");
+        // Its transaction was open at a kill: the server took it in (after its 5 ms delay)
+        // around the moment of a kill.
+        let open_at_a_kill = killed_at.iter().any(|k| {
+            let gap = if *k >= m.at { *k - m.at } else { m.at - *k };
+            gap < Duration::from_millis(200)
+        });
+        assert!(
+            open_at_a_kill
+                && r.last_reply
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("interrupted"),
+            "an accepted message is ambiguous without a kill during its transaction: {r:?} \
+             ({ctx})"
+        );
+        interrupted += 1;
+    }
+    assert!(kills >= 3, "only {kills} kills landed mid-run ({ctx})");
+    assert!(
+        interrupted <= kills * concurrency,
+        "{interrupted} interrupted rows after {kills} kills ({ctx})"
+    );
+    eprintln!("{ctx}: {kills} kills, {interrupted} accepted-but-interrupted rows");
+    for a in &bounced {
+        assert_eq!(by_address[a.as_str()].state, State::Failed, "{a} ({ctx})");
+    }
+    let list = SubscriberList::load(&p.path().join("subscribers.csv")).unwrap();
+    for s in &list.subscribers {
+        let bounced_here = bounced.contains(&s.email.as_str().to_string());
+        assert_eq!(
+            s.status == Status::Bounced,
+            bounced_here,
+            "{} ({ctx})",
+            s.email
+        );
+    }
+}
+
+#[test]
+fn random_kills_at_concurrency_1_never_duplicate_never_lose_a_row_or_an_accepted_verdict() {
+    crash_at_random(1);
+}
+
+#[test]
+fn random_kills_at_concurrency_8_never_duplicate_never_lose_a_row_or_an_accepted_verdict() {
+    crash_at_random(8);
+}
