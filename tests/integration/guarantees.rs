@@ -605,11 +605,12 @@ fn crash_at_random(concurrency: usize) {
                 if b.contains(&a.rcpt) {
                     return Some(Fault::Reply("550 5.1.1 <x>: User unknown".into()));
                 }
-                (a.nth <= 2 && dice(seed, &a.rcpt, a.nth) % 8 == 0)
+                (a.nth <= 2 && dice(seed, &a.rcpt, a.nth).is_multiple_of(8))
                     .then(|| Fault::Reply("451 4.3.0 Try again later".into()))
             })
             .on_data(move |a| {
-                (a.nth == 1 && dice(seed ^ 1, &a.rcpt, a.nth) % 30 == 0).then_some(Fault::Drop)
+                (a.nth == 1 && dice(seed ^ 1, &a.rcpt, a.nth).is_multiple_of(30))
+                    .then_some(Fault::Drop)
             }),
     );
     let p = project(
