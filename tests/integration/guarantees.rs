@@ -647,7 +647,7 @@ fn crash_at_random(concurrency: usize) {
             r.stderr()
         );
         let st = states(&p);
-        if st.get(&State::Pending).is_none() && st.get(&State::Deferred).is_none() {
+        if !st.contains_key(&State::Pending) && !st.contains_key(&State::Deferred) {
             break;
         }
     }
