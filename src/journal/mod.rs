@@ -2,7 +2,9 @@
 //!
 //! One row per (issue, subscriber) in `deliveries` with its state, attempts, last reply,
 //! Message-ID and timestamps, plus an append-only `attempts` log (one row per SMTP
-//! transaction, test copies included) that the daily cap is counted from. The database runs
+//! transaction, test copies included) that the daily cap is counted from, the owner of each
+//! issue's sending (`runs`, see `lease.rs`) and each issue's content fingerprint
+//! (`contents`, `content_changes`). The database runs
 //! in WAL mode. A row is durably `in_flight` before its SMTP transaction starts; rows found
 //! `in_flight` when a run starts (a crash) become `ambiguous`.
 //!

@@ -20,6 +20,9 @@ use crate::token::Keyring;
 pub type ComposeFn = Box<dyn FnMut(&Subscriber) -> Result<Outgoing>>;
 /// Makes the [`ComposeFn`] on the composer thread (so the composer need not be `Send`).
 pub type ComposerFactory = Box<dyn FnOnce() -> Result<ComposeFn> + Send>;
+/// Composes one subscriber's message dated now (on the event loop: only for copies that
+/// waited, i.e. in throttled runs).
+pub type Restamp = Arc<dyn Fn(&Subscriber) -> Result<Outgoing> + Send + Sync>;
 /// Makes one [`ComposeFn`] per worker thread (the dry-run's).
 pub(crate) type SharedComposerFactory = Arc<dyn Fn() -> Result<ComposeFn> + Send + Sync>;
 
@@ -67,7 +70,7 @@ impl Composers {
     }
 
     /// Composes one copy dated now, for a copy that waited before its transaction.
-    pub fn restamp(&self) -> Result<super::deliver::Restamp> {
+    pub fn restamp(&self) -> Result<Restamp> {
         let composer = Arc::new(self.build()?);
         Ok(Arc::new(move |s: &Subscriber| {
             composer.compose_at(s, Utc::now())

@@ -42,7 +42,7 @@ use crate::journal::{AttemptKind, Begin, End, JournalHandle, JournalKey, State, 
 use crate::message::Outgoing;
 use crate::subscribers::{Status, Subscriber};
 
-use super::compose::{ComposeFn, ComposerFactory};
+use super::compose::{ComposeFn, ComposerFactory, Restamp};
 use super::plan::Planned;
 use super::smtp::{self, classify, SmtpConnection, SmtpSettings, Stage, TxOutcome, Verdict};
 use super::throttle::{DailyBudget, Throttle};
@@ -279,10 +279,6 @@ pub struct Deliverer {
     /// Composes a copy again, dated now, when it waited (see [`RESTAMP_AFTER`]).
     pub restamp: Option<Restamp>,
 }
-
-/// Composes one subscriber's message dated now (on the event loop: only for copies that
-/// waited, i.e. in throttled runs).
-pub type Restamp = Arc<dyn Fn(&Subscriber) -> Result<Outgoing> + Send + Sync>;
 
 struct Job {
     planned: Planned,

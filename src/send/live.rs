@@ -1,9 +1,11 @@
 //! Live: a real send, to the list or as test copies, after [`super::preflight`].
 //!
-//! A send to the list takes the run lock, turns rows a crash left `in_flight` into
-//! `ambiguous`, writes the bounces the journal holds into the list, plans, asks, records the
-//! plan as `pending` and runs the delivery engine ([`super::deliver`]) while
-//! [`super::watch`] follows the list; test copies skip the lock, the plan and the list. A
+//! A send to the list takes the run lock and ownership of the issue in the journal, turns
+//! rows a crash left `in_flight` into `ambiguous`, writes the bounces the journal holds into
+//! the list, checks the content lock ([`super::content`]), plans, asks, records the plan as
+//! `pending` and runs the delivery engine ([`super::deliver`]) while [`super::watch`]
+//! follows the list, then reports whether the issue is settled; test copies skip the lock,
+//! the ownership, the content lock, the plan and the list. A
 //! run happens on its own single-threaded runtime, with Ctrl-C handled there.
 
 use std::path::Path;
