@@ -50,7 +50,7 @@ use super::watch::ListWatch;
 
 /// A message composed longer ago than this is composed again right before its transaction,
 /// so its `Date` (and DKIM `t=`) is the moment it enters SMTP.
-const RESTAMP_AFTER: Duration = Duration::from_secs(1);
+const RESTAMP_AFTER: Duration = Duration::from_millis(500);
 /// After waiting this long in the throttle, a worker checks its connection with NOOP.
 const PROBE_AFTER: Duration = Duration::from_secs(30);
 /// This many exchanges in a row without any reply (greeting, EHLO, AUTH or a transaction
@@ -333,8 +333,10 @@ struct Ctx {
     silent_in_a_row: AtomicU32,
     /// 5.7.x refusals at RCPT since the last accepted message (see [`POLICY_LIMIT`]).
     policy_in_a_row: AtomicU32,
-    /// Whether the relay accepted any message in this run.
-    accepted_any: std::sync::atomic::AtomicBool,
+    /// Messages the relay accepted in this run.
+    accepted: AtomicU64,
+    /// Recipients refused at RCPT by policy in this run: key → `accepted` at that moment.
+    policy_refused: Mutex<HashMap<String, u64>>,
 }
 
 /// Decrements the outstanding-job count when a job is done with, whatever the path.
@@ -392,7 +394,8 @@ impl Deliverer {
             bounced: AtomicU64::new(0),
             silent_in_a_row: AtomicU32::new(0),
             policy_in_a_row: AtomicU32::new(0),
-            accepted_any: std::sync::atomic::AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            policy_refused: Mutex::new(HashMap::new()),
             d: self,
         });
         let jobs = Arc::new(tokio::sync::Mutex::new(job_rx));
@@ -1162,7 +1165,7 @@ impl Ctx {
             Verdict::Sent if stage == Stage::AfterDot => {
                 // Only the journal keeps successful replies.
                 self.policy_in_a_row.store(0, Ordering::SeqCst);
-                self.accepted_any.store(true, Ordering::SeqCst);
+                self.accepted.fetch_add(1, Ordering::SeqCst);
                 self.end(ticket, who, State::Sent, &text, None, None);
                 Stats::add(&stats.sent, 1);
                 true
@@ -1209,12 +1212,28 @@ impl Ctx {
         }
     }
 
-    /// A 5.7.x refusal of one recipient at RCPT (docs/standards.md "SMTP replies"): after
-    /// the relay accepted other messages of this run, that recipient fails and the run goes
-    /// on; before any was accepted it is deferred (retried later in the run); the
-    /// [`POLICY_LIMIT`]th in a row stops the run. Returns `false` (not accepted).
+    /// A 5.7.x refusal of one recipient at RCPT (docs/standards.md "SMTP replies"): the
+    /// first time in a run it is deferred (retried later in the run); refused again after
+    /// the relay accepted other messages since its first refusal, that recipient fails and
+    /// the run goes on. The [`POLICY_LIMIT`]th first refusal in a row (nothing accepted in
+    /// between) stops the run. Returns `false` (not accepted).
     fn policy_at_rcpt(&self, job: Job, ticket: Ticket, who: &JournalKey, text: &str) -> bool {
         let d = &self.d;
+        let accepted = self.accepted.load(Ordering::SeqCst);
+        let refused_again_after_accepts = {
+            let mut m = self.policy_refused.lock().expect("policy lock");
+            let again = m.get(&who.key).is_some_and(|at| accepted > *at);
+            if !again {
+                m.insert(who.key.clone(), accepted);
+            }
+            again
+        };
+        if refused_again_after_accepts {
+            // The relay takes the others: it is about this recipient.
+            self.end(ticket, who, State::Failed, text, None, None);
+            Stats::add(&d.stats.failed, 1);
+            return false;
+        }
         let n = self.policy_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= POLICY_LIMIT {
             self.end(
@@ -1232,9 +1251,6 @@ impl Ctx {
                  authentication, reputation), so the run stopped",
                 d.smtp
             )));
-        } else if self.accepted_any.load(Ordering::SeqCst) {
-            self.end(ticket, who, State::Failed, text, None, None);
-            Stats::add(&d.stats.failed, 1);
         } else {
             self.defer(job, ticket, who, text.to_string());
         }

@@ -544,7 +544,7 @@ fn one_recipient_refused_by_policy_at_rcpt_fails_alone_and_the_others_are_delive
     assert_eq!(server.accepted().len(), 8);
     let st = states(&p);
     assert_eq!((st[&State::Sent], st[&State::Failed]), (8, 2), "{st:?}");
-    // Refused first, before anything was accepted: deferred, retried, then failed.
+    // Refused once: deferred; refused again while the others are accepted: failed.
     assert_eq!(row(&p, &addr(0)).state, State::Failed);
     assert_eq!(row(&p, &addr(4)).state, State::Failed);
     // A rerun does not retry them (and so is not stopped by them).
@@ -573,6 +573,11 @@ fn policy_refusals_of_many_recipients_in_a_row_still_stop_the_run() {
     assert_eq!(server.accepted().len(), 3);
     let st = states(&p);
     assert_eq!(st[&State::Sent], 3);
+    assert_eq!(
+        st.get(&State::Failed),
+        None,
+        "nobody failed for our refusal: {st:?}"
+    );
     assert!(st[&State::Pending] >= 14, "{st:?}");
 }
 
