@@ -219,6 +219,10 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
     tera.set_escape_fn(crate::base::escape_html);
     filters::register(&mut tera);
 
+    // Bounded rendering (docs: README "Templates: limits"): before Tera's parser sees them.
+    for src in sources.values() {
+        super::bounds::scan(src)?;
+    }
     if let Err(e) =
         tera.add_raw_templates(sources.iter().map(|(n, s)| (n.as_str(), s.text.as_str())))
     {
@@ -234,6 +238,7 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         };
         return Err(set.explain(e, HTML).into());
     }
+    super::bounds::check_graph(&tera, &sources)?;
     Ok(TemplateSet { tera, sources })
 }
 
@@ -417,6 +422,15 @@ impl TemplateSet {
             "test" => "Tera's tests are defined, undefined, odd, even, string, number, divisibleby, iterable, object, starting_with, ending_with, containing, matching".to_string(),
             _ => "fortnight's templates have no functions besides Tera's `range` and `throw`".to_string(),
         };
+        if kind == "function" && name == "get_env" {
+            return TemplateError {
+                file: self.display(&file),
+                line,
+                problem: "`get_env` is not available: templates cannot read the environment (it holds the SMTP password and the unsubscribe key)".to_string(),
+                help: Some("put the value in config.toml and use it from there".to_string()),
+                cause: None,
+            };
+        }
         TemplateError {
             file: self.display(&file),
             line,

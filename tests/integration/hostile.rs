@@ -1,0 +1,105 @@
+//! Hostile input (issue 12): templates, front matter, files and requests an attacker or a
+//! mistake can produce never crash fortnight, hang it, leak a secret or write through a link.
+//! Every test runs the real binary and asserts its exit code (2, never a signal).
+
+use std::os::unix::process::ExitStatusExt;
+
+use crate::support::{Run, TestProject, TEST_UNSUBSCRIBE_KEY};
+
+const ARTICLE: &str = "---\ntitle: \"Ferries Return to the Caspian\"\nauthor: Test Author\n\
+    date: 2026-11-02\nissue: 2026-11-04\nsection: Field Reports\n---\n\n\
+    The ferry between Baku and Aktau runs again after the autumn storms.\n";
+
+fn project() -> TestProject {
+    let p = TestProject::new();
+    p.write("articles/ferries.md", ARTICLE);
+    p.write(
+        "subscribers.csv",
+        "email,name,status,since,source,tags\nann@readers-mail.org,Ann,subscribed,2024-01-01,test,\n",
+    );
+    p
+}
+
+fn run_with_key(p: &TestProject, args: &[&str]) -> Run {
+    let out = p
+        .cmd(args)
+        .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+        .output()
+        .expect("run fortnight");
+    Run { out }
+}
+
+/// Exit 2 (not a signal), with stderr naming `needle`.
+#[track_caller]
+fn refused(run: &Run, needle: &str) {
+    assert_eq!(
+        run.out.status.signal(),
+        None,
+        "killed by a signal\nstderr:\n{}",
+        run.stderr()
+    );
+    run.code_is(2);
+    let all = run.stdout() + &run.stderr();
+    assert!(all.contains(needle), "{all}");
+}
+
+#[test]
+fn recursive_and_deeply_nested_templates_exit_2_with_file_and_line() {
+    let deep = format!(
+        "{}x{}\n{{{{ unsubscribe_url }}}}\n",
+        "{% if true %}\n".repeat(3000),
+        "{% endif %}".repeat(3000)
+    );
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "partials/footer.txt.tera",
+            "before\n{% include \"partials/footer.txt.tera\" %}\n{{ unsubscribe_url }}\n".into(),
+            "templates/partials/footer.txt.tera line 2",
+        ),
+        (
+            "digest.txt.tera",
+            "{% macro m(n) %}\n{{ self::m(n=n) }}\n{% endmacro m %}\n{{ self::m(n=1) }}\n{{ unsubscribe_url }}\n".into(),
+            "templates/digest.txt.tera line 2",
+        ),
+        (
+            "digest.txt.tera",
+            deep,
+            "templates/digest.txt.tera line 33",
+        ),
+        (
+            "digest.txt.tera",
+            format!("{{{{ {}1{} }}}}\n{{{{ unsubscribe_url }}}}\n", "(".repeat(5000), ")".repeat(5000)),
+            "templates/digest.txt.tera line 1",
+        ),
+    ];
+    for (file, text, needle) in cases {
+        let p = project();
+        p.write(&format!("templates/{file}"), &text);
+        refused(&run_with_key(&p, &["check"]), needle);
+        refused(&run_with_key(&p, &["preview", "--out", "out"]), needle);
+        assert!(!p.path().join("out").exists(), "preview wrote files");
+        refused(
+            &run_with_key(&p, &["send", "--dry-run", "--out", "files"]),
+            needle,
+        );
+        assert!(!p.path().join("files").exists(), "the dry-run wrote files");
+    }
+}
+
+#[test]
+fn get_env_in_any_template_fails_check_naming_that_template() {
+    let p = project();
+    p.write(
+        "templates/partials/footer.txt.tera",
+        "{{ unsubscribe_url }}\n{% if false %}\n{{ get_env(name=\"FORTNIGHT_UNSUBSCRIBE_KEY\") }}\n{% endif %}\n",
+    );
+    let run = run_with_key(&p, &["check"]);
+    refused(&run, "templates/partials/footer.txt.tera line 3");
+    assert!(
+        run.stdout().contains("`get_env` is not available"),
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.stderr().contains(TEST_UNSUBSCRIBE_KEY));
+    assert!(!run.stdout().contains(TEST_UNSUBSCRIBE_KEY));
+}
