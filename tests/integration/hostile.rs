@@ -103,3 +103,32 @@ fn get_env_in_any_template_fails_check_naming_that_template() {
     assert!(!run.stderr().contains(TEST_UNSUBSCRIBE_KEY));
     assert!(!run.stdout().contains(TEST_UNSUBSCRIBE_KEY));
 }
+
+#[test]
+fn a_relay_echoing_the_password_in_its_reply_never_gets_it_printed() {
+    use crate::support::smtp::{Policy, TestSmtpServer};
+    let pass = "hunter2-Secret";
+    // base64("\0digest\0hunter2-Secret"), as AUTH PLAIN sends it.
+    let plain = "AGRpZ2VzdABodW50ZXIyLVNlY3JldA==";
+    let mut policy = Policy::default().auth("digest", "right");
+    policy.auth_reply = Some(format!(
+        "535 5.7.8 Bad credentials {pass} (you sent {plain})"
+    ));
+    let server = TestSmtpServer::start(policy);
+    let mut p = project();
+    p.config_append(&format!("{}username = \"digest\"\n", server.smtp_section()));
+    let out = p
+        .cmd(&["send", "--yes"])
+        .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+        .env("FORTNIGHT_SMTP_PASSWORD", pass)
+        .output()
+        .unwrap();
+    let run = Run { out };
+    refused(&run, "535");
+    let all = run.stdout() + &run.stderr();
+    assert!(all.contains("<password>"), "{all}");
+    assert!(!all.contains(pass) && !all.contains(plain), "{all}");
+    let journal = std::fs::read(p.path().join(".fortnight/journal.sqlite")).unwrap_or_default();
+    let journal = String::from_utf8_lossy(&journal);
+    assert!(!journal.contains(pass) && !journal.contains(plain));
+}
