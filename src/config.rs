@@ -400,13 +400,22 @@ fn default_max_connections() -> u32 {
     256
 }
 
+/// A config file larger than this is refused before it is read (a real one is a few KB).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 impl Config {
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read the config file `{}` (pass --config PATH, or run `fortnight init DIR` to create a project)",
-                path.display()
+        let hint = "pass --config PATH, or run `fortnight init DIR` to create a project";
+        let bytes =
+            crate::base::files::read_regular(path, MAX_CONFIG_BYTES).with_context(|| {
+                format!("cannot read the config file `{}` ({hint})", path.display())
+            })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "the config file `{}` is not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
             )
         })?;
         Config::parse(&text, path)

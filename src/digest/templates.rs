@@ -32,6 +32,9 @@ pub const SUBJECT: &str = "[digest] subject";
 /// The preheader template's name (from config).
 pub const PREHEADER: &str = "[digest] preheader";
 
+/// A template file larger than this is refused before it is read.
+pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
 /// The built-in templates: (name, source).
 pub const BUILTIN: &[(&str, &str)] = &[
     (HTML, include_str!("../../templates/digest.html.tera")),
@@ -166,9 +169,11 @@ fn add_folder(config: &Config, sources: &mut BTreeMap<String, Source>) -> Result
     let mut files = Vec::new();
     collect_folder(&folder, Path::new(""), &mut files)?;
     for (name, path) in files {
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read the template `{}` (templates must be UTF-8 text)",
+        let bytes = crate::base::files::read_regular(&path, MAX_TEMPLATE_BYTES)
+            .with_context(|| format!("cannot read the template `{}`", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "cannot read the template `{}`: templates must be UTF-8 text",
                 path.display()
             )
         })?;

@@ -132,3 +132,89 @@ fn a_relay_echoing_the_password_in_its_reply_never_gets_it_printed() {
     let journal = String::from_utf8_lossy(&journal);
     assert!(!journal.contains(pass) && !journal.contains(plain));
 }
+
+fn mkfifo(path: &std::path::Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+}
+
+/// Runs with a deadline: a hang fails the test instead of blocking it.
+fn run_within(p: &TestProject, args: &[&str], secs: u64) -> Run {
+    let mut child = p
+        .cmd(args)
+        .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fortnight");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("`fortnight {}` hung", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Run {
+        out: child.wait_with_output().expect("output"),
+    }
+}
+
+#[test]
+fn fifos_given_or_found_are_skipped_with_a_warning_not_waited_on() {
+    let p = project();
+    mkfifo(&p.path().join("bounces.mbox"));
+    mkfifo(&p.path().join("articles/pipe.md"));
+    std::fs::create_dir_all(p.path().join("maildir/new")).unwrap();
+    mkfifo(&p.path().join("maildir/new/1.eml"));
+
+    let run = run_within(&p, &["bounces", "bounces.mbox", "maildir"], 10);
+    let all = run.stdout() + &run.stderr();
+    assert!(run.code() <= 2, "{all}");
+    assert!(
+        all.contains("bounces.mbox`: not a regular file but a FIFO"),
+        "{all}"
+    );
+    assert!(
+        all.contains("1.eml`: not a regular file but a FIFO"),
+        "{all}"
+    );
+
+    let run = run_within(&p, &["issues"], 10);
+    run.success();
+    assert!(
+        run.stderr()
+            .contains("pipe.md`: not a regular file but a FIFO"),
+        "{}",
+        run.stderr()
+    );
+    run_within(&p, &["check"], 10);
+
+    mkfifo(&p.path().join("pipe.toml"));
+    let run = run_within(&p, &["--config", "pipe.toml", "check"], 10);
+    refused(&run, "not a regular file");
+    std::fs::create_dir_all(p.path().join("templates")).unwrap();
+    mkfifo(&p.path().join("templates/digest.txt.tera"));
+    refused(&run_within(&p, &["check"], 10), "not a regular file");
+}
+
+#[test]
+fn a_2_gb_sparse_article_is_skipped_in_under_a_second_without_reading_it() {
+    let p = project();
+    let f = std::fs::File::create(p.path().join("articles/huge.md")).unwrap();
+    f.set_len(2 << 30).unwrap();
+    let start = std::time::Instant::now();
+    let run = run_within(&p, &["issues"], 10);
+    let took = start.elapsed();
+    run.success();
+    assert!(
+        run.stderr().contains("huge.md`: it is larger than 8 MB"),
+        "{}",
+        run.stderr()
+    );
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+}
