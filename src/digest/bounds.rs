@@ -1,8 +1,8 @@
 //! Bounded rendering: limits that keep a hostile or mistaken template from exhausting the
 //! stack (Tera's parser and renderer recurse once per nesting level, include and macro call).
 //!
-//! Two checks, both before anything is rendered, both giving a [`TemplateError`] with the
-//! file and line (exit 2, never an abort):
+//! Two checks, both before anything is rendered, both giving an [`Exceeded`] that
+//! `templates` turns into a template error with the file and line (exit 2, never an abort):
 //! 1. [`scan`] reads each template's source before Tera parses it: block tags (`if`, `for`,
 //!    `block`, `macro`, `filter`) nested deeper than [`MAX_NESTING`], brackets deeper than
 //!    [`MAX_BRACKETS`], or more than [`MAX_OPERATORS`] operators in one tag are refused;
@@ -18,7 +18,14 @@ use std::collections::{BTreeMap, HashMap};
 use tera::ast::{Expr, ExprVal, Node};
 use tera::Tera;
 
-use super::templates::{Source, TemplateError};
+/// A limit a template exceeds: which template (by name), where, and what to do.
+#[derive(Debug)]
+pub struct Exceeded {
+    pub template: String,
+    pub line: usize,
+    pub problem: String,
+    pub help: &'static str,
+}
 
 /// How deep block tags may nest in one template.
 pub const MAX_NESTING: usize = 32;
@@ -31,22 +38,22 @@ pub const MAX_OPERATORS: usize = 64;
 /// on the 2 MiB stack of a worker thread).
 pub const MAX_DEPTH: usize = 64;
 
-fn error(src: &Source, line: usize, problem: String, help: &str) -> anyhow::Error {
-    anyhow::Error::new(TemplateError {
-        file: src.display.clone(),
-        line: Some(line),
+fn error(template: &str, line: usize, problem: String, help: &'static str) -> Exceeded {
+    Exceeded {
+        template: template.to_string(),
+        line,
         problem,
-        help: Some(help.to_string()),
-        cause: None,
-    })
+        help,
+    }
 }
 
 const OPENERS: &[&str] = &["if", "for", "block", "macro", "filter"];
 const CLOSERS: &[&str] = &["endif", "endfor", "endblock", "endmacro", "endfilter"];
 
 /// Checks the nesting of one template's source, in one pass over its bytes.
-pub fn scan(src: &Source) -> anyhow::Result<()> {
-    let b = src.text.as_bytes();
+pub fn scan(name: &str, text: &str) -> Result<(), Exceeded> {
+    let src = name;
+    let b = text.as_bytes();
     let mut i = 0;
     let mut line = 1;
     let mut depth = 0usize;
@@ -347,7 +354,7 @@ fn expr(e: &Expr, template: &str, imports: &[(String, String)], out: &mut Edges)
 
 /// Follows includes, extends and macro calls from every template: refuses a cycle or a
 /// render deeper than [`MAX_DEPTH`], naming the template and line where it happens.
-pub fn check_graph(tera: &Tera, sources: &BTreeMap<String, Source>) -> anyhow::Result<()> {
+pub fn check_graph(tera: &Tera, sources: &BTreeMap<&str, &str>) -> Result<(), Exceeded> {
     let mut edges: HashMap<Unit, (String, Edges)> = HashMap::new();
     for name in sources.keys() {
         let Ok(t) = tera.get_template(name) else {
@@ -355,11 +362,14 @@ pub fn check_graph(tera: &Tera, sources: &BTreeMap<String, Source>) -> anyhow::R
         };
         let mut out = Edges::default();
         collect(&t.ast, name, &t.imported_macro_files, &mut out);
-        edges.insert(Unit::Template(name.clone()), (name.clone(), out));
+        edges.insert(Unit::Template(name.to_string()), (name.to_string(), out));
         for (m, def) in &t.macros {
             let mut out = Edges::default();
             collect(&def.body, name, &t.imported_macro_files, &mut out);
-            edges.insert(Unit::Macro(name.clone(), m.clone()), (name.clone(), out));
+            edges.insert(
+                Unit::Macro(name.to_string(), m.clone()),
+                (name.to_string(), out),
+            );
         }
     }
     let mut walk = Walk {
@@ -369,7 +379,7 @@ pub fn check_graph(tera: &Tera, sources: &BTreeMap<String, Source>) -> anyhow::R
         path: Vec::new(),
     };
     for name in sources.keys() {
-        walk.deepest(&Unit::Template(name.clone()))?;
+        walk.deepest(&Unit::Template(name.to_string()))?;
     }
     Ok(())
 }
@@ -383,7 +393,7 @@ fn describe(u: &Unit) -> String {
 
 struct Walk<'a> {
     edges: &'a HashMap<Unit, (String, Edges)>,
-    sources: &'a BTreeMap<String, Source>,
+    sources: &'a BTreeMap<&'a str, &'a str>,
     /// The deepest render below each unit seen so far.
     depth: HashMap<Unit, usize>,
     /// The chain being followed.
@@ -392,19 +402,19 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     /// How deep a render of `u` goes (memoised).
-    fn deepest(&mut self, u: &Unit) -> anyhow::Result<usize> {
+    fn deepest(&mut self, u: &Unit) -> Result<usize, Exceeded> {
         if let Some(d) = self.depth.get(u) {
             return Ok(*d);
         }
         let Some((file, out)) = self.edges.get(u) else {
             return Ok(0);
         };
-        let src = &self.sources[file];
+        let src = file.as_str();
+        let text = self.sources.get(src).copied().unwrap_or("");
         self.path.push(u.clone());
         let mut best = out.nesting;
         for (next, needle, at) in &out.to {
-            let line = src
-                .text
+            let line = text
                 .lines()
                 .position(|l| l.contains(needle.as_str()))
                 .map_or(1, |p| p + 1);
@@ -449,12 +459,8 @@ impl Walk<'_> {
 mod tests {
     use super::*;
 
-    fn src(text: &str) -> Source {
-        Source {
-            display: "t.tera".to_string(),
-            text: text.to_string(),
-            user: true,
-        }
+    fn src(text: &str) -> (&'static str, &str) {
+        ("t.tera", text)
     }
 
     #[test]
@@ -463,15 +469,15 @@ mod tests {
         for _ in 0..40 {
             t.push_str("{% if x %}\n");
         }
-        let e = scan(&src(&t)).unwrap_err();
-        let e = e.downcast_ref::<TemplateError>().unwrap();
-        assert_eq!(e.line, Some(2 + MAX_NESTING), "{e}");
-        assert!(e.to_string().contains("nest more than 32"), "{e}");
+        let (n, t) = src(&t);
+        let e = scan(n, t).unwrap_err();
+        assert_eq!(e.line, 2 + MAX_NESTING, "{e:?}");
+        assert!(e.problem.contains("nest more than 32"), "{e:?}");
         let ok = "{% raw %}{% if %}{% if %}{% endraw %}{# {% if #}{{ \"%}\" }}".repeat(50);
-        scan(&src(&ok)).unwrap();
+        scan("t", &ok).unwrap();
         let brackets = format!("{{{{ {}1 }}}}", "(".repeat(40));
-        assert!(scan(&src(&brackets)).is_err());
+        assert!(scan("t", &brackets).is_err());
         let ops = format!("{{{{ 1{} }}}}", " + 1".repeat(300));
-        assert!(scan(&src(&ops)).is_err());
+        assert!(scan("t", &ops).is_err());
     }
 }

@@ -225,8 +225,8 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
     filters::register(&mut tera);
 
     // Bounded rendering (docs: README "Templates: limits"): before Tera's parser sees them.
-    for src in sources.values() {
-        super::bounds::scan(src)?;
+    for (name, src) in &sources {
+        super::bounds::scan(name, &src.text).map_err(|e| exceeded(&sources, e))?;
     }
     if let Err(e) =
         tera.add_raw_templates(sources.iter().map(|(n, s)| (n.as_str(), s.text.as_str())))
@@ -243,8 +243,27 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         };
         return Err(set.explain(e, HTML).into());
     }
-    super::bounds::check_graph(&tera, &sources)?;
+    let texts = sources
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.text.as_str()))
+        .collect();
+    super::bounds::check_graph(&tera, &texts).map_err(|e| exceeded(&sources, e))?;
     Ok(TemplateSet { tera, sources })
+}
+
+/// A limit of `bounds`, as a template error naming the file.
+fn exceeded(sources: &BTreeMap<String, Source>, e: super::bounds::Exceeded) -> anyhow::Error {
+    let file = sources
+        .get(&e.template)
+        .map_or(e.template.clone(), |s| s.display.clone());
+    TemplateError {
+        file,
+        line: Some(e.line),
+        problem: e.problem,
+        help: Some(e.help.to_string()),
+        cause: None,
+    }
+    .into()
 }
 
 /// Tera's chain of messages, outermost first.

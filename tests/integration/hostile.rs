@@ -218,3 +218,93 @@ fn a_2_gb_sparse_article_is_skipped_in_under_a_second_without_reading_it() {
     );
     assert!(took < std::time::Duration::from_secs(1), "{took:?}");
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn symlinks_planted_in_an_output_folder_are_refused_and_their_targets_untouched() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    for (args, out) in [
+        (vec!["preview", "--out", "out"], "out"),
+        (vec!["send", "--dry-run", "--out", "out"], "out"),
+    ] {
+        for link in [
+            "digest.html",
+            "digest.txt",
+            "manifest.jsonl",
+            "000001-ann-readers-mail.org.eml",
+            "sample.eml",
+        ] {
+            let p = project();
+            let victim = p.write("victim.txt", "precious\n");
+            std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::create_dir_all(p.path().join(out)).unwrap();
+            symlink(&victim, p.path().join(out).join(link)).unwrap();
+            symlink(
+                p.path().join("dangling-target"),
+                p.path().join(out).join("zz-dangling"),
+            )
+            .unwrap();
+            let run = run_with_key(&p, &args);
+            refused(&run, "is a symbolic link");
+            assert_eq!(p.read("victim.txt"), "precious\n", "{args:?} {link}");
+            assert_eq!(mode(&victim), 0o644, "{args:?} {link}");
+            assert!(!p.path().join("dangling-target").exists());
+        }
+    }
+}
+
+#[test]
+fn output_folders_and_the_journal_are_private_and_loose_modes_are_tightened() {
+    use crate::support::smtp::{Policy, TestSmtpServer};
+    use std::os::unix::fs::PermissionsExt;
+    let loose = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let mut p = project();
+    for out in ["pv", "dry"] {
+        std::fs::create_dir_all(p.path().join(out)).unwrap();
+        loose(&p.path().join(out), 0o777);
+    }
+    let run = run_with_key(&p, &["preview", "--out", "pv"]);
+    run.success();
+    assert!(run.stdout().contains("made it private"), "{}", run.stdout());
+    run_with_key(&p, &["send", "--dry-run", "--out", "dry"]).success();
+    for dir in ["pv", "dry", "outbox"] {
+        let dir = p.path().join(dir);
+        if !dir.exists() {
+            continue;
+        }
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap().path();
+            assert_eq!(mode(&e), 0o600, "{}", e.display());
+        }
+    }
+
+    // A real send: .fortnight/ and the journal, even when an older run left them loose.
+    let server = TestSmtpServer::start(Policy::default());
+    p.config_append(&server.smtp_section());
+    std::fs::create_dir_all(p.path().join(".fortnight")).unwrap();
+    loose(&p.path().join(".fortnight"), 0o755);
+    run_with_key(&p, &["send", "--yes"]).success();
+    assert_eq!(server.accepted().len(), 1);
+    assert_eq!(mode(&p.path().join(".fortnight")), 0o700);
+    for e in std::fs::read_dir(p.path().join(".fortnight")).unwrap() {
+        let e = e.unwrap().path();
+        assert_eq!(mode(&e), 0o600, "{}", e.display());
+    }
+    loose(&p.path().join(".fortnight/journal.sqlite"), 0o644);
+    run_with_key(&p, &["send", "--yes"]).success();
+    assert_eq!(mode(&p.path().join(".fortnight/journal.sqlite")), 0o600);
+}
+
+#[test]
+fn init_writes_the_list_owner_only() {
+    let p = TestProject::new();
+    p.run(&["init", "starter"]).success();
+    assert_eq!(mode(&p.path().join("starter/subscribers.csv")), 0o600);
+}
