@@ -306,6 +306,95 @@ pub struct ServeConfig {
     /// Connections served at once; more wait in the kernel's accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Peers whose `client_ip_header` is believed (addresses or CIDR blocks); unset:
+    /// loopback only (a reverse proxy on the same machine).
+    #[serde(default)]
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// An address or a CIDR block (`127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
+            None => max,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let bits = |ip: IpAddr| -> (u128, u8) {
+            match ip.to_canonical() {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let (net, width) = bits(self.addr);
+        let (ip, ip_width) = bits(ip);
+        if width != ip_width {
+            return false;
+        }
+        let shift = u32::from(width - self.prefix.min(width));
+        shift >= 128 || (net >> shift) == (ip >> shift)
+    }
+}
+
+impl ServeConfig {
+    /// The peers whose `client_ip_header` is believed: `trusted_proxies`, else loopback.
+    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>> {
+        let Some(list) = &self.trusted_proxies else {
+            return Ok(vec![
+                IpNet::parse("127.0.0.0/8").expect("a valid block"),
+                IpNet::parse("::1").expect("a valid address"),
+            ]);
+        };
+        list.iter()
+            .map(|s| {
+                IpNet::parse(s).with_context(|| {
+                    format!(
+                        "[serve] trusted_proxies: `{}` is not an address or CIDR block (write e.g. \"10.0.0.0/8\" or \"::1\")",
+                        crate::base::escape_control(s)
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `listen` is a loopback address (`127.0.0.1:…`, `[::1]:…`, `localhost:…`).
+    pub fn listens_on_loopback(listen: &str) -> bool {
+        if let Ok(a) = listen.parse::<std::net::SocketAddr>() {
+            return a.ip().is_loopback();
+        }
+        listen
+            .rsplit_once(':')
+            .is_some_and(|(h, _)| h.eq_ignore_ascii_case("localhost"))
+    }
+
+    /// The warning `check` and `serve` give when `client_ip_header` is set, the server
+    /// listens beyond loopback and no `trusted_proxies` say who may set the header.
+    pub fn proxy_warning(&self, listen: &str) -> Option<String> {
+        let header = self.client_ip_header.as_ref()?;
+        if self.trusted_proxies.is_some() || Self::listens_on_loopback(listen) {
+            return None;
+        }
+        Some(format!(
+            "[serve] client_ip_header = \"{}\" with listen = \"{listen}\" and no trusted_proxies: the header is believed only from loopback peers, so clients reaching the server directly are rate-limited by their own address; set [serve] trusted_proxies to your proxy's address",
+            crate::base::escape_control(header)
+        ))
+    }
 }
 
 impl Default for ServeConfig {
@@ -315,6 +404,7 @@ impl Default for ServeConfig {
             requests_per_minute: default_requests_per_minute(),
             client_ip_header: None,
             max_connections: default_max_connections(),
+            trusted_proxies: None,
         }
     }
 }
@@ -525,6 +615,36 @@ base_url = "https://analyst.example.org"
 from = "The Analyst <digest@analyst.example.org>"
 list_id = "digest.analyst.example.org"
 "#;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_and_default_to_loopback() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(ip("10.1.2.3")) && !net.contains(ip("11.0.0.1")));
+        assert!(IpNet::parse("::1").unwrap().contains(ip("::1")));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(ip("203.0.113.9")));
+        assert!(IpNet::parse("10.0.0.0/33").is_none() && IpNet::parse("nope").is_none());
+        let serve = ServeConfig::default();
+        let loopback = serve.trusted_proxies().unwrap();
+        assert!(loopback.iter().any(|n| n.contains(ip("127.0.0.1"))));
+        assert!(loopback.iter().any(|n| n.contains(ip("::ffff:127.0.0.1"))));
+        assert!(!loopback.iter().any(|n| n.contains(ip("192.0.2.1"))));
+        let header = ServeConfig {
+            client_ip_header: Some("X-Forwarded-For".into()),
+            ..ServeConfig::default()
+        };
+        assert!(header.proxy_warning("0.0.0.0:8025").is_some());
+        assert!(header.proxy_warning("127.0.0.1:8025").is_none());
+        assert!(header.proxy_warning("localhost:8025").is_none());
+        let bad = ServeConfig {
+            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "x\ny".into()]),
+            ..ServeConfig::default()
+        };
+        let e = format!("{:#}", bad.trusted_proxies().unwrap_err());
+        assert!(e.contains("`x\\ny`"), "{e}");
+    }
 
     #[test]
     fn minimal_config_gets_defaults_and_resolves_paths_against_its_folder() {

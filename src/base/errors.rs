@@ -1,5 +1,25 @@
 //! Errors as one line: for messages that embed a cause (a journal note, a log line, a
-//! report entry), where the command layer's multi-line error printing does not apply.
+//! report entry), where the command layer's multi-line error printing does not apply; and
+//! input quoted in a message with its control characters escaped (no CR/LF or escape
+//! sequence from a file reaches a terminal or a log as itself).
+
+/// `s` with every control character written as an escape (`\n`, `\r`, `\t`, `\u{1b}`).
+pub fn escape_control(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// The error and its causes as one string (for messages embedded in reports).
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
