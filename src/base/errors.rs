@@ -5,12 +5,25 @@
 
 /// `s` with every control character written as an escape (`\n`, `\r`, `\t`, `\u{1b}`).
 pub fn escape_control(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
+    escape(s, false)
+}
+
+/// `s` with every control character but line breaks and tabs escaped: for whole messages
+/// printed to a terminal or a log (a CR, a backspace or an escape sequence from input is
+/// shown, not obeyed).
+pub fn escape_terminal(s: &str) -> String {
+    escape(s, true)
+}
+
+fn escape(s: &str, keep_lines: bool) -> String {
+    let kept = |c: char| keep_lines && (c == '\n' || c == '\t');
+    if !s.chars().any(|c| c.is_control() && !kept(c)) {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
+            c if kept(c) => out.push(c),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),

@@ -308,3 +308,61 @@ fn init_writes_the_list_owner_only() {
     p.run(&["init", "starter"]).success();
     assert_eq!(mode(&p.path().join("starter/subscribers.csv")), 0o600);
 }
+
+#[test]
+fn check_refuses_nonsense_config_values_with_line_key_and_fix() {
+    let base = crate::support::BASE_CONFIG;
+    let with = |from: &str, to: &str| {
+        assert!(base.contains(from), "{from}");
+        base.replacen(from, to, 1)
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with("?t={token}\"", "?t={token}&u={token}\""),
+            "[unsubscribe] url must hold `{token}` exactly once",
+        ),
+        (
+            with("https://analyst.example.org\"", "javascript:alert(1)\""),
+            "[publication] base_url must be an http or https URL",
+        ),
+        (
+            format!("{base}\n[serve]\nmax_connections = 0\n"),
+            "[serve] max_connections is 0, must be 1 to 100000",
+        ),
+        (
+            format!("{base}\n[serve]\nlisten = \"nonsense\"\n"),
+            "[serve] listen must be HOST:PORT",
+        ),
+        (
+            format!("{base}\n[serve]\nclient_ip_header = \"X Forwarded\"\n"),
+            "[serve] client_ip_header must be an HTTP header name",
+        ),
+        (
+            format!("{base}\n[smtp]\nhost = \"\"\nport = 0\n"),
+            "[smtp] port must be 1 to 65535",
+        ),
+        (
+            format!("{base}\n[throttle]\nconcurrency = 1000000\nretries = 4294967295\n"),
+            "[throttle] retries is 4294967295, must be 0 to 100",
+        ),
+    ];
+    for (config, needle) in cases {
+        let mut p = project();
+        p.config_replace(&config);
+        let run = run_with_key(&p, &["check"]);
+        refused(&run, needle);
+        let err = run.stderr();
+        assert!(err.contains("config.toml"), "{err}");
+        assert!(err.contains("line "), "{err}");
+        assert!(err.contains("; write"), "{err}");
+    }
+    // Control characters from the file are shown escaped, never sent to the terminal.
+    let mut p = project();
+    p.config_replace(&with(
+        "https://analyst.example.org\"",
+        "https://analyst\\u001b[31m.example\\r.org\"",
+    ));
+    let run = run_with_key(&p, &["check"]);
+    refused(&run, "\\u{1b}[31m");
+    assert!(!run.stderr().contains('\u{1b}') && !run.stderr().contains('\r'));
+}
