@@ -8,6 +8,7 @@ mod support;
 mod articles;
 mod bounces;
 mod digest;
+mod fuzz;
 mod hostile;
 mod layers;
 mod message;
