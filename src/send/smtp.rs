@@ -331,11 +331,20 @@ impl Reply {
     /// The server's reply inside a lettre error, if the error is one (lettre keeps the
     /// enhanced code only in the error text).
     pub(crate) fn from_error(e: &lettre::transport::smtp::Error) -> Option<Reply> {
+        Reply::from_error_with(e, str::to_string)
+    }
+
+    /// Like [`Reply::from_error`], with `scrub` applied to the server's text before it is
+    /// cut to length (so a secret cannot survive half-cut).
+    fn from_error_with(
+        e: &lettre::transport::smtp::Error,
+        scrub: impl Fn(&str) -> String,
+    ) -> Option<Reply> {
         let code = u16::from(e.status()?);
         let text = std::error::Error::source(e)
             .map(|s| s.to_string())
             .unwrap_or_default();
-        Some(Reply::new(code, &text))
+        Some(Reply::new(code, &scrub(&text)))
     }
 }
 
@@ -616,10 +625,7 @@ async fn authenticate(
     else {
         return Ok(());
     };
-    let reply = Reply::from_error(&e).map(|mut r| {
-        r.text = s.scrub(&r.text);
-        r
-    });
+    let reply = Reply::from_error_with(&e, |t| s.scrub(t));
     let _ = timeout(s.command_timeout, conn.abort()).await;
     let client = e.is_client();
     let e = s.scrub(&e.to_string());

@@ -200,6 +200,18 @@ fn fifos_given_or_found_are_skipped_with_a_warning_not_waited_on() {
     std::fs::create_dir_all(p.path().join("templates")).unwrap();
     mkfifo(&p.path().join("templates/digest.txt.tera"));
     refused(&run_within(&p, &["check"], 10), "not a regular file");
+    std::fs::remove_file(p.path().join("templates/digest.txt.tera")).unwrap();
+
+    // Key and certificate files named by the config.
+    let mut p = project();
+    mkfifo(&p.path().join("key.pem"));
+    p.config_append(
+        "[dkim]\ndomain = \"analyst.example.org\"\nselector = \"s1\"\nprivate_key = \"key.pem\"\n",
+    );
+    refused(
+        &run_within(&p, &["send", "--dry-run", "--out", "files"], 10),
+        "not a regular file",
+    );
 }
 
 #[test]
