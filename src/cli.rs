@@ -202,6 +202,10 @@ pub struct BouncesArgs {
     /// Print what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With `[bounces] verp = true`: also apply reports that carry no valid unsubscribe
+    /// token (matched by the addresses they name; anyone can forge those).
+    #[arg(long)]
+    pub trust_unsigned: bool,
 }
 
 #[derive(Debug, Args)]

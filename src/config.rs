@@ -306,6 +306,95 @@ pub struct ServeConfig {
     /// Connections served at once; more wait in the kernel's accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Peers whose `client_ip_header` is believed (addresses or CIDR blocks); unset:
+    /// loopback only (a reverse proxy on the same machine).
+    #[serde(default)]
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// An address or a CIDR block (`127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
+            None => max,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let bits = |ip: IpAddr| -> (u128, u8) {
+            match ip.to_canonical() {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let (net, width) = bits(self.addr);
+        let (ip, ip_width) = bits(ip);
+        if width != ip_width {
+            return false;
+        }
+        let shift = u32::from(width - self.prefix.min(width));
+        shift >= 128 || (net >> shift) == (ip >> shift)
+    }
+}
+
+impl ServeConfig {
+    /// The peers whose `client_ip_header` is believed: `trusted_proxies`, else loopback.
+    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>> {
+        let Some(list) = &self.trusted_proxies else {
+            return Ok(vec![
+                IpNet::parse("127.0.0.0/8").expect("a valid block"),
+                IpNet::parse("::1").expect("a valid address"),
+            ]);
+        };
+        list.iter()
+            .map(|s| {
+                IpNet::parse(s).with_context(|| {
+                    format!(
+                        "[serve] trusted_proxies: `{}` is not an address or CIDR block (write e.g. \"10.0.0.0/8\" or \"::1\")",
+                        crate::base::escape_control(s)
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `listen` is a loopback address (`127.0.0.1:…`, `[::1]:…`, `localhost:…`).
+    pub fn listens_on_loopback(listen: &str) -> bool {
+        if let Ok(a) = listen.parse::<std::net::SocketAddr>() {
+            return a.ip().is_loopback();
+        }
+        listen
+            .rsplit_once(':')
+            .is_some_and(|(h, _)| h.eq_ignore_ascii_case("localhost"))
+    }
+
+    /// The warning `check` and `serve` give when `client_ip_header` is set, the server
+    /// listens beyond loopback and no `trusted_proxies` say who may set the header.
+    pub fn proxy_warning(&self, listen: &str) -> Option<String> {
+        let header = self.client_ip_header.as_ref()?;
+        if self.trusted_proxies.is_some() || Self::listens_on_loopback(listen) {
+            return None;
+        }
+        Some(format!(
+            "[serve] client_ip_header = \"{}\" with listen = \"{listen}\" and no trusted_proxies: the header is believed only from loopback peers, so clients reaching the server directly are rate-limited by their own address; set [serve] trusted_proxies to your proxy's address",
+            crate::base::escape_control(header)
+        ))
+    }
 }
 
 impl Default for ServeConfig {
@@ -315,6 +404,7 @@ impl Default for ServeConfig {
             requests_per_minute: default_requests_per_minute(),
             client_ip_header: None,
             max_connections: default_max_connections(),
+            trusted_proxies: None,
         }
     }
 }
@@ -400,13 +490,22 @@ fn default_max_connections() -> u32 {
     256
 }
 
+/// A config file larger than this is refused before it is read (a real one is a few KB).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 impl Config {
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "cannot read the config file `{}` (pass --config PATH, or run `fortnight init DIR` to create a project)",
-                path.display()
+        let hint = "pass --config PATH, or run `fortnight init DIR` to create a project";
+        let bytes =
+            crate::base::files::read_regular(path, MAX_CONFIG_BYTES).with_context(|| {
+                format!("cannot read the config file `{}` ({hint})", path.display())
+            })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "the config file `{}` is not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
             )
         })?;
         Config::parse(&text, path)
@@ -422,35 +521,166 @@ impl Config {
             _ => PathBuf::from("."),
         };
         config
-            .validate()
+            .validate(text)
             .with_context(|| format!("invalid config file `{}`", path.display()))?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<()> {
-        if self.publication.cadence_days == 0 {
-            bail!("[publication] cadence_days must be at least 1");
+    /// Checks every value serde cannot: ranges, URL schemes, the one `{token}`, the listen
+    /// address, header names. All problems are reported at once, each with its line, key
+    /// and fix (docs/standards.md "Configuration values").
+    fn validate(&self, text: &str) -> Result<()> {
+        let mut p = Problems::default();
+        let pb = &self.publication;
+        p.range(
+            "publication",
+            "cadence_days",
+            pb.cadence_days.into(),
+            1,
+            366,
+        );
+        if pb.name.trim().is_empty() {
+            p.add(
+                "publication",
+                "name",
+                "must not be empty",
+                "write the publication's name",
+            );
         }
-        if self.publication.name.trim().is_empty() {
-            bail!("[publication] name must not be empty");
+        p.web_url("publication", "base_url", &pb.base_url, false);
+        if self.sender.list_id.trim().is_empty()
+            || self.sender.list_id.contains(char::is_whitespace)
+        {
+            p.add(
+                "sender",
+                "list_id",
+                "must be a label without spaces",
+                "write e.g. \"digest.example.org\"",
+            );
         }
-        if self.throttle.concurrency == 0 {
-            bail!("[throttle] concurrency must be at least 1");
-        }
+        let t = &self.throttle;
+        p.range("throttle", "concurrency", t.concurrency.into(), 1, 64);
+        p.range("throttle", "retries", t.retries.into(), 0, 100);
         for (key, v) in [
-            ("per_second", self.throttle.per_second),
-            ("per_minute", self.throttle.per_minute),
-            ("per_hour", self.throttle.per_hour),
-            ("per_day", self.throttle.per_day),
+            ("per_second", t.per_second),
+            ("per_minute", t.per_minute),
+            ("per_hour", t.per_hour),
+            ("per_day", t.per_day),
         ] {
             if v == Some(0) {
-                bail!("[throttle] {key} must be at least 1 (remove the key for no limit)");
+                p.add(
+                    "throttle",
+                    key,
+                    "must be at least 1",
+                    "remove the key for no limit",
+                );
             }
         }
-        if !(self.throttle.backoff_secs >= 0.0 && self.throttle.backoff_max_secs >= 0.0) {
-            bail!("[throttle] backoff_secs and backoff_max_secs must be non-negative numbers");
+        for (key, v) in [
+            ("backoff_secs", t.backoff_secs),
+            ("backoff_max_secs", t.backoff_max_secs),
+        ] {
+            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+                p.add(
+                    "throttle",
+                    key,
+                    "must be a number of seconds from 0 to 86400",
+                    "write e.g. 30",
+                );
+            }
         }
-        Ok(())
+        if let Some(smtp) = &self.smtp {
+            if smtp.host.trim().is_empty() || smtp.host.contains(char::is_whitespace) {
+                p.add(
+                    "smtp",
+                    "host",
+                    "must be a host name or address",
+                    "write e.g. \"smtp.example.org\"",
+                );
+            }
+            if smtp.port == Some(0) {
+                p.add(
+                    "smtp",
+                    "port",
+                    "must be 1 to 65535",
+                    "use 587 (starttls) or 465 (tls), or remove the key",
+                );
+            }
+            for (key, v) in [
+                ("connect_timeout_secs", smtp.connect_timeout_secs),
+                ("command_timeout_secs", smtp.command_timeout_secs),
+                ("data_timeout_secs", smtp.data_timeout_secs),
+            ] {
+                p.range("smtp", key, v, 1, 3600);
+            }
+        }
+        if let Some(u) = &self.unsubscribe {
+            // http is refused later, with its reason, by the message layer's checks.
+            p.web_url("unsubscribe", "url", &u.url, false);
+            // None at all is refused, with its reason, by the message layer's checks.
+            let n = u.url.matches("{token}").count();
+            if n > 1 {
+                p.add(
+                    "unsubscribe",
+                    "url",
+                    &format!("must hold `{{token}}` exactly once (it holds it {n} times)"),
+                    "write it as \"https://example.org/unsubscribe?t={token}\"",
+                );
+            }
+            if let Some(m) = &u.mailto {
+                if !m.contains('@') || m.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                    p.add(
+                        "unsubscribe",
+                        "mailto",
+                        "must be an address",
+                        "write e.g. \"unsubscribe@example.org\"",
+                    );
+                }
+            }
+        }
+        let sv = &self.serve;
+        if !valid_listen(&sv.listen) {
+            p.add(
+                "serve",
+                "listen",
+                "must be HOST:PORT",
+                "write e.g. \"127.0.0.1:8025\" or \"[::1]:8025\"",
+            );
+        }
+        p.range(
+            "serve",
+            "max_connections",
+            sv.max_connections.into(),
+            1,
+            100_000,
+        );
+        if let Some(h) = &sv.client_ip_header {
+            let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if h.trim().is_empty() || !h.trim().chars().all(token) {
+                p.add(
+                    "serve",
+                    "client_ip_header",
+                    "must be an HTTP header name",
+                    "write e.g. \"X-Forwarded-For\"",
+                );
+            }
+        }
+        if let Err(e) = sv.trusted_proxies() {
+            p.add(
+                "serve",
+                "trusted_proxies",
+                &e.to_string(),
+                "list addresses or CIDR blocks",
+            );
+        }
+        p.range(
+            "bounces",
+            "soft_bounce_limit",
+            self.bounces.soft_bounce_limit.into(),
+            0,
+            100,
+        );
+        p.finish(text)
     }
 
     /// Resolves a path from the config against the config file's folder.
@@ -474,6 +704,107 @@ impl Config {
     pub fn journal_path(&self) -> PathBuf {
         self.resolve(&self.journal.path)
     }
+}
+
+/// `HOST:PORT` with a port number (`127.0.0.1:8025`, `[::1]:8025`, `localhost:8025`).
+fn valid_listen(s: &str) -> bool {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// The problems `validate` found, each with its section and key.
+#[derive(Default)]
+struct Problems(Vec<(&'static str, &'static str, String, String)>);
+
+impl Problems {
+    fn add(&mut self, section: &'static str, key: &'static str, problem: &str, fix: &str) {
+        self.0
+            .push((section, key, problem.to_string(), fix.to_string()));
+    }
+
+    fn range(&mut self, section: &'static str, key: &'static str, v: u64, min: u64, max: u64) {
+        if v < min || v > max {
+            self.add(
+                section,
+                key,
+                &format!("is {v}, must be {min} to {max}"),
+                &format!("write a number from {min} to {max}"),
+            );
+        }
+    }
+
+    /// An `http(s)://host…` URL (`https` only when `https_only`), nothing else.
+    fn web_url(&mut self, section: &'static str, key: &'static str, url: &str, https_only: bool) {
+        let lower = url.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://").filter(|_| !https_only));
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty() && !host.starts_with(':')
+        });
+        if !host_ok || url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            let scheme = if https_only { "https" } else { "http or https" };
+            self.add(
+                section,
+                key,
+                &format!(
+                    "must be an {scheme} URL with a host (it is `{}`)",
+                    crate::base::escape_control(url)
+                ),
+                if https_only {
+                    "write e.g. \"https://example.org/unsubscribe?t={token}\""
+                } else {
+                    "write e.g. \"https://example.org\""
+                },
+            );
+        }
+    }
+
+    fn finish(self, text: &str) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|(section, key, problem, fix)| {
+                let at =
+                    line_of(text, section, key).map_or(String::new(), |l| format!("line {l}: "));
+                format!("{at}[{section}] {key} {problem}; {fix}")
+            })
+            .collect();
+        bail!("{}", lines.join("\n"))
+    }
+}
+
+/// The line of `key = …` in `[section]`, if the file sets it.
+fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = "";
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            current = name.trim();
+            continue;
+        }
+        if current == section {
+            if let Some(rest) = l.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return Some(n + 1);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Secrets read from the environment; never printed (Debug is redacted). The unsubscribe
@@ -516,6 +847,36 @@ base_url = "https://analyst.example.org"
 from = "The Analyst <digest@analyst.example.org>"
 list_id = "digest.analyst.example.org"
 "#;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_and_default_to_loopback() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(ip("10.1.2.3")) && !net.contains(ip("11.0.0.1")));
+        assert!(IpNet::parse("::1").unwrap().contains(ip("::1")));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(ip("203.0.113.9")));
+        assert!(IpNet::parse("10.0.0.0/33").is_none() && IpNet::parse("nope").is_none());
+        let serve = ServeConfig::default();
+        let loopback = serve.trusted_proxies().unwrap();
+        assert!(loopback.iter().any(|n| n.contains(ip("127.0.0.1"))));
+        assert!(loopback.iter().any(|n| n.contains(ip("::ffff:127.0.0.1"))));
+        assert!(!loopback.iter().any(|n| n.contains(ip("192.0.2.1"))));
+        let header = ServeConfig {
+            client_ip_header: Some("X-Forwarded-For".into()),
+            ..ServeConfig::default()
+        };
+        assert!(header.proxy_warning("0.0.0.0:8025").is_some());
+        assert!(header.proxy_warning("127.0.0.1:8025").is_none());
+        assert!(header.proxy_warning("localhost:8025").is_none());
+        let bad = ServeConfig {
+            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "x\ny".into()]),
+            ..ServeConfig::default()
+        };
+        let e = format!("{:#}", bad.trusted_proxies().unwrap_err());
+        assert!(e.contains("`x\\ny`"), "{e}");
+    }
 
     #[test]
     fn minimal_config_gets_defaults_and_resolves_paths_against_its_folder() {

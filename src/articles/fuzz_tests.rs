@@ -203,6 +203,35 @@ fn mutations_of_real_articles_never_panic_the_parsers() {
 }
 
 #[test]
+fn deeply_nested_front_matter_is_parsed_in_bounded_time() {
+    // Front matter built from nesting characters (YAML and TOML flow collections, block
+    // sequences, quotes): each case is refused or parsed, all of them well under a second
+    // each even at tens of thousands of levels (the bounds check runs before the parser).
+    let seed = 0xDEE9_0012;
+    let mut rng = Rng::new(seed);
+    let started = std::time::Instant::now();
+    for case in 0..200 {
+        let fence = rng.pick(&["---", "+++"]);
+        let mut front = String::from(rng.pick(&["title: ", "title = ", "authors:\n  "]));
+        let len = if case % 10 == 0 {
+            40_000
+        } else {
+            rng.below(400)
+        };
+        for _ in 0..len {
+            front.push_str(rng.pick(&["[", "{", "{a: ", "- ", "\"", "'", "]", "}", ",", "a"]));
+        }
+        let text = format!("{fence}\n{front}\n{fence}\nBody text.\n");
+        must_not_panic("n.md", text.as_bytes(), seed, case);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn the_unmutated_seeds_are_articles() {
     // Guards the mutation test: it must start from files that parse all the way through.
     for (rel, text) in [("p.txt", REAL_PAGE), ("m.md", REAL_MARKDOWN)] {

@@ -15,8 +15,9 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::grid::Grid;
-use super::text::decode;
+use super::text::{decode, MAX_ARTICLE_BYTES};
 use super::{fallback_title, markdown, page_text, Article, Catalog, Draft, Issue, Parsed, Skipped};
+use crate::base::files::{read_regular, special_kind, ReadError};
 use crate::base::IssueDate;
 use crate::config::PublicationConfig;
 
@@ -303,8 +304,8 @@ fn walk(
             }
             continue;
         }
-        if !meta.is_file() {
-            skip(skipped, "not a regular file");
+        if let Some(kind) = special_kind(&meta.file_type()) {
+            skip(skipped, &format!("not a regular file but {kind}; not read"));
             continue;
         }
         let ext = Path::new(name)
@@ -351,8 +352,15 @@ fn parse_all(found: &[Found]) -> Vec<FileOutcome> {
 }
 
 fn read_and_parse(f: &Found) -> FileOutcome {
-    match fs::read(&f.abs) {
+    // The size limit is checked from the metadata, before reading (a 2 GB file costs nothing).
+    match read_regular(&f.abs, MAX_ARTICLE_BYTES as u64) {
         Ok(bytes) => parse_file_owned(&f.rel, bytes),
+        Err(e @ ReadError::TooLarge { .. }) => {
+            FileOutcome::Skipped(format!("{e}, too large to be an article"))
+        }
+        Err(ReadError::NotRegular(kind)) => {
+            FileOutcome::Skipped(format!("not a regular file but {kind}; not read"))
+        }
         Err(e) => FileOutcome::Skipped(format!("cannot be read: {e}")),
     }
 }

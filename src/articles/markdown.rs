@@ -133,7 +133,89 @@ fn split(text: &str) -> Split {
     Split::Unclosed(syntax)
 }
 
+/// Front matter larger than this is refused before parsing (real ones are a few hundred
+/// bytes).
+pub(crate) const MAX_FRONT_MATTER_BYTES: usize = 64 * 1024;
+/// Front matter nested deeper than this (`[`, `{`, `- - -`) is refused before parsing: the
+/// YAML parser takes quadratic time on deep flow nesting, and no field fortnight reads is
+/// more than a list of strings.
+pub(crate) const MAX_FRONT_MATTER_DEPTH: usize = 16;
+
+/// Refuses front matter too large or too deeply nested to be worth parsing, in one linear
+/// pass (strings and comments skipped).
+fn check_bounds(syntax: Syntax, front: &str) -> Result<(), String> {
+    if front.len() > MAX_FRONT_MATTER_BYTES {
+        return Err(format!(
+            "the {} front matter is larger than {} KB; it should hold a few `key: value` lines",
+            syntax.name(),
+            MAX_FRONT_MATTER_BYTES / 1024
+        ));
+    }
+    let deep = |line: usize| {
+        Err(format!(
+            "the {} front matter nests more than {MAX_FRONT_MATTER_DEPTH} levels deep on line {} (brackets or list markers); fortnight's fields are text, dates or lists of text",
+            syntax.name(),
+            line + 1
+        ))
+    };
+    let mut depth = 0usize;
+    // Strings are taken to end with their line: a stray quote must not hide the rest of the
+    // front matter from the check (at worst a bracket in a multi-line string counts).
+    for (n, line) in front.lines().enumerate() {
+        let b = line.as_bytes();
+        let mut quote: Option<u8> = None;
+        if syntax == Syntax::Yaml {
+            // Block sequences opened on one line: `- - - x`.
+            let markers = line
+                .trim_start()
+                .split_inclusive(' ')
+                .take_while(|w| w.trim_end() == "-" || w.trim_end() == "?")
+                .count();
+            if markers > MAX_FRONT_MATTER_DEPTH {
+                return deep(n);
+            }
+        }
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            match quote {
+                Some(q) => {
+                    if c == b'\\' && q == b'"' {
+                        i += 1;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    // A quote opens a string only where a value starts (`it's` is text).
+                    b'"' | b'\''
+                        if i == 0
+                            || matches!(
+                                b[i - 1],
+                                b' ' | b'\t' | b'[' | b'{' | b',' | b':' | b'='
+                            ) =>
+                    {
+                        quote = Some(c)
+                    }
+                    b'#' if i == 0 || b[i - 1].is_ascii_whitespace() => break,
+                    b'[' | b'{' => {
+                        depth += 1;
+                        if depth > MAX_FRONT_MATTER_DEPTH {
+                            return deep(n);
+                        }
+                    }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 fn read_map(syntax: Syntax, front: &str) -> Result<BTreeMap<String, Value>, String> {
+    check_bounds(syntax, front)?;
     let mut map = BTreeMap::new();
     match syntax {
         Syntax::Yaml => {
@@ -527,6 +609,45 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn front_matter_bombs_are_refused_in_linear_time() {
+        let start = std::time::Instant::now();
+        for (fence, front) in [
+            ("---", format!("title: {}", "[".repeat(60_000))),
+            ("---", format!("title: {}", "{a: ".repeat(15_000))),
+            (
+                "---",
+                format!("title: x\nauthors:\n  {}", "- ".repeat(20_000)),
+            ),
+            ("---", format!("title: [a'{}", "[".repeat(30_000))),
+            ("+++", format!("title = {}", "[".repeat(30_000))),
+            ("+++", format!("title = {}", "{a = ".repeat(10_000))),
+        ] {
+            let e = invalid(&format!("{fence}\n{front}\n{fence}\nBody.\n"));
+            assert!(e.contains("levels deep on line"), "{e}");
+        }
+        // The issue's bombs: refused (too large to be front matter) as fast.
+        for front in [
+            format!("title: {}", "[".repeat(100_000)),
+            format!("title: {}", "{a: ".repeat(40_000)),
+        ] {
+            let e = invalid(&format!("---\n{front}\n---\nBody.\n"));
+            assert!(e.contains("larger than 64 KB"), "{e}");
+        }
+        let big = format!("---\ntitle: a\nnote: {}\n---\nBody.\n", "x".repeat(70_000));
+        assert!(invalid(&big).contains("larger than 64 KB"));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        // Ordinary brackets, quotes and apostrophes still parse.
+        let a = article(
+            "---\ntitle: \"It's [not] {nested}\"\nauthors: ['Ann O''Neil', \"Bo\"]\ndate: 2026-11-02\n---\nBody.\n",
+        );
+        assert_eq!(a.title.as_deref(), Some("It's [not] {nested}"));
     }
 
     #[test]

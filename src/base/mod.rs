@@ -13,7 +13,7 @@ mod issue_date;
 pub mod signal;
 mod suggest;
 
-pub use errors::error_chain;
+pub use errors::{error_chain, escape_control, escape_terminal};
 pub use hex::hex;
 pub use html::{escape_html, escape_html_into};
 pub use issue_date::{IssueDate, IssueDateError};

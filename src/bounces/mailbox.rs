@@ -11,6 +11,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use crate::base::files::{open_regular, read_regular, special_kind, ReadError};
 use chrono::NaiveDate;
 
 /// Messages larger than this are skipped with a warning (a bounce is a few kilobytes; the
@@ -35,13 +37,15 @@ pub enum SourceKind {
 }
 
 /// Calls `f` for each message of `path` (an mbox file or a Maildir folder).
-/// Returns the kind of the source; a message over [`MAX_MESSAGE_BYTES`] is passed to
-/// `skipped` instead.
+/// Returns the kind of the source (`None` when it was skipped); a message over
+/// [`MAX_MESSAGE_BYTES`], or a path or Maildir entry that is not a regular file (a FIFO, a
+/// socket, a device: never opened for a blocking read), is passed to `skipped` as a warning
+/// instead.
 pub fn for_each_message(
     path: &Path,
     mut f: impl FnMut(RawMessage),
     mut skipped: impl FnMut(String),
-) -> Result<SourceKind> {
+) -> Result<Option<SourceKind>> {
     let meta = fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     if meta.is_dir() {
         let (cur, new) = (path.join("cur"), path.join("new"));
@@ -66,29 +70,49 @@ pub fn for_each_message(
                 if name.to_string_lossy().starts_with('.') {
                     continue;
                 }
-                if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                    files.push(entry.path());
+                match entry.file_type().map(|t| special_kind(&t)) {
+                    Ok(None) => files.push(entry.path()),
+                    Ok(Some("a folder")) => {}
+                    Ok(Some(kind)) => skipped(format!(
+                        "skipped `{}`: not a regular file but {kind}",
+                        entry.path().display()
+                    )),
+                    Err(_) => {}
                 }
             }
         }
         files.sort();
         for file in files {
-            let len = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            if len > MAX_MESSAGE_BYTES as u64 {
-                skipped(format!("{} ({} bytes)", file.display(), len));
-                continue;
-            }
-            let bytes = fs::read(&file)
-                .with_context(|| format!("cannot read the message `{}`", file.display()))?;
+            let bytes = match read_regular(&file, MAX_MESSAGE_BYTES as u64) {
+                Ok(b) => b,
+                Err(e @ (ReadError::TooLarge { .. } | ReadError::NotRegular(_))) => {
+                    skipped(format!("skipped the message `{}`: {e}", file.display()));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot read the message `{}`", file.display()))
+                }
+            };
             f(RawMessage {
                 origin: file.display().to_string(),
                 bytes,
                 delivered: None,
             });
         }
-        return Ok(SourceKind::Maildir);
+        return Ok(Some(SourceKind::Maildir));
     }
-    let file = fs::File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+    let file = match open_regular(path) {
+        Ok((f, _)) => f,
+        Err(ReadError::NotRegular(kind)) => {
+            skipped(format!(
+                "skipped `{}`: not a regular file but {kind} (pass an mbox file or a Maildir folder)",
+                path.display()
+            ));
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot open `{}`", path.display())),
+    };
     let mut reader = MboxReader::new(BufReader::new(file), path.display().to_string());
     loop {
         match reader
@@ -97,10 +121,13 @@ pub fn for_each_message(
         {
             None => break,
             Some(Item::Message(m)) => f(m),
-            Some(Item::TooBig(origin)) => skipped(origin),
+            Some(Item::TooBig(origin)) => skipped(format!(
+                "skipped a message over {} MB: {origin}",
+                MAX_MESSAGE_BYTES >> 20
+            )),
         }
     }
-    Ok(SourceKind::Mbox)
+    Ok(Some(SourceKind::Mbox))
 }
 
 enum Item {
@@ -266,7 +293,7 @@ mod tests {
         fs::write(&p, text).unwrap();
         let mut out = Vec::new();
         let kind = for_each_message(&p, |m| out.push(m), |s| panic!("skipped {s}")).unwrap();
-        assert_eq!(kind, SourceKind::Mbox);
+        assert_eq!(kind, Some(SourceKind::Mbox));
         out
     }
 
@@ -310,7 +337,7 @@ mod tests {
         fs::write(dir.path().join("tmp/3.host"), "Subject: c\n\nz\n").unwrap();
         let mut out = Vec::new();
         let kind = for_each_message(dir.path(), |m| out.push(m), |_| {}).unwrap();
-        assert_eq!(kind, SourceKind::Maildir);
+        assert_eq!(kind, Some(SourceKind::Maildir));
         assert_eq!(out.len(), 2);
     }
 

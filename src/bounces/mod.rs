@@ -12,7 +12,11 @@
 //! - an abuse complaint marks the address `complained` (whatever its status was).
 //!
 //! Only addresses on the list change; policy rejections (5.7.x) and delays are reported,
-//! never held against an address. It returns a `BounceReport` (the command layer prints
+//! never held against an address. With `[bounces] verp = true` a report changes the list
+//! only when it carries a valid unsubscribe token (the VERP envelope, or the quoted
+//! original's List-Unsubscribe) of the subscriber it is about: anyone can mail the bounce
+//! address, so the others are reported "untrusted, not applied" unless the caller trusts
+//! unsigned reports (`bounces --trust-unsigned`). It returns a `BounceReport` (the command layer prints
 //! it), sends nothing and never deletes a row.
 
 pub mod mailbox;
@@ -86,6 +90,9 @@ pub(crate) struct BounceReport {
     /// unsubscribed address): address, current status, what was reported.
     pub unchanged: Vec<(String, Status, String)>,
     pub changes: Vec<Change>,
+    /// With VERP on: bounces and complaints without a valid token of their subscriber,
+    /// not applied.
+    pub untrusted: Vec<Finding>,
     /// Reports whose tokens could not be resolved for want of the key.
     pub unresolved_tokens: usize,
     pub new_soft_records: usize,
@@ -131,6 +138,7 @@ pub(crate) fn process(
     config: &Config,
     sources: &[PathBuf],
     dry_run: bool,
+    trust_unsigned: bool,
     today: NaiveDate,
 ) -> Result<BounceReport> {
     let list_path = config.subscribers_file();
@@ -142,10 +150,17 @@ pub(crate) fn process(
         dry_run,
         ..Default::default()
     };
+    let require_token = config.bounces.verp && !trust_unsigned;
     if config.bounces.verp && index.is_none() {
-        report.warnings.push(format!(
-            "[bounces] verp is on but {ENV_UNSUBSCRIBE_KEY} is not set: VERP tokens are not resolved; bounces are matched by the addresses they name"
-        ));
+        report.warnings.push(if require_token {
+            format!(
+                "[bounces] verp is on but {ENV_UNSUBSCRIBE_KEY} is not set: no report's token can be verified, so none changes the list (set the key, or pass --trust-unsigned to match reports by the addresses they name)"
+            )
+        } else {
+            format!(
+                "[bounces] verp is on but {ENV_UNSUBSCRIBE_KEY} is not set: VERP tokens are not resolved; bounces are matched by the addresses they name"
+            )
+        });
     }
     let analyses = read_sources(&Recognizer::new(config), sources, &mut report)?;
     report.messages = analyses.len();
@@ -153,6 +168,7 @@ pub(crate) fn process(
     let mut decider = Decider {
         view: &view,
         index: index.as_ref(),
+        require_token,
         today,
         wishes: BTreeMap::new(),
         soft_new: Vec::new(),
@@ -176,6 +192,12 @@ pub(crate) fn process(
     if !soft_new.is_empty() {
         let dates = soft_bounce_dates(&journal, store.as_ref(), &soft_new)?;
         count_soft_bounces(config, &view, &soft_new, &dates, &mut wishes, &mut report);
+    }
+    if !report.untrusted.is_empty() {
+        report.warnings.push(format!(
+            "{} report(s) carry no valid unsubscribe token of the subscriber they name: untrusted, not applied (anyone can mail the bounce address; pass --trust-unsigned to apply them)",
+            report.untrusted.len()
+        ));
     }
     settle(wishes, &mut report);
     if !dry_run {
@@ -218,11 +240,7 @@ fn read_sources(
             |m| analyses.push((m.origin, m.delivered, recognizer.analyse(&m.bytes))),
             |s| skipped.push(s),
         )?;
-        report.warnings.extend(
-            skipped
-                .into_iter()
-                .map(|s| format!("skipped a message over 32 MB: {s}")),
-        );
+        report.warnings.extend(skipped);
     }
     Ok(analyses)
 }
@@ -231,6 +249,9 @@ fn read_sources(
 struct Decider<'a> {
     view: &'a ListView,
     index: Option<&'a TokenIndex>,
+    /// VERP is on and unsigned reports are not trusted: only a report whose token names
+    /// the subscriber may change the list.
+    require_token: bool,
     today: NaiveDate,
     wishes: BTreeMap<String, Wish>,
     /// This run's soft bounces, with the finding each came from.
@@ -266,6 +287,20 @@ impl Decider<'_> {
                 diagnostic: notice.diagnostic.clone(),
                 origin: origin.to_string(),
             };
+            let acts = matches!(
+                notice.event,
+                Event::Failed(BounceClass::Hard | BounceClass::Soft) | Event::Complaint
+            );
+            let signed = token_subscriber
+                .as_ref()
+                .is_some_and(|t| t.key() == email.key());
+            if self.require_token && acts && !signed {
+                report.untrusted.push(Finding {
+                    diagnostic: describe(&notice.event, notice.status),
+                    ..finding
+                });
+                continue;
+            }
             self.event(notice, a, delivered, (&email, current), finding, report);
         }
     }

@@ -66,9 +66,12 @@ impl SoftBounceStore {
     /// Opens (creating the file and table if needed) the journal database at `path`.
     pub fn open(path: &Path) -> Result<SoftBounceStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the journal folder `{}`", dir.display()))?;
+            crate::base::files::data_folder(dir).with_context(|| {
+                format!("cannot prepare the journal folder `{}`", dir.display())
+            })?;
         }
+        crate::base::files::ensure_private_file(path)
+            .with_context(|| format!("cannot create the journal `{}`", path.display()))?;
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the journal database `{}`", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10))?;

@@ -12,7 +12,13 @@ use crate::config::Config;
 
 pub fn run(config: &Config, args: &BouncesArgs) -> Result<Exit> {
     let today = chrono::Utc::now().date_naive();
-    let report = bounces::process(config, &args.sources, args.dry_run, today)?;
+    let report = bounces::process(
+        config,
+        &args.sources,
+        args.dry_run,
+        args.trust_unsigned,
+        today,
+    )?;
     for w in &report.warnings {
         output::warn(w);
     }
@@ -60,6 +66,14 @@ fn write_counts(report: &BounceReport, out: &mut impl Write) -> std::io::Result<
     ];
     for (label, n, note) in rows {
         writeln!(out, "  {:<20}{n:>5}{note}", format!("{label}:"))?;
+    }
+    if !report.untrusted.is_empty() {
+        writeln!(
+            out,
+            "  {:<20}{:>5}  (no valid token: not applied)",
+            "untrusted:",
+            report.untrusted.len()
+        )?;
     }
     if report.other_feedback > 0 {
         writeln!(
@@ -161,6 +175,15 @@ fn write_left_alone(report: &BounceReport, out: &mut impl Write) -> std::io::Res
         writeln!(out, "\nnot in the list (nothing changed):")?;
         for (a, what) in &report.not_in_list {
             writeln!(out, "  {a}  {what}")?;
+        }
+    }
+    if !report.untrusted.is_empty() {
+        writeln!(
+            out,
+            "\nuntrusted, not applied (no valid unsubscribe token; --trust-unsigned applies them):"
+        )?;
+        for f in &report.untrusted {
+            writeln!(out, "  {}  {}  [{}]", f.address, f.diagnostic, f.origin)?;
         }
     }
     if !report.incomplete.is_empty() {

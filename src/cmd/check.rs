@@ -17,7 +17,7 @@ pub fn run(config: &Config, _args: &CheckArgs) -> Result<Exit> {
     let mut stdout = output::report();
     let report = check::check(config, Utc::now());
     for (severity, msg) in &report.lines {
-        writeln!(stdout, "{severity}: {msg}")?;
+        writeln!(stdout, "{severity}: {}", crate::base::escape_terminal(msg))?;
     }
     let errors = report.errors();
     if errors > 0 {

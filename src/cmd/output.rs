@@ -8,6 +8,8 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::base::escape_terminal;
+
 /// The result stream (standard output), locked for one report.
 pub fn report() -> std::io::StdoutLock<'static> {
     std::io::stdout().lock()
@@ -37,16 +39,21 @@ pub fn say(msg: impl std::fmt::Display) {
     let _ = writeln!(messages(), "{msg}");
 }
 
-/// Prints `error: top` and every cause on its own line to stderr.
+/// Prints `error: top` and every cause on its own line to stderr. Control characters that
+/// came from input (other than line breaks and tabs) are shown escaped, never obeyed.
 pub fn error(err: &anyhow::Error) {
     let mut stderr = messages();
-    let _ = writeln!(stderr, "error: {}", err);
+    let _ = writeln!(stderr, "error: {}", escape_terminal(&err.to_string()));
     for cause in err.chain().skip(1) {
-        let _ = writeln!(stderr, "  caused by: {}", cause);
+        let _ = writeln!(
+            stderr,
+            "  caused by: {}",
+            escape_terminal(&cause.to_string())
+        );
     }
 }
 
-/// Prints one warning line to stderr.
+/// Prints one warning line to stderr (control characters escaped, as for [`error`]).
 pub fn warn(msg: impl std::fmt::Display) {
-    let _ = writeln!(messages(), "warning: {msg}");
+    let _ = writeln!(messages(), "warning: {}", escape_terminal(&msg.to_string()));
 }

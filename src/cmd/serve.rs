@@ -40,6 +40,9 @@ impl ServeLog for StderrLog {
 
 pub fn run(config: &Config, args: &ServeArgs) -> Result<Exit> {
     let setup = Setup::from_config(config, args.listen.as_deref())?;
+    for w in &setup.warnings {
+        output::warn(w);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

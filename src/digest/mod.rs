@@ -12,6 +12,7 @@
 //! knows about MIME, the list or sending. [`sample_issue`] is the built-in issue `check`
 //! renders when the articles cannot be read.
 
+mod bounds;
 pub(crate) mod context;
 pub mod contract;
 pub(crate) mod fast;
@@ -217,7 +218,8 @@ fn analyse(set: &templates::TemplateSet) -> Result<fast::Analysis> {
             // `safe` is handled by Tera itself, not a registered filter.
             "filter" => name == "safe" || set.tera.get_filter(name).is_ok(),
             "test" => set.tera.get_tester(name).is_ok(),
-            _ => set.tera.get_function(name).is_ok(),
+            // `get_env` is registered only to fail; refuse it before anything renders.
+            _ => name != "get_env" && set.tera.get_function(name).is_ok(),
         };
         if !known {
             return Err(set.unknown_call(template, kind, name).into());

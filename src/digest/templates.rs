@@ -32,6 +32,9 @@ pub const SUBJECT: &str = "[digest] subject";
 /// The preheader template's name (from config).
 pub const PREHEADER: &str = "[digest] preheader";
 
+/// A template file larger than this is refused before it is read.
+pub const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
 /// The built-in templates: (name, source).
 pub const BUILTIN: &[(&str, &str)] = &[
     (HTML, include_str!("../../templates/digest.html.tera")),
@@ -166,9 +169,11 @@ fn add_folder(config: &Config, sources: &mut BTreeMap<String, Source>) -> Result
     let mut files = Vec::new();
     collect_folder(&folder, Path::new(""), &mut files)?;
     for (name, path) in files {
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read the template `{}` (templates must be UTF-8 text)",
+        let bytes = crate::base::files::read_regular(&path, MAX_TEMPLATE_BYTES)
+            .with_context(|| format!("cannot read the template `{}`", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "cannot read the template `{}`: templates must be UTF-8 text",
                 path.display()
             )
         })?;
@@ -219,6 +224,10 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
     tera.set_escape_fn(crate::base::escape_html);
     filters::register(&mut tera);
 
+    // Bounded rendering (docs: README "Templates: limits"): before Tera's parser sees them.
+    for (name, src) in &sources {
+        super::bounds::scan(name, &src.text).map_err(|e| exceeded(&sources, e))?;
+    }
     if let Err(e) =
         tera.add_raw_templates(sources.iter().map(|(n, s)| (n.as_str(), s.text.as_str())))
     {
@@ -234,7 +243,27 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         };
         return Err(set.explain(e, HTML).into());
     }
+    let texts = sources
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.text.as_str()))
+        .collect();
+    super::bounds::check_graph(&tera, &texts).map_err(|e| exceeded(&sources, e))?;
     Ok(TemplateSet { tera, sources })
+}
+
+/// A limit of `bounds`, as a template error naming the file.
+fn exceeded(sources: &BTreeMap<String, Source>, e: super::bounds::Exceeded) -> anyhow::Error {
+    let file = sources
+        .get(&e.template)
+        .map_or(e.template.clone(), |s| s.display.clone());
+    TemplateError {
+        file,
+        line: Some(e.line),
+        problem: e.problem,
+        help: Some(e.help.to_string()),
+        cause: None,
+    }
+    .into()
 }
 
 /// Tera's chain of messages, outermost first.
@@ -417,6 +446,15 @@ impl TemplateSet {
             "test" => "Tera's tests are defined, undefined, odd, even, string, number, divisibleby, iterable, object, starting_with, ending_with, containing, matching".to_string(),
             _ => "fortnight's templates have no functions besides Tera's `range` and `throw`".to_string(),
         };
+        if kind == "function" && name == "get_env" {
+            return TemplateError {
+                file: self.display(&file),
+                line,
+                problem: "`get_env` is not available: templates cannot read the environment (it holds the SMTP password and the unsubscribe key)".to_string(),
+                help: Some("put the value in config.toml and use it from there".to_string()),
+                cause: None,
+            };
+        }
         TemplateError {
             file: self.display(&file),
             line,

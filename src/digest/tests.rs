@@ -378,6 +378,12 @@ fn get_env_cannot_read_the_environment_from_subject_or_templates() {
     ] {
         let msg = prepare_err(&files, extra);
         assert!(msg.contains("`get_env` is not available"), "{msg}");
+        assert!(
+            msg.contains("`[digest] subject` of")
+                || msg.contains("`[digest] preheader` of")
+                || msg.contains("templates/digest.txt.tera line 1"),
+            "{msg}"
+        );
         assert!(!msg.contains(&path), "{msg}");
     }
 }

@@ -88,13 +88,17 @@ impl fmt::Debug for Journal {
 impl Journal {
     /// Opens (creating if needed, with its folder) the journal for writing.
     pub fn open(path: &Path, sync: JournalSync) -> Result<Journal> {
+        // Every address and SMTP reply is in it: owner-only folder and file (docs/standards.md
+        // "Files that hold addresses or tokens are private").
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).with_context(|| {
-                    format!("cannot create the journal folder `{}`", parent.display())
+                crate::base::files::data_folder(parent).with_context(|| {
+                    format!("cannot prepare the journal folder `{}`", parent.display())
                 })?;
             }
         }
+        crate::base::files::ensure_private_file(path)
+            .with_context(|| format!("cannot create the journal `{}`", path.display()))?;
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the journal `{}`", path.display()))?;
         let j = Journal {

@@ -15,13 +15,13 @@ impl RunLock {
     /// Takes the lock next to the journal (`<journal>.lock`), or fails naming the file.
     pub(crate) fn acquire(journal_path: &Path) -> Result<RunLock> {
         let path = lock_path(journal_path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the folder `{}`", parent.display()))?;
+        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::base::files::data_folder(parent)
+                .with_context(|| format!("cannot prepare the folder `{}`", parent.display()))?;
         }
+        crate::base::files::ensure_private_file(&path)
+            .with_context(|| format!("cannot open the lock file `{}`", path.display()))?;
         let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot open the lock file `{}`", path.display()))?;

@@ -56,7 +56,7 @@ pub(crate) fn is_ldh_name(s: &str) -> bool {
 impl DkimSigner {
     /// Loads the PEM key file of `[dkim]` (PKCS#8 RSA or Ed25519; PKCS#1 RSA accepted too).
     pub fn load(domain: &str, selector: &str, path: &Path) -> Result<DkimSigner> {
-        let pem = std::fs::read(path).with_context(|| {
+        let pem = crate::base::files::read_regular(path, 1 << 20).with_context(|| {
             format!(
                 "cannot read the DKIM private key `{}` ([dkim] private_key)",
                 path.display()

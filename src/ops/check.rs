@@ -78,6 +78,9 @@ pub(crate) fn check_report(
 ) -> CheckReport {
     let mut r = CheckReport::default();
     r.push(Severity::Ok, format!("{} is valid", config.path.display()));
+    if let Some(w) = config.serve.proxy_warning(&config.serve.listen) {
+        r.push(Severity::Warning, w);
+    }
     let issue = issue_to_render(&mut r, issue);
     list_lines(&mut r, config, &list);
     let Some(digest) = templates(&mut r, config, &issue, now) else {

@@ -122,7 +122,18 @@ pub fn init_dir(dir: &Path, date: NaiveDate) -> Result<Vec<PathBuf>> {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create the folder `{}`", parent.display()))?;
         }
-        std::fs::write(&path, text)
+        // Created new (never over a file or through a link planted since the check above);
+        // the list holds addresses: owner-only (0600), as the README promises.
+        let created = if rel.ends_with("subscribers.csv") {
+            crate::base::files::create_new_private(&path)
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+        };
+        created
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .with_context(|| format!("cannot write `{}`", path.display()))?;
         written.push(path);
     }

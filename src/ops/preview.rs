@@ -107,8 +107,11 @@ pub(crate) fn preview_issue(
     let message = crate::message::Composer::new(config, issue.date, Arc::new(digest), keyring, now)
         .and_then(|c| c.compose(sample));
 
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create the folder `{}`", out.display()))?;
+    if let Some(note) =
+        crate::base::files::private_dir(out).context("the preview's output folder is not safe")?
+    {
+        notes.push(note);
+    }
     let html_path = out.join("digest.html");
     let text_path = out.join("digest.txt");
     write_private(&html_path, rendered.html.as_bytes())?;

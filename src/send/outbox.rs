@@ -103,19 +103,12 @@ impl Stale {
     }
 }
 
-/// Prepares the outbox folder: created (0700) if missing. Returns the message files of an
-/// earlier dry-run there (`NNNNNN-*.eml`); `manifest.jsonl`, `digest.html` and `digest.txt`
-/// are rewritten; anything else is left alone.
+/// Prepares the outbox folder: created (0700) if missing, made private (0700) if it was
+/// not, refused if it is or holds a symbolic link (`base::files::private_dir`). Returns the
+/// message files of an earlier dry-run there (`NNNNNN-*.eml`); `manifest.jsonl`,
+/// `digest.html` and `digest.txt` are rewritten; anything else is left alone.
 pub(crate) fn prepare_dir(dir: &Path) -> Result<Stale> {
-    if !dir.exists() {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir)
-            .with_context(|| format!("cannot create the outbox folder `{}`", dir.display()))?;
-        return Ok(Stale::default());
-    }
+    crate::base::files::private_dir(dir).context("the dry-run's output folder is not safe")?;
     let mut stale = Stale::default();
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the outbox folder `{}`", dir.display()))?;

@@ -63,7 +63,7 @@ fn smtp_settings(config: &Config) -> Result<SmtpSettings> {
         .with_context(|| format!("invalid [smtp] section in `{}`", config.path.display()))?;
     if let Some(ca) = &smtp_cfg.ca_file {
         let path = config.resolve(ca);
-        let pem = std::fs::read(&path)
+        let pem = crate::base::files::read_regular(&path, 1 << 20)
             .with_context(|| format!("cannot read [smtp] ca_file `{}`", path.display()))?;
         smtp = smtp.with_extra_roots(&pem, &path.display().to_string())?;
     }

@@ -45,6 +45,9 @@ pub struct SmtpSettings {
     pub(crate) tls: TlsMode,
     pub(crate) helo: ClientId,
     credentials: Option<Credentials>,
+    /// The password as a server could echo it back (plain, and base64 as AUTH PLAIN/LOGIN
+    /// sent it): scrubbed from every reply to AUTH before it is reported.
+    echoes: Vec<String>,
     pub(crate) username: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
@@ -90,6 +93,15 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 }
 
 impl SmtpSettings {
+    /// `text` with every echo of the password replaced by `<password>`.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.echoes {
+            out = out.replace(secret.as_str(), "<password>");
+        }
+        out
+    }
+
     /// Checks `[smtp]` and builds the settings. `password` comes from
     /// `FORTNIGHT_SMTP_PASSWORD`; it is required when a username is configured.
     pub fn from_config(cfg: &SmtpConfig, password: Option<&str>) -> Result<SmtpSettings> {
@@ -110,6 +122,14 @@ impl SmtpSettings {
                 crate::config::ENV_SMTP_PASSWORD
             ),
             (None, _) => None,
+        };
+        let echoes = match (&cfg.username, password) {
+            (Some(u), Some(p)) if !p.is_empty() => {
+                use base64::Engine as _;
+                let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+                vec![p.to_string(), b64(&format!("\0{u}\0{p}")), b64(p)]
+            }
+            _ => Vec::new(),
         };
         let helo = match &cfg.helo_name {
             Some(name) => ClientId::Domain(name.clone()),
@@ -142,6 +162,7 @@ impl SmtpSettings {
             tls: cfg.tls,
             helo,
             credentials,
+            echoes,
             username: cfg.username.clone(),
             connect_timeout: secs(cfg.connect_timeout_secs, "connect_timeout_secs")?,
             command_timeout: secs(cfg.command_timeout_secs, "command_timeout_secs")?,
@@ -310,11 +331,20 @@ impl Reply {
     /// The server's reply inside a lettre error, if the error is one (lettre keeps the
     /// enhanced code only in the error text).
     pub(crate) fn from_error(e: &lettre::transport::smtp::Error) -> Option<Reply> {
+        Reply::from_error_with(e, str::to_string)
+    }
+
+    /// Like [`Reply::from_error`], with `scrub` applied to the server's text before it is
+    /// cut to length (so a secret cannot survive half-cut).
+    fn from_error_with(
+        e: &lettre::transport::smtp::Error,
+        scrub: impl Fn(&str) -> String,
+    ) -> Option<Reply> {
         let code = u16::from(e.status()?);
         let text = std::error::Error::source(e)
             .map(|s| s.to_string())
             .unwrap_or_default();
-        Some(Reply::new(code, &text))
+        Some(Reply::new(code, &scrub(&text)))
     }
 }
 
@@ -600,11 +630,13 @@ async fn authenticate(
     else {
         return Ok(());
     };
-    let reply = Reply::from_error(&e);
+    let reply = Reply::from_error_with(&e, |t| s.scrub(t));
     let _ = timeout(s.command_timeout, conn.abort()).await;
+    let client = e.is_client();
+    let e = s.scrub(&e.to_string());
     let msg = match &reply {
         Some(r) => format!("{target} replied {r}"),
-        None if e.is_client() => {
+        None if client => {
             format!("{target} offers no AUTH mechanism fortnight supports (PLAIN, LOGIN): {e}")
         }
         None => {

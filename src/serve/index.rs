@@ -1,11 +1,12 @@
 //! The token index of the running server, rebuilt when the list file changes.
 //!
 //! Tokens do not contain the address, so the server needs an index of the list to resolve
-//! them (see [`crate::token::TokenIndex`]). It is built at startup and rebuilt lazily: when
-//! a token does not resolve and the list file is no longer the one the index was built
-//! from (a new subscriber was imported since), the list is read again and the token
-//! retried. Status changes (our own unsubscribes) do not need a rebuild: the index holds
-//! every row whatever its status.
+//! them (see [`crate::token::TokenIndex`]). It is built at startup and rebuilt lazily:
+//! whenever the list file is no longer the one the index was built from (a subscriber was
+//! imported, or removed, since), the list is read again before a token is answered, so a
+//! removed address's token no longer resolves (400). Our own unsubscribes do not need a
+//! rebuild: they change only statuses, and the index holds every row whatever its status,
+//! so the writer tells the index the list it left ([`Tokens::written`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -40,8 +41,34 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
 
 struct Snapshot {
     index: TokenIndex,
-    stamp: Option<Stamp>,
+    /// The list file the index stands for (moved on by our own status-only rewrites).
+    stamp: std::sync::Mutex<Option<Stamp>>,
     subscribers: usize,
+}
+
+impl Snapshot {
+    fn stamp(&self) -> Option<Stamp> {
+        self.stamp
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// The list file's identity before and after one of the server's own rewrites.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    before: Option<Stamp>,
+    after: Option<Stamp>,
+}
+
+/// Runs `rewrite` (a status-only change of the list at `path`) and notes the file's
+/// identity around it.
+pub fn rewriting<T>(path: &Path, rewrite: impl FnOnce() -> T) -> (T, Rewrite) {
+    let before = stamp_of(path);
+    let out = rewrite();
+    let after = stamp_of(path);
+    (out, Rewrite { before, after })
 }
 
 /// Resolves tokens against the current list.
@@ -86,21 +113,34 @@ impl Tokens {
             .clone()
     }
 
-    /// The subscriber a token names; rebuilds the index first if the token is unknown and
-    /// the list file changed since the last build.
+    /// After the server's own status-only rewrite: if the index stood for the list as it
+    /// was before, it stands for the list as it is now.
+    pub fn written(&self, rewrite: &Rewrite) {
+        let snap = self.snapshot();
+        let mut stamp = snap
+            .stamp
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *stamp == rewrite.before {
+            *stamp = rewrite.after.clone();
+        }
+    }
+
+    /// The subscriber a token names; rebuilds the index first if the list file changed
+    /// since the last build (an address added or removed).
     pub async fn resolve(&self, token: &str) -> Result<SubscriberEmail, TokenError> {
         let snap = self.snapshot();
-        match snap.index.resolve(token) {
-            Err(TokenError::NoMatch) => {}
-            other => return other,
-        }
-        if stamp_of(&self.path) == snap.stamp {
-            return Err(TokenError::NoMatch);
+        let answer = snap.index.resolve(token);
+        // A token that is not ours at all needs no fresher list.
+        if !matches!(answer, Ok(_) | Err(TokenError::NoMatch))
+            || stamp_of(&self.path) == snap.stamp()
+        {
+            return answer;
         }
         {
             let _one_rebuild_at_a_time = self.rebuild.lock().await;
             let snap = self.snapshot();
-            if stamp_of(&self.path) != snap.stamp {
+            if stamp_of(&self.path) != snap.stamp() {
                 let (path, keyring, list_id) = (
                     self.path.clone(),
                     self.keyring.clone(),
@@ -142,7 +182,7 @@ fn build(path: &Path, keyring: &Keyring, list_id: &str) -> Result<Snapshot> {
     );
     Ok(Snapshot {
         index,
-        stamp,
+        stamp: std::sync::Mutex::new(stamp),
         subscribers: list.subscribers.len(),
     })
 }

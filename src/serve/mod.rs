@@ -145,6 +145,8 @@ impl Endpoint {
 pub struct ServeOptions {
     requests_per_minute: u32,
     client_ip_header: Option<HeaderName>,
+    /// Peers whose `client_ip_header` is believed.
+    trusted_proxies: Vec<crate::config::IpNet>,
     max_connections: usize,
 }
 
@@ -163,6 +165,7 @@ impl ServeOptions {
         Ok(ServeOptions {
             requests_per_minute: config.serve.requests_per_minute,
             client_ip_header,
+            trusted_proxies: config.serve.trusted_proxies()?,
             max_connections: config.serve.max_connections as usize,
         })
     }
@@ -174,6 +177,8 @@ pub(crate) struct Setup {
     pub(crate) keyring: Keyring,
     pub(crate) options: ServeOptions,
     pub(crate) listen: SocketAddr,
+    /// What the person starting the server should know (e.g. an untrusted proxy header).
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Setup {
@@ -184,11 +189,18 @@ impl Setup {
         Endpoint::from_url(&unsubscribe.url)?;
         let (keyring, _) = keyring_from_env(Some(unsubscribe), false)?;
         let options = ServeOptions::from_config(config)?;
-        let listen = listen_address(listen.unwrap_or(&config.serve.listen))?;
+        let listen_text = listen.unwrap_or(&config.serve.listen);
+        let listen = listen_address(listen_text)?;
+        let warnings = config
+            .serve
+            .proxy_warning(listen_text)
+            .into_iter()
+            .collect();
         Ok(Setup {
             keyring,
             options,
             listen,
+            warnings,
         })
     }
 }
@@ -202,10 +214,11 @@ fn unsubscribe_section(config: &Config) -> Result<&crate::config::UnsubscribeCon
 struct AppState {
     publication: String,
     endpoint: Endpoint,
-    tokens: index::Tokens,
+    tokens: Arc<index::Tokens>,
     writer: writer::Writer,
     limiter: limit::RateLimiter,
     client_ip_header: Option<HeaderName>,
+    trusted_proxies: Vec<crate::config::IpNet>,
     log: Arc<dyn ServeLog>,
 }
 
@@ -236,7 +249,8 @@ impl App {
         let tokens = tokio::task::spawn_blocking(move || index::Tokens::load(&p, keyring, &id, l))
             .await
             .context("building the token index failed")??;
-        let (writer, writer_task) = writer::Writer::spawn(list_path, log.clone());
+        let tokens = Arc::new(tokens);
+        let (writer, writer_task) = writer::Writer::spawn(list_path, tokens.clone(), log.clone());
         Ok(App {
             state: Arc::new(AppState {
                 publication: config.publication.name.clone(),
@@ -245,6 +259,7 @@ impl App {
                 writer,
                 limiter: limit::RateLimiter::new(options.requests_per_minute),
                 client_ip_header: options.client_ip_header,
+                trusted_proxies: options.trusted_proxies,
                 log,
             }),
             writer_task,
@@ -354,8 +369,12 @@ pub async fn run(
     Ok(())
 }
 
+/// The client's address for the rate limit: the `client_ip_header`'s last entry when the
+/// peer is a trusted proxy (`[serve] trusted_proxies`, default loopback), else the peer.
 fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
-    if let Some(name) = &state.client_ip_header {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
+    let trusted = peer.is_some_and(|ip| state.trusted_proxies.iter().any(|n| n.contains(ip)));
+    if let Some(name) = state.client_ip_header.as_ref().filter(|_| trusted) {
         let from_header = req
             .headers()
             .get_all(name)
@@ -368,7 +387,7 @@ fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
             return from_header;
         }
     }
-    req.extensions().get::<Peer>().map(|p| p.0.ip())
+    peer
 }
 
 /// `203.0.113.7`, `203.0.113.7:5123`, `[2001:db8::1]:443`, `2001:db8::1`.
@@ -421,7 +440,9 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
 }
 
 /// The path for the log: the route itself for our endpoint (a path token is never
-/// logged), else the requested path, cut short and stripped of anything unprintable.
+/// logged), else the requested path, cut short and stripped of anything unprintable, with
+/// anything long enough to be a token (12 or more token characters in a row, after
+/// percent-decoding) shown as `{redacted}`: `//u/T`, `/./u/T` and `/u%2FT` never log `T`.
 fn log_path(endpoint: &Endpoint, uri: &Uri) -> String {
     let path = uri.path();
     let ours = match endpoint.token {
@@ -434,10 +455,56 @@ fn log_path(endpoint: &Endpoint, uri: &Uri) -> String {
     if ours {
         return endpoint.display.clone();
     }
-    path.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(64)
-        .collect()
+    let decoded = percent_decode(path);
+    let mut out = String::new();
+    let mut run = String::new();
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=');
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 12 {
+            out.push_str("{redacted}");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in decoded.chars().filter(|c| c.is_ascii_graphic()) {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out.chars().take(64).collect()
+}
+
+/// `%XX` sequences decoded (repeatedly, so `%252F` is no disguise); invalid ones kept.
+fn percent_decode(s: &str) -> String {
+    let mut cur = s.to_string();
+    for _ in 0..3 {
+        let b = cur.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        let next = String::from_utf8_lossy(&out).into_owned();
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    cur
 }
 
 fn token_of(state: &AppState, uri: &Uri, path_token: Option<Path<String>>) -> Option<String> {
@@ -530,7 +597,8 @@ fn answer_unsubscribe(
         Ok(writer::Outcome::AlreadySuppressed(_)) => {
             pages::done(publication, email, "already-suppressed", true)
         }
-        Ok(writer::Outcome::NotInList) => pages::done(publication, email, "not-in-list", true),
+        // Removed from the list since the token was checked: the link is no longer valid.
+        Ok(writer::Outcome::NotInList) => pages::invalid_link(publication),
         Err(writer::WriteError::Busy) => {
             let mut r = pages::error(
                 publication,
@@ -683,5 +751,22 @@ mod tests {
         let e = Endpoint::from_url("https://a.example.org/unsubscribe?t={token}").unwrap();
         let uri: Uri = "/unsubscribe?t=AQJrMQsecret".parse().unwrap();
         assert_eq!(log_path(&e, &uri), "/unsubscribe");
+        // Non-canonical spellings of a path-form URL: the token is still not logged.
+        let e = Endpoint::from_url("https://a.example.org/u/{token}").unwrap();
+        for p in [
+            "//u/AQJrMQsecret-token_x",
+            "/./u/AQJrMQsecret-token_x",
+            "/u%2FAQJrMQsecret-token_x",
+            "/u%252FAQJrMQsecret%2Dtoken_x",
+        ] {
+            let uri: Uri = p.parse().unwrap();
+            let logged = log_path(&e, &uri);
+            assert!(!logged.contains("AQJrMQ"), "{p} → {logged}");
+            assert!(logged.contains("{redacted}"), "{p} → {logged}");
+        }
+        assert_eq!(
+            log_path(&e, &"/favicon.ico".parse().unwrap()),
+            "/favicon.ico"
+        );
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use super::index::{rewriting, Tokens};
 use super::ServeLog;
 use crate::subscribers::{self, Status, SubscriberEmail, SubscriberList};
 
@@ -63,10 +64,11 @@ impl Writer {
     /// drained.
     pub fn spawn(
         list_path: PathBuf,
+        tokens: Arc<Tokens>,
         log: Arc<dyn ServeLog>,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = tokio::spawn(run(rx, list_path, log));
+        let handle = tokio::spawn(run(rx, list_path, tokens, log));
         (Writer { tx }, handle)
     }
 
@@ -86,7 +88,12 @@ impl Writer {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, path: PathBuf, log: Arc<dyn ServeLog>) {
+async fn run(
+    mut rx: mpsc::Receiver<Job>,
+    path: PathBuf,
+    tokens: Arc<Tokens>,
+    log: Arc<dyn ServeLog>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -97,7 +104,13 @@ async fn run(mut rx: mpsc::Receiver<Job>, path: PathBuf, log: Arc<dyn ServeLog>)
         }
         let emails: Vec<SubscriberEmail> = batch.iter().map(|j| j.email.clone()).collect();
         let p = path.clone();
-        let result = tokio::task::spawn_blocking(move || apply(&p, &emails)).await;
+        let result = tokio::task::spawn_blocking(move || rewriting(&p, || apply(&p, &emails)))
+            .await
+            .map(|(outcomes, rewrite)| {
+                // Statuses only: the index still stands for the list we left.
+                tokens.written(&rewrite);
+                outcomes
+            });
         match result {
             Ok(Ok(outcomes)) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {

@@ -744,8 +744,8 @@ impl<'t> Importer<'t> {
     /// Reads, decodes and merges one file. An error means the file could not be used at
     /// all (unreadable, undecodable, no email column); rows with problems are reported.
     pub fn import_file(&mut self, path: &Path) -> Result<()> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        let bytes = crate::base::files::read_regular(path, u64::MAX)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
         let decoded = decode(bytes, self.opts.encoding, path)?;
         self.import_text(path, decoded)
     }

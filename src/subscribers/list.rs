@@ -649,9 +649,10 @@ pub(crate) fn reuse<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
 
 /// Reads the whole list file; `None` when it does not exist.
 pub(crate) fn read_list_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
+    use crate::base::files::{read_regular, ReadError};
+    match read_regular(path, u64::MAX) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e)
             .with_context(|| format!("failed to read the subscriber list `{}`", path.display())),
     }

@@ -477,3 +477,54 @@ mod end_to_end {
         );
     }
 }
+
+#[test]
+fn with_verp_forged_dsn_and_arf_reports_without_a_token_change_nothing() {
+    let mut p = project();
+    p.config_append("[bounces]\nverp = true\n");
+    // Anyone can mail the bounce address these: they name subscribers but carry no token.
+    let forged = [
+        fixture("postfix-user-unknown.eml"),
+        fixture("arf-abuse.eml"),
+    ];
+    p.write("verp.eml", verp_bounce(&token("anna@example.org")));
+    let before = statuses(&p);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bounces",
+            forged[0].as_str(),
+            forged[1].as_str(),
+            "verp.eml",
+        ];
+        args.extend_from_slice(extra);
+        let r = p
+            .cmd(&args)
+            .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+            .output()
+            .unwrap();
+        crate::support::Run { out: r }
+    };
+    let r = run(&[]);
+    r.success();
+    assert_eq!(count(&r.stdout(), "untrusted"), 2, "{}", r.stdout());
+    assert!(
+        r.stdout().contains("untrusted, not applied"),
+        "{}",
+        r.stdout()
+    );
+    assert!(r.stderr().contains("--trust-unsigned"), "{}", r.stderr());
+    // The signed VERP bounce applies; the forged two do not.
+    let mut expected = before.clone();
+    for (a, s) in &mut expected {
+        if a == "anna@example.org" {
+            *s = Status::Bounced;
+        }
+    }
+    assert_eq!(statuses(&p), expected);
+
+    let r = run(&["--trust-unsigned"]);
+    r.success();
+    assert!(!r.stdout().contains("untrusted"), "{}", r.stdout());
+    assert_eq!(status(&p, "reader.gone@example.org"), Status::Bounced);
+    assert_eq!(status(&p, "angry.reader@example.com"), Status::Complained);
+}

@@ -605,3 +605,107 @@ fn serve_refuses_to_start_without_the_key() {
         r.stderr()
     );
 }
+
+#[test]
+fn a_token_of_an_address_removed_after_startup_gets_400() {
+    let p = project_with(READERS);
+    let server = Server::start(&p);
+    // Our own unsubscribe first: the index stays valid and keeps answering.
+    assert_eq!(
+        one_click(server.addr, &token_for("boris@example.org")).status,
+        200
+    );
+    let rows: Vec<(&str, &str)> = READERS
+        .iter()
+        .copied()
+        .filter(|(e, _)| *e != "anna@example.org")
+        .collect();
+    p.write("subscribers.csv", list_csv(&rows));
+    let token = token_for("anna@example.org");
+    let get = request(
+        server.addr,
+        "GET",
+        &format!("/unsubscribe?t={token}"),
+        "",
+        "",
+    );
+    assert_eq!(get.status, 400, "{get:?}");
+    let post = one_click(server.addr, &token);
+    assert_eq!(post.status, 400, "{post:?}");
+    assert!(!post.body.contains("is unsubscribed"), "{}", post.body);
+    assert_eq!(status_of(&p, "anna@example.org"), None);
+}
+
+#[test]
+fn path_tokens_are_never_logged_whatever_the_spelling() {
+    let mut p = project_with(READERS);
+    let config = crate::support::BASE_CONFIG.replace(
+        "url = \"https://analyst.example.org/unsubscribe?t={token}\"",
+        "url = \"https://analyst.example.org/u/{token}\"",
+    );
+    p.config_replace(&config);
+    let server = Server::start(&p);
+    let token = token_for("anna@example.org");
+    for target in [
+        format!("/u/{token}"),
+        format!("//u/{token}"),
+        format!("/./u/{token}"),
+        format!("/u%2F{token}"),
+        format!("/x/{token}/y"),
+    ] {
+        request(server.addr, "GET", &target, "", "");
+    }
+    let (code, log) = server.terminate();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains(&token), "{log}");
+    assert!(!log.contains(&token[..12]), "{log}");
+    assert!(log.contains("{redacted}"), "{log}");
+}
+
+/// Eight GETs from this (loopback) client, each claiming another address in the header.
+fn rotating_forwarded_for(server: &Server) -> Vec<u16> {
+    let token = token_for("anna@example.org");
+    (0..8)
+        .map(|i| {
+            let raw = format!(
+                "GET /unsubscribe?t={token} HTTP/1.1\r\nHost: analyst.example.org\r\nX-Forwarded-For: 203.0.113.{i}\r\nConnection: close\r\n\r\n"
+            );
+            exchange(server.addr, raw.as_bytes()).expect("a reply").status
+        })
+        .collect()
+}
+
+#[test]
+fn client_ip_header_is_believed_only_from_trusted_proxies() {
+    // Default: a proxy on loopback is trusted, so each forwarded address has its own bucket.
+    let mut p = project_with(READERS);
+    p.config_append("[serve]\nrequests_per_minute = 3\nclient_ip_header = \"X-Forwarded-For\"\n");
+    let server = Server::start(&p);
+    assert_eq!(rotating_forwarded_for(&server), vec![200; 8]);
+    drop(server);
+
+    // A peer outside trusted_proxies cannot rotate the header to escape the limit.
+    let mut p = project_with(READERS);
+    p.config_append(
+        "[serve]\nrequests_per_minute = 3\nclient_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+    );
+    let server = Server::start(&p);
+    let statuses = rotating_forwarded_for(&server);
+    assert_eq!(&statuses[..3], &[200; 3]);
+    assert_eq!(statuses[7], 429, "{statuses:?}");
+}
+
+#[test]
+fn check_warns_about_a_proxy_header_on_a_public_listen_without_trusted_proxies() {
+    let mut p = project_with(READERS);
+    p.config_append("[serve]\nlisten = \"0.0.0.0:8025\"\nclient_ip_header = \"X-Forwarded-For\"\n");
+    let r = p.run(&["check"]);
+    let all = r.stdout() + &r.stderr();
+    assert!(all.contains("no trusted_proxies"), "{all}");
+    let mut q = project_with(READERS);
+    q.config_append(
+        "[serve]\nlisten = \"0.0.0.0:8025\"\nclient_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"192.0.2.10\"]\n",
+    );
+    let r = q.run(&["check"]);
+    assert!(!(r.stdout() + &r.stderr()).contains("trusted_proxies"));
+}
