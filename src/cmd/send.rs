@@ -25,6 +25,7 @@ use crate::send::{
 pub fn run(config: &Config, args: &SendArgs) -> Result<Exit> {
     let options = SendOptions {
         issue: args.issue,
+        today: Some(super::today()?),
         dry_run: args.dry_run,
         out: args.out.clone(),
         limit: args.limit,
@@ -234,6 +235,13 @@ fn list_lines(list: &ListSummary) -> Vec<String> {
 /// A note as the person running the send reads it (text and `--json`).
 fn note_text(note: &Note) -> String {
     match note {
+        Note::Upcoming(dates) => {
+            let dates: Vec<String> = dates.iter().map(ToString::to_string).collect();
+            format!(
+                "Upcoming (dated after today, not sent): {}; send one with `--issue DATE`.",
+                dates.join(", ")
+            )
+        }
         Note::ThrowawayKey => format!(
             "{} is not set: the unsubscribe links in these files use a throwaway key (a real send \
              refuses to start without it).",

@@ -100,6 +100,8 @@ pub enum Note {
     },
     /// Rows an earlier run left in flight, now ambiguous.
     RecoveredInFlight(u64),
+    /// Issues dated after today (soonest first), not sent by this run.
+    Upcoming(Vec<IssueDate>),
     /// Nobody is planned for the issue.
     NothingToSend(IssueDate),
     /// The daily cap (`[throttle] per_day`) stopped or prevented the run.

@@ -10,6 +10,7 @@ mod bounces;
 mod digest;
 mod layers;
 mod message;
+mod safety;
 mod send;
 mod serve;
 mod subscribers;

@@ -1,0 +1,138 @@
+//! Integration tests for issue 13, the editor's safety net: the mistakes an editor makes
+//! (a future-dated article, a missing list, a misnamed template, a relative link, …) are
+//! caught or handled the way the README says, through the real binary.
+
+use crate::support::TestProject;
+
+/// The date the commands take as today in these tests.
+const TODAY: &str = "2026-03-10";
+
+fn article(title: &str, date: &str, issue: Option<&str>) -> String {
+    let issue = issue.map(|i| format!("issue: {i}\n")).unwrap_or_default();
+    format!(
+        "---\ntitle: \"{title}\"\nauthor: Test Author\ndate: {date}\n{issue}section: Field Reports\n---\n\n\
+         The ferry between Baku and Aktau runs again after the autumn storms.\n"
+    )
+}
+
+fn list_csv(n: usize) -> String {
+    let mut s = String::from("email,name,status,since,source,tags\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "reader{i}@readers-mail.org,Reader {i},subscribed,2024-01-01,test,\n"
+        ));
+    }
+    s
+}
+
+/// A project with the issue of 2026-03-04 (current on [`TODAY`]) and `extra` articles.
+fn project_with(extra: &[(&str, String)]) -> TestProject {
+    let p = TestProject::new();
+    p.write(
+        "articles/current.md",
+        article("Ferries Return", "2026-03-02", Some("2026-03-04")),
+    );
+    for (name, text) in extra {
+        p.write(&format!("articles/{name}"), text);
+    }
+    p.write("subscribers.csv", list_csv(3));
+    p
+}
+
+fn run_today(p: &TestProject, args: &[&str]) -> crate::support::Run {
+    let out = p
+        .cmd(args)
+        .env("FORTNIGHT_TODAY", TODAY)
+        .output()
+        .expect("run fortnight");
+    crate::support::Run { out }
+}
+
+#[test]
+fn an_article_dated_ten_days_ahead_does_not_hijack_the_dry_run() {
+    // today + 10 = 2026-03-20, on the grid of 2026-03-04: the issue of 2026-04-01.
+    let p = project_with(&[("early.md", article("Prepared Early", "2026-03-20", None))]);
+    let run = run_today(&p, &["send", "--dry-run"]);
+    run.success();
+    assert!(
+        p.path().join("outbox/2026-03-04").is_dir(),
+        "the current issue was written"
+    );
+    assert!(
+        !p.path().join("outbox/2026-04-01").exists(),
+        "the upcoming issue was not"
+    );
+    let out = run.stdout();
+    assert!(out.contains("Upcoming"), "{out}");
+    assert!(out.contains("2026-04-01"), "{out}");
+
+    // `--issue DATE` sends the upcoming one.
+    run_today(&p, &["send", "--dry-run", "--issue", "2026-04-01"]).success();
+    assert!(p.path().join("outbox/2026-04-01").is_dir());
+}
+
+#[test]
+fn issues_and_preview_mark_the_current_and_the_upcoming_issues() {
+    let p = project_with(&[("early.md", article("Prepared Early", "2026-03-20", None))]);
+    let issues = run_today(&p, &["issues"]);
+    issues.success();
+    let out = issues.stdout();
+    assert!(out.contains("2026-04-01 (upcoming)  1 article\n"), "{out}");
+    assert!(out.contains("2026-03-04 (current)  1 article\n"), "{out}");
+    let preview = run_today(&p, &["preview"]);
+    preview.success();
+    let out = preview.stdout();
+    assert!(out.contains("issue:   2026-03-04"), "{out}");
+    assert!(out.contains("upcoming: 2026-04-01"), "{out}");
+}
+
+#[test]
+fn check_notes_upcoming_issues_and_warns_about_one_more_than_a_cadence_away() {
+    let p = project_with(&[
+        ("next.md", article("Next Time", "2026-03-12", None)),
+        ("typo.md", article("Year Typo", "2027-03-16", None)),
+    ]);
+    let run = run_today(&p, &["check"]);
+    let out = run.stdout();
+    assert!(
+        out.contains("ok: articles: the current issue is 2026-03-04 with 1 article\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("note: articles: upcoming issue 2026-03-18 (1 article)"),
+        "{out}"
+    );
+    let far: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("warning:") && l.contains("more than one cadence"))
+        .collect();
+    assert_eq!(far.len(), 1, "{out}");
+    assert!(far[0].contains("typo.md"), "{}", far[0]);
+    assert!(!far[0].contains("next.md"), "{}", far[0]);
+}
+
+#[test]
+fn with_every_issue_in_the_future_send_names_them_and_sends_nothing() {
+    let p = TestProject::new();
+    p.write(
+        "articles/early.md",
+        article("Prepared Early", "2026-03-20", None),
+    );
+    p.write("subscribers.csv", list_csv(1));
+    let run = run_today(&p, &["send", "--dry-run"]);
+    run.code_is(2);
+    assert!(
+        run.stderr().contains("dated after today (2026-03-10)"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("--issue"), "{}", run.stderr());
+    assert!(!p.path().join("outbox").exists());
+    let bad = p
+        .cmd(&["issues"])
+        .env("FORTNIGHT_TODAY", "tomorrow")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("FORTNIGHT_TODAY"));
+}
