@@ -63,6 +63,13 @@ enum Ending {
 
 impl Ending {
     fn of(report: &SendReport) -> Ending {
+        if report
+            .notes
+            .iter()
+            .any(|n| matches!(n, Note::NoSubscribers { .. }))
+        {
+            return Ending::Exit(Exit::Failures);
+        }
         let Some(run) = &report.run else {
             return Ending::Exit(Exit::Success);
         };
@@ -274,6 +281,12 @@ fn note_text(note: &Note) -> String {
              ambiguous (see `fortnight status`)."
         ),
         Note::NothingToSend(issue) => format!("Nothing to send for the issue of {issue}."),
+        Note::NoSubscribers { file, rows } => format!(
+            "The subscriber list `{}` has no subscribed address ({}): nothing was sent. Check \
+             `[subscribers] file`, or import the list with `fortnight subscribers import`.",
+            file.display(),
+            crate::base::plural(*rows, "row")
+        ),
         Note::DailyCap(cap) => cap_text(cap),
         Note::ListNotUpdated(e) => format!("warning: {e}"),
         Note::Ambiguous(n) => format!(

@@ -178,13 +178,20 @@ fn list_lines(r: &mut CheckReport, config: &Config, list: &Result<&SubscriberLis
                 .iter()
                 .filter(|s| s.status == Status::Subscribed)
                 .count();
+            let (level, end) = if subscribed == 0 {
+                (
+                    Severity::Warning,
+                    ": a send would send nothing (and exit 1)",
+                )
+            } else {
+                (Severity::Ok, "")
+            };
             r.push(
-                Severity::Ok,
+                level,
                 format!(
-                    "subscriber list {}: {} rows, {} subscribed",
+                    "subscriber list {}: {}, {subscribed} subscribed{end}",
                     file.display(),
-                    l.subscribers.len(),
-                    subscribed
+                    plural(l.subscribers.len(), "row"),
                 ),
             );
         }

@@ -52,11 +52,20 @@ pub fn run(config: &Config, opts: &SendOptions, events: &mut dyn SendEvents) -> 
         .today
         .unwrap_or_else(|| chrono::Local::now().date_naive());
     let issue = catalog.select(opts.issue, today)?;
+    // Before anything is written (outbox, journal): a missing list is an error, not empty.
+    crate::subscribers::require_list(&config.subscribers_file())?;
     let upcoming: Vec<_> = match opts.issue {
         None => catalog.upcoming(today).iter().map(|i| i.date).collect(),
         Some(_) => Vec::new(),
     };
     let mut report = deliver_issue(config, opts, events, issue)?;
+    if let Some(list) = report.list.as_ref().filter(|l| l.subscribed() == 0) {
+        let note = Note::NoSubscribers {
+            file: config.subscribers_file(),
+            rows: list.rows,
+        };
+        report.notes.push(note);
+    }
     if !upcoming.is_empty() {
         report.notes.push(Note::Upcoming(upcoming));
     }

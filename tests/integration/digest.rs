@@ -173,6 +173,10 @@ fn check_says_when_templates_need_full_rendering() {
     let p = TestProject::new();
     p.with_sample_articles();
     p.write(
+        "subscribers.csv",
+        "email,name,status,since,source,tags\nanna@readers-mail.org,Anna,subscribed,2024-01-01,test,\n",
+    );
+    p.write(
         "templates/digest.txt.tera",
         "Hello {{ subscriber.name | upper }}\n{{ unsubscribe_url }}\n",
     );

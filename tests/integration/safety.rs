@@ -136,3 +136,53 @@ fn with_every_issue_in_the_future_send_names_them_and_sends_nothing() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("FORTNIGHT_TODAY"));
 }
+
+#[test]
+fn a_missing_list_is_an_error_everywhere() {
+    let mut p = project_with(&[]);
+    p.config_replace(&crate::support::BASE_CONFIG.replace("subscribers.csv", "subscribrs.csv"));
+    for args in [
+        &["send", "--dry-run"][..],
+        &["check"],
+        &["subscribers", "stats"],
+        &["subscribers", "export"],
+        &["unsubscribe", "reader1@readers-mail.org"],
+    ] {
+        let run = run_today(&p, args);
+        run.code_is(2);
+        let all = run.stdout() + &run.stderr();
+        assert!(all.contains("subscribrs.csv"), "{args:?}: {all}");
+        assert!(all.contains("does not exist"), "{args:?}: {all}");
+    }
+    assert!(!p.path().join("outbox").exists());
+    assert!(
+        !p.path().join("subscribrs.csv").exists(),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn an_empty_list_or_one_without_subscribers_is_a_check_warning_and_a_failed_send() {
+    for list in [
+        "email,name,status,since,source,tags\n",
+        "email,name,status,since,source,tags\ngone@readers-mail.org,Gone,unsubscribed,2024-01-01,test,\n",
+    ] {
+        let p = project_with(&[]);
+        p.write("subscribers.csv", list);
+        let check = run_today(&p, &["check"]);
+        let out = check.stdout();
+        assert!(
+            out.lines().any(|l| l.starts_with("warning: subscriber list")
+                && l.contains("0 subscribed")
+                && l.contains("send nothing")),
+            "{out}"
+        );
+        let send = run_today(&p, &["send", "--dry-run"]);
+        send.code_is(1);
+        assert!(
+            send.stdout().contains("has no subscribed address"),
+            "{}",
+            send.stdout()
+        );
+    }
+}
