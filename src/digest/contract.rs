@@ -8,10 +8,15 @@
 //! (`value_is_substitutable`) live here too, so the message layer builds exactly the copy a
 //! full render would. Nothing here knows about Tera or templates.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use crate::base::escape_html_into;
 use crate::subscribers::Subscriber;
+
+pub use super::personal::{Chain, Op};
 
 /// Opens the marker standing for a field in a marker render (a private-use character that no
 /// article, template or substituted value contains).
@@ -34,6 +39,12 @@ pub enum Field {
     Name,
     UnsubscribeUrl,
     Attr(String),
+    /// A field through the filters of chain `id` (`default`, `upper`, …), computed per copy.
+    Filtered {
+        field: Box<Field>,
+        id: usize,
+        chain: Arc<Chain>,
+    },
 }
 
 /// A piece of a rendered part: shared text, or a field to fill per subscriber.
@@ -87,13 +98,16 @@ pub(crate) fn field_value<'a>(
     field: &Field,
     subscriber: &'a Subscriber,
     unsubscribe_url: &'a str,
-) -> &'a str {
-    match field {
+) -> Cow<'a, str> {
+    Cow::Borrowed(match field {
         Field::Email => subscriber.email.as_str(),
         Field::Name => &subscriber.name,
         Field::UnsubscribeUrl => unsubscribe_url,
         Field::Attr(a) => subscriber.attrs.get(a).map_or("", String::as_str),
-    }
+        Field::Filtered { field, chain, .. } => {
+            return Cow::Owned(chain.apply(&field_value(field, subscriber, unsubscribe_url)))
+        }
+    })
 }
 
 /// Whether a value can be substituted as is: the full render would write it unchanged
@@ -114,8 +128,8 @@ pub(crate) fn fill(part: &Part, subscriber: &Subscriber, unsubscribe_url: &str, 
             Segment::Field(f) => {
                 let v = field_value(f, subscriber, unsubscribe_url);
                 match part.escape {
-                    Escape::Html => escape_html_into(v, out),
-                    Escape::None => out.push_str(v),
+                    Escape::Html => escape_html_into(&v, out),
+                    Escape::None => out.push_str(&v),
                 }
             }
         }

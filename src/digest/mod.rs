@@ -17,6 +17,7 @@ pub mod contract;
 pub(crate) mod fast;
 pub(crate) mod filters;
 pub(crate) mod html;
+mod personal;
 mod sample;
 pub(crate) mod templates;
 
@@ -214,8 +215,8 @@ fn analyse(set: &templates::TemplateSet) -> Result<fast::Analysis> {
     let analysis = fast::analyse(&set.tera, &roots, &personal);
     for (template, kind, name) in &analysis.calls {
         let known = match *kind {
-            // `safe` is handled by Tera itself, not a registered filter.
-            "filter" => name == "safe" || set.tera.get_filter(name).is_ok(),
+            // `safe` and `default` are handled by Tera itself, not registered filters.
+            "filter" => name == "safe" || name == "default" || set.tera.get_filter(name).is_ok(),
             "test" => set.tera.get_tester(name).is_ok(),
             _ => set.tera.get_function(name).is_ok(),
         };
@@ -239,11 +240,11 @@ fn marker_subscriber(attrs: &[String]) -> Value {
 }
 
 /// The marker render split into (subject, html, text) parts; `Err` says why it cannot be.
-fn split_parts(marked: &Rendered) -> Result<[Part; 3], String> {
+fn split_parts(marked: &Rendered, chains: &[personal::Chain]) -> Result<[Part; 3], String> {
     Ok([
-        fast::split(&marked.subject, Escape::None)?,
-        fast::split(&marked.html, Escape::Html)?,
-        fast::split(&marked.text, Escape::None)?,
+        fast::split(&marked.subject, Escape::None, chains)?,
+        fast::split(&marked.html, Escape::Html, chains)?,
+        fast::split(&marked.text, Escape::None, chains)?,
     ])
 }
 
@@ -318,7 +319,7 @@ impl Digest {
         engine.report = report;
 
         let mut fallback = engine.static_fallback(&analysis);
-        let parts = split_parts(&marked)
+        let parts = split_parts(&marked, &engine.set.chains)
             .map_err(|e| {
                 fallback.get_or_insert(e);
             })
@@ -339,7 +340,7 @@ impl Digest {
         };
         parts.iter().flat_map(|p| &p.segments).all(|seg| match seg {
             Segment::Lit(_) => true,
-            Segment::Field(f) => contract::value_is_substitutable(contract::field_value(
+            Segment::Field(f) => contract::value_is_substitutable(&contract::field_value(
                 f,
                 subscriber,
                 unsubscribe_url,

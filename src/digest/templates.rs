@@ -68,6 +68,8 @@ pub struct Source {
 pub struct TemplateSet {
     pub tera: Tera,
     pub sources: BTreeMap<String, Source>,
+    /// The filter chains on subscriber fields computed per copy (`super::personal`).
+    pub chains: std::sync::Arc<Vec<super::personal::Chain>>,
 }
 
 impl fmt::Debug for TemplateSet {
@@ -231,10 +233,16 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         let set = TemplateSet {
             tera: Tera::default(),
             sources,
+            chains: Default::default(),
         };
         return Err(set.explain(e, HTML).into());
     }
-    Ok(TemplateSet { tera, sources })
+    let chains = super::personal::rewrite(&mut tera);
+    Ok(TemplateSet {
+        tera,
+        sources,
+        chains,
+    })
 }
 
 /// Tera's chain of messages, outermost first.

@@ -178,13 +178,13 @@ fn check_says_when_templates_need_full_rendering() {
     );
     p.write(
         "templates/digest.txt.tera",
-        "Hello {{ subscriber.name | upper }}\n{{ unsubscribe_url }}\n",
+        "Hello {{ subscriber.name | wordcount }}\n{{ unsubscribe_url }}\n",
     );
     let run = p.run(&["check"]);
     run.success();
     assert!(
         run.stdout()
-            .contains("full render for every copy (slower), because the templates transform subscriber data: `subscriber.name` goes through the filter `upper` in digest.txt.tera"),
+            .contains("full render for every copy (slower), because the templates transform subscriber data: `subscriber.name` goes through the filter `wordcount` in digest.txt.tera"),
         "{}",
         run.stdout()
     );

@@ -186,3 +186,152 @@ fn an_empty_list_or_one_without_subscribers_is_a_check_warning_and_a_failed_send
         );
     }
 }
+
+/// The built-in text template with `line` added at its top.
+fn text_template_with(line: &str) -> String {
+    let builtin = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/digest.txt.tera"),
+    )
+    .unwrap();
+    format!("{line}\n{builtin}")
+}
+
+/// The text part and subject of the dry-run message for `file_part` (e.g. `noname_at`).
+fn dry_run_message(p: &TestProject, issue: &str, file_part: &str) -> (String, String) {
+    let dir = p.path().join("outbox").join(issue);
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.to_string_lossy().contains(file_part))
+        .unwrap_or_else(|| panic!("no message for {file_part} in {}", dir.display()));
+    let bytes = std::fs::read(file).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&bytes).unwrap();
+    (
+        msg.subject().unwrap_or("").to_string(),
+        msg.body_text(0).unwrap().into_owned(),
+    )
+}
+
+#[test]
+fn default_for_a_subscriber_without_a_name_renders_the_fallback_in_the_real_message() {
+    let mut p = project_with(&[]);
+    p.write(
+        "subscribers.csv",
+        "email,name,status,since,source,tags,city\n\
+         anna@readers-mail.org,anna bekova,subscribed,2024-01-01,test,,ust-kut\n\
+         noname@readers-mail.org,,subscribed,2024-01-01,test,,\n",
+    );
+    p.write(
+        "templates/digest.txt.tera",
+        text_template_with(
+            "Dear {{ subscriber.name | default(value=\"reader\") }}, {{ subscriber.name | default(value=\"friend\") | title }} of {{ subscriber.attrs.city | replace(from=\"-\", to=\" \") | upper | default(value=\"nowhere\") }}, {{ subscriber.name | truncate(length=4) }}.",
+        ),
+    );
+    p.config_append("[digest]\nsubject = \"{{ subscriber.name | default(value='Reader') | upper }}: {{ issue.title }}\"\n");
+    let check = run_today(&p, &["check"]);
+    check.success();
+    assert!(
+        check.stdout().contains("personalisation: fast path"),
+        "{}",
+        check.stdout()
+    );
+    run_today(&p, &["send", "--dry-run"]).success();
+    let (subject, text) = dry_run_message(&p, "2026-03-04", "noname_at");
+    assert!(text.contains("Dear reader, Friend of nowhere, ."), "{text}");
+    assert!(subject.starts_with("READER: "), "{subject}");
+    let (subject, text) = dry_run_message(&p, "2026-03-04", "anna_at");
+    assert!(
+        text.contains("Dear anna bekova, Anna Bekova of UST KUT, anna…."),
+        "{text}"
+    );
+    assert!(subject.starts_with("ANNA BEKOVA: "), "{subject}");
+}
+
+#[test]
+fn a_condition_on_subscriber_data_renders_every_copy_in_full_with_a_note_not_an_error() {
+    let p = project_with(&[]);
+    p.write(
+        "subscribers.csv",
+        "email,name,status,since,source,tags\n\
+         anna@readers-mail.org,Anna,subscribed,2024-01-01,test,\n\
+         noname@readers-mail.org,,subscribed,2024-01-01,test,\n",
+    );
+    p.write(
+        "templates/digest.txt.tera",
+        text_template_with(
+            "{% if subscriber.name %}Dear {{ subscriber.name | lower }},{% else %}Dear reader,{% endif %}",
+        ),
+    );
+    let check = run_today(&p, &["check"]);
+    check.success();
+    assert!(
+        check
+            .stdout()
+            .contains("note: personalisation: full render for every copy"),
+        "{}",
+        check.stdout()
+    );
+    run_today(&p, &["send", "--dry-run"]).success();
+    assert!(dry_run_message(&p, "2026-03-04", "noname_at")
+        .1
+        .contains("Dear reader,"));
+    assert!(dry_run_message(&p, "2026-03-04", "anna_at")
+        .1
+        .contains("Dear anna,"));
+}
+
+#[test]
+fn cards_show_the_summary_else_the_lead_without_a_dangling_colon() {
+    let p = project_with(&[]);
+    p.write(
+        "articles/current.md",
+        "---\ntitle: \"Ferries Return\"\nauthor: Test Author\ndate: 2026-03-02\nissue: 2026-03-04\n\
+         section: Field Reports\nsummary: The Baku–Aktau ferry is back, and so are the queues.\n---\n\n\
+         The ferry between Baku and Aktau runs again after the autumn storms.\n",
+    );
+    p.write(
+        "articles/quote.md",
+        "---\ntitle: \"Minister Speaks\"\nauthor: Test Author\ndate: 2026-03-03\nissue: 2026-03-04\n\
+         section: Field Reports\n---\n\n\
+         The port reopened on Monday. The minister said:\n\n\"We are open for business.\"\n",
+    );
+    run_today(&p, &["send", "--dry-run"]).success();
+    let (_, text) = dry_run_message(&p, "2026-03-04", "reader0_at");
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("The Baku–Aktau ferry is back, and so are the queues."),
+        "{text}"
+    );
+    assert!(
+        !flat.contains("runs again after the autumn storms"),
+        "{text}"
+    );
+    assert!(
+        flat.contains("The port reopened on Monday. Read the article"),
+        "{text}"
+    );
+    assert!(!flat.contains("The minister said:"), "{text}");
+    let html = std::fs::read_to_string(p.path().join("outbox/2026-03-04/digest.html")).unwrap();
+    assert!(html.contains("The Baku–Aktau ferry is back, and so are the queues."));
+    assert!(html.contains(">The port reopened on Monday.</p>"), "{html}");
+    assert!(!html.contains("The minister said:"), "{html}");
+}
+
+#[test]
+fn the_postal_address_hint_names_a_variable_that_exists() {
+    let p = project_with(&[]);
+    p.write("templates/digest.txt.tera", "{{ unsubscribe_url }}\n");
+    let out = run_today(&p, &["check"]).stdout();
+    let hint = out
+        .lines()
+        .find(|l| l.contains("postal address is missing from the text part"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(hint.contains("{{ publication.postal_address }}"), "{hint}");
+    // What it names renders the configured address.
+    p.write(
+        "templates/digest.txt.tera",
+        "{{ publication.postal_address }}\n{{ unsubscribe_url }}\n",
+    );
+    let out = run_today(&p, &["check"]).stdout();
+    assert!(!out.contains("postal address is missing"), "{out}");
+}
