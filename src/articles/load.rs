@@ -208,6 +208,18 @@ fn article(
     let url = draft
         .url
         .unwrap_or_else(|| format!("{base_url}/{}", url_path(&rel)));
+    let body_html = match &draft.markdown {
+        None => draft.body_html,
+        Some(body) => {
+            let rendered = super::markdown::render(body, Some(&url));
+            for (line, target) in &rendered.unresolved {
+                warnings.push(format!(
+                    "`{shown}` line {line}: the link target `{target}` cannot be resolved against the article's URL {url}; write it as a full URL (https://…)"
+                ));
+            }
+            rendered.html
+        }
+    };
     let word_count = super::text::word_count(&draft.paragraphs);
     let lead = draft.paragraphs.first().cloned().unwrap_or_default();
     Article {
@@ -222,7 +234,7 @@ fn article(
         summary: draft.summary,
         lead,
         paragraphs: draft.paragraphs,
-        body_html: draft.body_html,
+        body_html,
         read_count: draft.read_count,
         word_count,
     }

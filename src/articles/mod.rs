@@ -86,6 +86,9 @@ pub(crate) struct Draft {
     pub read_count: Option<u64>,
     /// Problems worth telling the editor about (without the file name; the loader adds it).
     pub warnings: Vec<String>,
+    /// A Markdown body with relative link targets, rendered again once the article's URL
+    /// is known (they resolve against it).
+    pub markdown: Option<markdown::MarkdownBody>,
 }
 
 /// The verdict of a parser on one file's text.

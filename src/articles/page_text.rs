@@ -80,6 +80,7 @@ pub(crate) fn parse(text: &str) -> Result<Draft, String> {
         body_html,
         read_count,
         warnings,
+        markdown: None,
     })
 }
 

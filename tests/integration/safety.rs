@@ -335,3 +335,74 @@ fn the_postal_address_hint_names_a_variable_that_exists() {
     let out = run_today(&p, &["check"]).stdout();
     assert!(!out.contains("postal address is missing"), "{out}");
 }
+
+#[test]
+fn relative_markdown_links_and_images_resolve_against_the_articles_url() {
+    let p = project_with(&[]);
+    p.write(
+        "articles/2002/summary-carrier.md",
+        "---\ntitle: \"Summary Carrier\"\nauthor: Test Author\ndate: 2026-03-03\nissue: 2026-03-04\n\
+         section: Field Reports\n---\n\n\
+         See [the earlier piece](earlier-piece) and [the index](/archive#2002).\n\n\
+         ![Chart](images/chart.png)\n\n\
+         A [broken one](<//[oops>) and [a full one](https://example.org/x).\n",
+    );
+    p.write(
+        "articles/elsewhere.md",
+        "---\ntitle: \"Elsewhere\"\nauthor: Test Author\ndate: 2026-03-03\nissue: 2026-03-04\n\
+         url: https://other.example.net/notes/piece.html\nsection: Field Reports\n---\n\n\
+         Compare [the budget](budget.html).\n",
+    );
+    let issues = run_today(&p, &["issues", "--json"]);
+    issues.success();
+    let json: serde_json::Value = serde_json::from_str(&issues.stdout()).unwrap();
+    let body = |file: &str| -> String {
+        json[0]["articles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["file"] == file)
+            .unwrap_or_else(|| panic!("{file} missing"))["body_html"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let carrier = body("2002/summary-carrier.md");
+    assert!(
+        carrier.contains("href=\"https://analyst.example.org/2002/earlier-piece\""),
+        "{carrier}"
+    );
+    assert!(
+        carrier.contains("href=\"https://analyst.example.org/archive#2002\""),
+        "{carrier}"
+    );
+    assert!(
+        carrier.contains("src=\"https://analyst.example.org/2002/images/chart.png\""),
+        "{carrier}"
+    );
+    assert!(
+        carrier.contains("href=\"https://example.org/x\""),
+        "{carrier}"
+    );
+    assert!(body("elsewhere.md").contains("href=\"https://other.example.net/notes/budget.html\""));
+    // The one that cannot be resolved: a warning naming the file and line.
+    let warn = issues.stderr();
+    assert!(
+        warn.lines()
+            .any(|l| l.contains("summary-carrier.md` line 13") && l.contains("`//[oops`")),
+        "{warn}"
+    );
+    assert_eq!(warn.matches("cannot be resolved").count(), 1, "{warn}");
+
+    // And the links survive into the sent message.
+    p.write(
+        "config.toml",
+        crate::support::BASE_CONFIG.to_string() + "[digest]\nbody = \"full\"\n",
+    );
+    run_today(&p, &["send", "--dry-run"]).success();
+    let html = std::fs::read_to_string(p.path().join("outbox/2026-03-04/digest.html")).unwrap();
+    assert!(
+        html.contains("href=\"https://analyst.example.org/2002/earlier-piece\""),
+        "{html}"
+    );
+}
