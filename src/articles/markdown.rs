@@ -313,7 +313,7 @@ fn build(
         read_count: None,
         warnings,
         // Relative link targets wait for the article's URL (see `render`).
-        markdown: rendered.has_relative.then_some(body),
+        markdown: rendered.has_relative.then(|| Box::new(body)),
     }))
 }
 

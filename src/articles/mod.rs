@@ -88,7 +88,7 @@ pub(crate) struct Draft {
     pub warnings: Vec<String>,
     /// A Markdown body with relative link targets, rendered again once the article's URL
     /// is known (they resolve against it).
-    pub markdown: Option<markdown::MarkdownBody>,
+    pub markdown: Option<Box<markdown::MarkdownBody>>,
 }
 
 /// The verdict of a parser on one file's text.
