@@ -19,4 +19,4 @@ pub use hex::hex;
 pub use html::{escape_html, escape_html_into};
 pub use issue_date::{IssueDate, IssueDateError};
 pub use plural::{plural, plural_with, thousands};
-pub use suggest::edit_distance;
+pub use suggest::{closest, edit_distance};

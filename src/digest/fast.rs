@@ -20,8 +20,9 @@ use tera::Tera;
 
 use std::sync::Arc;
 
+use super::contract::Chain;
 use super::contract::{Escape, Field, Part, Segment, MARK_END, MARK_START};
-use super::personal::{Chain, CHAIN_SEP, FILTER};
+use super::personal::{CHAIN_SEP, FILTER};
 
 /// The marker standing for a field.
 pub fn marker(field: &Field) -> String {

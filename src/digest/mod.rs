@@ -56,6 +56,8 @@ struct Engine {
     fallback: Option<String>,
     /// The final pass's report on the HTML part (of the marker render).
     report: HtmlReport,
+    /// Template files of the editor's folder that no template renders, includes or extends.
+    unused: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -240,7 +242,7 @@ fn marker_subscriber(attrs: &[String]) -> Value {
 }
 
 /// The marker render split into (subject, html, text) parts; `Err` says why it cannot be.
-fn split_parts(marked: &Rendered, chains: &[personal::Chain]) -> Result<[Part; 3], String> {
+fn split_parts(marked: &Rendered, chains: &[contract::Chain]) -> Result<[Part; 3], String> {
     Ok([
         fast::split(&marked.subject, Escape::None, chains)?,
         fast::split(&marked.html, Escape::Html, chains)?,
@@ -311,7 +313,15 @@ impl Digest {
             default_preheader,
             fallback: None,
             report: HtmlReport::default(),
+            unused: Vec::new(),
         };
+        engine.unused = engine
+            .set
+            .sources
+            .iter()
+            .filter(|(n, s)| s.user && n.ends_with(".tera") && !analysis.visited.contains(n))
+            .map(|(n, _)| n.clone())
+            .collect();
         let (marked, report) = engine.render(
             &marker_subscriber(&engine.attrs),
             &fast::marker(&Field::UnsubscribeUrl),
@@ -386,6 +396,31 @@ impl Digest {
         &self.engine.attrs
     }
 
+    /// Template files of the templates folder that nothing uses (a misnamed override such
+    /// as `digst.txt.tera`): (the file as shown, the closest template name in use).
+    pub(crate) fn unused_templates(&self) -> Vec<(String, Option<String>)> {
+        let set = &self.engine.set;
+        let used: Vec<&str> = templates::BUILTIN
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(
+                set.sources
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| !self.engine.unused.iter().any(|u| u == n)),
+            )
+            .filter(|n| n.ends_with(".tera"))
+            .collect();
+        self.engine
+            .unused
+            .iter()
+            .map(|n| {
+                let hint = crate::base::closest(n, used.iter().copied()).map(str::to_string);
+                (set.display(n), hint)
+            })
+            .collect()
+    }
+
     /// Template files from the templates folder that differ from the built-in defaults.
     pub(crate) fn customised_templates(&self) -> Vec<String> {
         self.engine
@@ -395,6 +430,7 @@ impl Digest {
             .filter(|(n, s)| {
                 s.user
                     && n.ends_with(".tera")
+                    && !self.engine.unused.contains(n)
                     && !templates::BUILTIN.iter().any(|(bn, bt)| {
                         bn == n && bt.replace("\r\n", "\n") == s.text.replace("\r\n", "\n")
                     })

@@ -22,93 +22,13 @@ use std::sync::Arc;
 use tera::ast::{Block, Expr, ExprVal, FunctionCall, Node};
 use tera::{Tera, Value};
 
-use super::contract::{MARK_END, MARK_START};
+use super::contract::{Chain, Op, MARK_END, MARK_START};
 
 /// The name of the filter the rewritten prints call.
 pub(crate) const FILTER: &str = "__fortnight_personal";
 
 /// What separates a field's name from its chain number in a tagged marker.
 pub(crate) const CHAIN_SEP: char = '#';
-
-/// One filter of a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// `default(value=…)`: the value when the field is empty.
-    Default(String),
-    Upper,
-    Lower,
-    Title,
-    Capitalize,
-    Trim,
-    /// `truncate(length=255, end="…")`, counted in characters.
-    Truncate {
-        length: usize,
-        end: String,
-    },
-    Replace {
-        from: String,
-        to: String,
-    },
-}
-
-/// The filters of one print, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Chain {
-    pub ops: Vec<Op>,
-}
-
-impl Chain {
-    /// The chain applied to one value.
-    pub fn apply(&self, value: &str) -> String {
-        let mut v = value.to_string();
-        for op in &self.ops {
-            v = match op {
-                Op::Default(d) if v.is_empty() => d.clone(),
-                Op::Default(_) => v,
-                Op::Upper => v.to_uppercase(),
-                Op::Lower => v.to_lowercase(),
-                Op::Title => title(&v),
-                Op::Capitalize => {
-                    let mut chars = v.chars();
-                    match chars.next() {
-                        None => String::new(),
-                        Some(f) => {
-                            f.to_uppercase().collect::<String>() + &chars.as_str().to_lowercase()
-                        }
-                    }
-                }
-                Op::Trim => v.trim().to_string(),
-                Op::Truncate { length, end } => match v.char_indices().nth(*length) {
-                    None => v,
-                    Some((i, _)) => format!("{}{end}", &v[..i]),
-                },
-                Op::Replace { from, to } if !from.is_empty() => v.replace(from.as_str(), to),
-                Op::Replace { .. } => v,
-            };
-        }
-        v
-    }
-}
-
-/// Tera's `title`: each word's first letter upper case, the rest lower case (a word is a
-/// run of letters, digits, `_` and `'`).
-fn title(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut at_start = true;
-    for c in s.chars() {
-        let word = c.is_alphanumeric() || c == '_' || c == '\'';
-        if !word {
-            at_start = true;
-            out.push(c);
-        } else if at_start && c != '\'' {
-            out.extend(c.to_uppercase());
-            at_start = false;
-        } else {
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
-}
 
 /// A literal string argument.
 fn literal(args: &HashMap<String, Expr>, key: &str) -> Option<String> {

@@ -69,7 +69,7 @@ pub struct TemplateSet {
     pub tera: Tera,
     pub sources: BTreeMap<String, Source>,
     /// The filter chains on subscriber fields computed per copy (`super::personal`).
-    pub chains: std::sync::Arc<Vec<super::personal::Chain>>,
+    pub chains: std::sync::Arc<Vec<super::contract::Chain>>,
 }
 
 impl fmt::Debug for TemplateSet {
@@ -163,6 +163,15 @@ fn builtin_sources() -> BTreeMap<String, Source> {
 fn add_folder(config: &Config, sources: &mut BTreeMap<String, Source>) -> Result<()> {
     let folder = config.templates_dir();
     if !folder.is_dir() {
+        if config.digest.templates_dir_set {
+            anyhow::bail!(
+                "the templates folder `{}` (`[digest] templates_dir` in {}) does not exist: create it \
+                 (`fortnight init DIR` writes one with the default templates to copy from), or remove \
+                 the key to use the built-in templates",
+                folder.display(),
+                config.path.display()
+            );
+        }
         return Ok(());
     }
     let mut files = Vec::new();

@@ -31,8 +31,12 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// Adds a finding; one already reported is not repeated.
     fn push(&mut self, level: Severity, msg: impl Into<String>) {
-        self.lines.push((level, msg.into()));
+        let line = (level, msg.into());
+        if !self.lines.contains(&line) {
+            self.lines.push(line);
+        }
     }
 
     fn count(&self, level: Severity) -> usize {
@@ -117,6 +121,15 @@ pub(crate) fn check_report(
 ) -> CheckReport {
     let mut r = CheckReport::default();
     r.push(Severity::Ok, format!("{} is valid", config.path.display()));
+    if config.smtp.is_none() {
+        r.push(
+            Severity::Warning,
+            format!(
+                "{} has no [smtp] section: ready to preview, not to send (add [smtp] with the relay's host and port)",
+                config.path.display()
+            ),
+        );
+    }
     let issue = issue_to_render(&mut r, issue);
     list_lines(&mut r, config, &list);
     let Some(digest) = templates(&mut r, config, &issue, now) else {
@@ -232,6 +245,17 @@ fn templates(
             )
         },
     );
+    for (file, hint) in digest.unused_templates() {
+        let hint = hint
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default();
+        r.push(
+            Severity::Warning,
+            format!(
+                "templates: `{file}` is not used: no template has that name or includes it{hint}"
+            ),
+        );
+    }
     match digest.path() {
         RenderPath::Fast => r.push(
             Severity::Ok,

@@ -406,3 +406,99 @@ fn relative_markdown_links_and_images_resolve_against_the_articles_url() {
         "{html}"
     );
 }
+
+#[test]
+fn a_repeated_lead_on_the_next_line_is_kept_once() {
+    let p = project_with(&[]);
+    p.write(
+        "articles/pipeline.txt",
+        "Georgia Weighs the Cost of Guarding the Pipeline Corridor\n\n\
+         Wednesday, 4 March 2026\n\n\
+         Published in Field Reports\n\n\
+         By Nino Kharadze (3/4/2026 issue of the CACI Analyst)\n\n\
+         BACKGROUND: The construction of the Baku-Tbilisi-Ceyhan pipeline has begun in earnest.\n\
+         BACKGROUND: The construction of the Baku-Tbilisi-Ceyhan pipeline has begun in earnest. The survey is done.\n\n\
+         A second paragraph.\n\n\
+         Read 12 times\n",
+    );
+    let issues = run_today(&p, &["issues", "--json"]);
+    issues.success();
+    let json: serde_json::Value = serde_json::from_str(&issues.stdout()).unwrap();
+    let a = json[0]["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["file"] == "pipeline.txt")
+        .unwrap();
+    assert_eq!(
+        a["lead"],
+        "BACKGROUND: The construction of the Baku-Tbilisi-Ceyhan pipeline has begun in earnest. The survey is done."
+    );
+    assert_eq!(a["paragraphs"].as_array().unwrap().len(), 2, "{a}");
+}
+
+#[test]
+fn check_warns_about_no_smtp_a_misnamed_override_and_a_misspelt_section() {
+    let p = project_with(&[(
+        "newz.md",
+        article("Misfiled", "2026-03-03", Some("2026-03-04"))
+            .replace("Field Reports", "Feild Reports"),
+    )]);
+    p.write("templates/digst.txt.tera", "{{ unsubscribe_url }}\n");
+    let run = run_today(&p, &["check"]);
+    run.success();
+    let out = run.stdout();
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
+    let has = |needle: &[&str]| {
+        warnings
+            .iter()
+            .any(|w| needle.iter().all(|n| w.contains(n)))
+    };
+    assert!(
+        has(&["no [smtp] section", "ready to preview, not to send"]),
+        "{out}"
+    );
+    assert!(
+        has(&[
+            "digst.txt.tera` is not used",
+            "did you mean `digest.txt.tera`?"
+        ]),
+        "{out}"
+    );
+    assert!(
+        !out.contains("(customised)"),
+        "a misnamed file is not a customisation: {out}"
+    );
+    assert!(
+        has(&[
+            "newz.md",
+            "`Feild Reports` is not in [publication] sections",
+            "did you mean `Field Reports`?"
+        ]),
+        "{out}"
+    );
+    // Each finding once.
+    for w in &warnings {
+        assert_eq!(out.matches(w).count(), 1, "{w} printed twice:\n{out}");
+    }
+}
+
+#[test]
+fn a_configured_templates_folder_that_does_not_exist_is_an_error() {
+    let mut p = project_with(&[]);
+    p.config_append("[digest]\ntemplates_dir = \"my-templates\"\n");
+    let run = run_today(&p, &["check"]);
+    run.code_is(2);
+    assert!(
+        run.stdout()
+            .lines()
+            .any(|l| l.starts_with("error: templates:")
+                && l.contains("my-templates")
+                && l.contains("does not exist")),
+        "{}",
+        run.stdout()
+    );
+    let send = run_today(&p, &["send", "--dry-run"]);
+    send.code_is(2);
+    assert!(send.stderr().contains("my-templates"), "{}", send.stderr());
+}
