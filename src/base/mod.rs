@@ -11,6 +11,7 @@ mod hex;
 mod html;
 mod issue_date;
 mod plural;
+mod shown;
 pub mod signal;
 mod suggest;
 
@@ -19,4 +20,5 @@ pub use hex::hex;
 pub use html::{escape_html, escape_html_into};
 pub use issue_date::{IssueDate, IssueDateError};
 pub use plural::{plural, plural_with, thousands};
+pub use shown::shown;
 pub use suggest::{closest, edit_distance};

@@ -434,7 +434,7 @@ fn check_row<'r>(
     let email = match normalize_address(email_cell) {
         Ok(e) => e,
         Err(e) => {
-            problems.add(line, format!("`{}`: {e}", email_cell.escape_debug()));
+            problems.add(line, format!("`{}`: {e}", crate::base::shown(email_cell)));
             return None;
         }
     };
@@ -444,7 +444,7 @@ fn check_row<'r>(
             line,
             format!(
                 "status `{}` is not one of subscribed, unsubscribed, bounced, complained",
-                trim_cell(status_cell).escape_debug()
+                crate::base::shown(trim_cell(status_cell))
             ),
         );
         return None;

@@ -369,7 +369,7 @@ pub(crate) fn parse_addresses(raw: &[String]) -> Result<Vec<SubscriberEmail>> {
     for a in raw {
         match SubscriberEmail::parse(email::trim_cell(a)) {
             Ok(e) => ok.push(e),
-            Err(e) => bad.push(format!("`{}`: {e}", a.escape_debug())),
+            Err(e) => bad.push(format!("`{}`: {e}", crate::base::shown(a))),
         }
     }
     if !bad.is_empty() {

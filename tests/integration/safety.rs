@@ -502,3 +502,64 @@ fn a_configured_templates_folder_that_does_not_exist_is_an_error() {
     send.code_is(2);
     assert!(send.stderr().contains("my-templates"), "{}", send.stderr());
 }
+
+#[test]
+fn imports_keep_valid_addresses_name_every_change_once_and_normalise_since() {
+    let p = project_with(&[]);
+    p.write(
+        "subscribers.csv",
+        "email,name,status,since,source,tags\n\
+         stays@readers-mail.org,Stays,subscribed,2024-01-01,test,\n\
+         left.us@readers-mail.org,,unsubscribed,2024-01-01,test,\n",
+    );
+    p.write(
+        "buttondown.csv",
+        "id,email,notes,metadata,tags,referrer_url,creation_date,subscriber_type,unsubscription_date\n\
+         1,bd.reader@readers-mail.org,,{'name': 'BD Reader'},,,2023-05-06,regular,\n\
+         2,stays@readers-mail.org,,,,,2023-01-01,unsubscribed,2024-02-02\n\
+         3,left.us@readers-mail.org,,,,,2023-01-01,regular,\n\
+         4,left.us@readers-mail.org,,,,,2023-01-01,regular,\n",
+    );
+    p.write(
+        "mailchimp.csv",
+        "Email Address,First Name,Last Name,OPTIN_TIME,NOTES,TAGS\n\
+         mc@readers-mail.org,Q,R,2021-03-02 10:11:12,met in Baku,\"\"\"Board\"\"\"\n\
+         \"quoted\"\"local\"\"@readers-mail.org\",,,,,\n",
+    );
+    let run = run_today(
+        &p,
+        &["subscribers", "import", "buttondown.csv", "mailchimp.csv"],
+    );
+    let out = run.stdout();
+    run.code_is(1);
+    // An invalid address is printed as written.
+    assert!(
+        out.contains("`quoted\"local\"@readers-mail.org`: quoted local parts"),
+        "{out}"
+    );
+    // The unreadable metadata cell costs the cell, not the reader.
+    assert!(
+        out.contains("`bd.reader@readers-mail.org`: the `metadata` cell is not valid JSON"),
+        "{out}"
+    );
+    let list = p.read("subscribers.csv");
+    assert!(
+        list.contains("bd.reader@readers-mail.org,,subscribed,2023-05-06T00:00:00Z,"),
+        "{list}"
+    );
+    // The address that left is named (and counted) as changed.
+    assert!(out.contains("updated:     1\n"), "{out}");
+    assert!(
+        out.contains("`stays@readers-mail.org`: subscribed → unsubscribed"),
+        "{out}"
+    );
+    // left.us is named once, under one heading.
+    assert_eq!(out.matches("left.us@readers-mail.org").count(), 1, "{out}");
+    // Mailchimp: NOTES and tags kept, since in RFC 3339, the address as written.
+    assert!(
+        list.contains("mc@readers-mail.org,Q R,subscribed,2021-03-02T10:11:12Z,import:mailchimp,Board,met in Baku"),
+        "{list}"
+    );
+    assert!(list.lines().next().unwrap().ends_with(",notes"), "{list}");
+    assert!(!out.contains("\\\""), "no Rust escapes in: {out}");
+}
