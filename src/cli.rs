@@ -61,7 +61,7 @@ pub struct IssuesArgs {
 
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
-    /// The issue date (YYYY-MM-DD); default: the newest issue.
+    /// The issue date (YYYY-MM-DD); default: the newest issue dated on or before today.
     #[arg(long, value_name = "DATE")]
     pub issue: Option<IssueDate>,
     /// Where to write digest.html, digest.txt and sample.eml.
@@ -71,7 +71,7 @@ pub struct PreviewArgs {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The issue date (YYYY-MM-DD); default: the newest issue.
+    /// The issue date (YYYY-MM-DD); default: the newest issue dated on or before today.
     #[arg(long, value_name = "DATE")]
     pub issue: Option<IssueDate>,
     /// Build every message and write it to files instead of sending; opens no socket.

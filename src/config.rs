@@ -102,6 +102,9 @@ pub enum BodyMode {
 pub struct DigestConfig {
     #[serde(default = "default_templates_dir")]
     pub templates_dir: PathBuf,
+    /// Whether the config file sets `templates_dir` (then the folder must exist).
+    #[serde(skip)]
+    pub templates_dir_set: bool,
     /// Tera template for the Subject line.
     #[serde(default = "default_subject")]
     pub subject: String,
@@ -119,6 +122,7 @@ impl Default for DigestConfig {
     fn default() -> Self {
         DigestConfig {
             templates_dir: default_templates_dir(),
+            templates_dir_set: false,
             subject: default_subject(),
             preheader: None,
             body: BodyMode::default(),
@@ -516,6 +520,10 @@ impl Config {
         let mut config: Config = toml::from_str(text)
             .with_context(|| format!("invalid config file `{}`", path.display()))?;
         config.path = path.to_path_buf();
+        config.digest.templates_dir_set = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("digest")?.get("templates_dir").cloned())
+            .is_some();
         config.base_dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

@@ -64,6 +64,7 @@ pub(crate) fn load(
     let mut by_issue: BTreeMap<IssueDate, Vec<Article>> = BTreeMap::new();
     for (rel, draft) in drafts {
         let article = article(dir, rel, draft, &grid, base_url, &mut warnings);
+        section_warning(dir, &article, &publication.sections, &mut warnings);
         by_issue.entry(article.issue).or_default().push(article);
     }
     let issues = by_issue
@@ -209,6 +210,18 @@ fn article(
     let url = draft
         .url
         .unwrap_or_else(|| format!("{base_url}/{}", url_path(&rel)));
+    let body_html = match &draft.markdown {
+        None => draft.body_html,
+        Some(body) => {
+            let rendered = super::markdown::render(body, Some(&url));
+            for (line, target) in &rendered.unresolved {
+                warnings.push(format!(
+                    "`{shown}` line {line}: the link target `{target}` cannot be resolved against the article's URL {url}; write it as a full URL (https://…)"
+                ));
+            }
+            rendered.html
+        }
+    };
     let word_count = super::text::word_count(&draft.paragraphs);
     let lead = draft.paragraphs.first().cloned().unwrap_or_default();
     Article {
@@ -223,10 +236,34 @@ fn article(
         summary: draft.summary,
         lead,
         paragraphs: draft.paragraphs,
-        body_html: draft.body_html,
+        body_html,
         read_count: draft.read_count,
         word_count,
     }
+}
+
+/// A warning when `sections` is configured and the article's section is not one of them
+/// (a misspelt section silently makes a new one), with the closest configured name.
+fn section_warning(dir: &Path, a: &Article, sections: &[String], warnings: &mut Vec<String>) {
+    let Some(section) = a
+        .section
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return;
+    };
+    if sections.is_empty() || sections.iter().any(|s| s.trim() == section) {
+        return;
+    }
+    let hint = crate::base::closest(section, sections.iter().map(|s| s.trim()))
+        .map(|s| format!("did you mean `{s}`? "))
+        .unwrap_or_default();
+    warnings.push(format!(
+        "`{}`: its section `{section}` is not in [publication] sections ({}); {hint}it is shown as a section of its own, after the configured ones",
+        dir.join(&a.file).display(),
+        sections.join(", ")
+    ));
 }
 
 /// The configured grid, else the one inferred from explicit issue dates, else one anchored

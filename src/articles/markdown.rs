@@ -89,13 +89,14 @@ pub(crate) fn parse(text: &str) -> Parsed {
             syntax,
             front,
             body,
-        } => (syntax, front, body),
+            body_line,
+        } => (syntax, front, MarkdownBody { text: body, first_line: body_line }),
     };
     let map = match read_map(syntax, &front) {
         Ok(m) => m,
         Err(e) => return Parsed::Invalid(e),
     };
-    match build(syntax, map, &body) {
+    match build(syntax, map, body) {
         Ok(parsed) => parsed,
         Err(e) => Parsed::Invalid(e),
     }
@@ -108,6 +109,8 @@ enum Split {
         syntax: Syntax,
         front: String,
         body: String,
+        /// The line of the file the body starts on (1-based).
+        body_line: usize,
     },
 }
 
@@ -124,6 +127,7 @@ fn split(text: &str) -> Split {
             let body: Vec<&str> = lines.collect();
             return Split::Found {
                 syntax,
+                body_line: front.len() + 3,
                 front: front.join("\n"),
                 body: body.join("\n"),
             };
@@ -344,7 +348,11 @@ fn parse_front_matter_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
 }
 
-fn build(syntax: Syntax, map: BTreeMap<String, Value>, body: &str) -> Result<Parsed, String> {
+fn build(
+    syntax: Syntax,
+    map: BTreeMap<String, Value>,
+    body: MarkdownBody,
+) -> Result<Parsed, String> {
     if is_draft(&map)? {
         return Ok(Parsed::NotArticle(
             "a draft (`draft` is true in its front matter)".to_string(),
@@ -364,7 +372,7 @@ fn build(syntax: Syntax, map: BTreeMap<String, Value>, body: &str) -> Result<Par
     let url = url_field(syntax, &map)?;
     let summary = text_field(syntax, &map, "summary")?;
 
-    let rendered = render(body);
+    let rendered = render(&body, None);
     if rendered.dropped_html {
         warnings
             .push("raw HTML in the Markdown body was dropped (write Markdown instead)".to_string());
@@ -386,6 +394,8 @@ fn build(syntax: Syntax, map: BTreeMap<String, Value>, body: &str) -> Result<Par
         body_html: rendered.html,
         read_count: None,
         warnings,
+        // Relative link targets wait for the article's URL (see `render`).
+        markdown: rendered.has_relative.then(|| Box::new(body)),
     }))
 }
 
@@ -477,22 +487,72 @@ fn names_of(syntax: Syntax, key: &str, v: &Value) -> Result<Vec<String>, String>
     }
 }
 
+/// A Markdown body and where it starts in its file.
+#[derive(Debug, Clone)]
+pub(crate) struct MarkdownBody {
+    pub text: String,
+    /// The file's line the body starts on (1-based), for warnings.
+    pub first_line: usize,
+}
+
 pub(crate) struct Rendered {
     pub html: String,
     pub paragraphs: Vec<String>,
     pub dropped_html: bool,
+    /// Some link or image target is relative (`earlier-piece`, `images/chart.png`).
+    pub has_relative: bool,
+    /// Relative targets that could not be resolved against the base URL: (line, target).
+    pub unresolved: Vec<(usize, String)>,
+}
+
+/// Whether a link target has a scheme (`https:`, `mailto:`, `javascript:`); `key` is folded.
+fn has_scheme(key: &str) -> bool {
+    let scheme_end =
+        key.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')));
+    scheme_end.is_some_and(|i| i > 0 && key[i..].starts_with(':'))
+}
+
+/// Whether a link target is relative (`earlier-piece`, `/2002/x`, `#notes`, `//host/x`).
+fn is_relative(url: &str) -> bool {
+    !url.trim().is_empty() && !has_scheme(&fold_key(url))
 }
 
 /// Renders Markdown to HTML (raw HTML dropped, unsafe link schemes neutralised) and to
 /// plain-text paragraphs (one per paragraph, heading, list item, quote or code block).
-pub(crate) fn render(body: &str) -> Rendered {
+/// With `base` (the article's URL), relative link and image targets are resolved against
+/// it (RFC 3986), as a browser reading the article on the web would; the ones that cannot
+/// be are listed in `unresolved` (and left as written, which the digest's final HTML pass
+/// removes). Without `base` they are left as written (`has_relative` says there are some).
+pub(crate) fn render(body: &MarkdownBody, base: Option<&str>) -> Rendered {
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_STRIKETHROUGH
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_SMART_PUNCTUATION;
+    let text = body.text.as_str();
+    let base_url = base.map(url::Url::parse);
+    let mut has_relative = false;
+    let mut unresolved = Vec::new();
+    let mut resolve = |dest: CowStr<'_>, offset: usize| -> String {
+        if !is_relative(&dest) {
+            return safe_url(dest).to_string();
+        }
+        has_relative = true;
+        match &base_url {
+            None => dest.to_string(),
+            Some(Ok(b)) if b.join(&dest).is_ok() => {
+                b.join(&dest).map(|u| u.to_string()).unwrap_or_default()
+            }
+            Some(_) => {
+                let line = body.first_line + text[..offset].matches('\n').count();
+                unresolved.push((line, dest.to_string()));
+                dest.to_string()
+            }
+        }
+    };
     let mut dropped_html = false;
-    let events: Vec<Event> = Parser::new_ext(body, options)
-        .filter_map(|event| match event {
+    let events: Vec<Event> = Parser::new_ext(text, options)
+        .into_offset_iter()
+        .filter_map(|(event, range)| match event {
             Event::Html(_) | Event::InlineHtml(_) => {
                 dropped_html = true;
                 None
@@ -505,7 +565,7 @@ pub(crate) fn render(body: &str) -> Rendered {
                 id,
             }) => Some(Event::Start(Tag::Link {
                 link_type,
-                dest_url: safe_url(dest_url),
+                dest_url: resolve(dest_url, range.start).into(),
                 title,
                 id,
             })),
@@ -516,7 +576,7 @@ pub(crate) fn render(body: &str) -> Rendered {
                 id,
             }) => Some(Event::Start(Tag::Image {
                 link_type,
-                dest_url: safe_url(dest_url),
+                dest_url: resolve(dest_url, range.start).into(),
                 title,
                 id,
             })),
@@ -552,12 +612,14 @@ pub(crate) fn render(body: &str) -> Rendered {
     }
     flush(&mut current, &mut paragraphs);
 
-    let mut html = String::with_capacity(body.len() * 2);
+    let mut html = String::with_capacity(text.len() * 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
     Rendered {
         html: html.trim_end().to_string(),
         paragraphs,
         dropped_html,
+        has_relative,
+        unresolved,
     }
 }
 
@@ -573,10 +635,7 @@ fn flush(current: &mut String, paragraphs: &mut Vec<String>) {
 /// becomes `#`.
 fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
     let key = fold_key(&url);
-    let scheme_end =
-        key.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')));
-    let has_scheme = scheme_end.is_some_and(|i| i > 0 && key[i..].starts_with(':'));
-    if !has_scheme
+    if !has_scheme(&key)
         || key.starts_with("https:")
         || key.starts_with("http:")
         || key.starts_with("mailto:")

@@ -86,6 +86,9 @@ pub(crate) struct Draft {
     pub read_count: Option<u64>,
     /// Problems worth telling the editor about (without the file name; the loader adds it).
     pub warnings: Vec<String>,
+    /// A Markdown body with relative link targets, rendered again once the article's URL
+    /// is known (they resolve against it).
+    pub markdown: Option<Box<markdown::MarkdownBody>>,
 }
 
 /// The verdict of a parser on one file's text.
@@ -171,10 +174,38 @@ impl Catalog {
         &self.issues[0]
     }
 
-    /// The newest issue, or the one with the given date (an error listing the known dates).
-    pub(crate) fn select(&self, date: Option<IssueDate>) -> Result<&Issue> {
+    /// The issue a command takes without `--issue`: the newest one dated on or before
+    /// `today` (`None` when every issue is dated later).
+    pub fn current(&self, today: NaiveDate) -> Option<&Issue> {
+        self.issues.iter().find(|i| i.date.date() <= today)
+    }
+
+    /// The issues dated after `today`, soonest first: sent only with `--issue DATE`.
+    pub fn upcoming(&self, today: NaiveDate) -> Vec<&Issue> {
+        let mut later: Vec<&Issue> = self
+            .issues
+            .iter()
+            .filter(|i| i.date.date() > today)
+            .collect();
+        later.reverse();
+        later
+    }
+
+    /// The current issue (see [`Catalog::current`]), or the one with the given date (an
+    /// error listing the known dates).
+    pub(crate) fn select(&self, date: Option<IssueDate>, today: NaiveDate) -> Result<&Issue> {
         match date {
-            None => Ok(self.newest()),
+            None => self.current(today).ok_or_else(|| {
+                let later: Vec<String> = self
+                    .upcoming(today)
+                    .iter()
+                    .map(|i| i.date.to_string())
+                    .collect();
+                anyhow::anyhow!(
+                    "every issue in the articles folder is dated after today ({today}): {}; choose one with `--issue DATE`",
+                    later.join(", ")
+                )
+            }),
             Some(d) => self.issues.iter().find(|i| i.date == d).ok_or_else(|| {
                 let known: Vec<String> = self.issues.iter().map(|i| i.date.to_string()).collect();
                 anyhow::anyhow!(

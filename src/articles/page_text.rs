@@ -55,6 +55,15 @@ pub(crate) fn parse(text: &str) -> Result<Draft, String> {
         }
     }
 
+    // The repeat may follow on the very next line (no blank line between): compare lines.
+    if let Some(first) = body.iter().position(|l| !l.is_empty()) {
+        if body
+            .get(first + 1)
+            .is_some_and(|next| !next.is_empty() && is_repeated_lead(body[first], next))
+        {
+            body.remove(first);
+        }
+    }
     let mut paragraphs = paragraphs_of(&body);
     if paragraphs.len() >= 2 && is_repeated_lead(&paragraphs[0], &paragraphs[1]) {
         paragraphs.remove(0);
@@ -80,6 +89,7 @@ pub(crate) fn parse(text: &str) -> Result<Draft, String> {
         body_html,
         read_count,
         warnings,
+        markdown: None,
     })
 }
 

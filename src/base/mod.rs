@@ -2,7 +2,7 @@
 //! domain modules need and that depend on nothing of fortnight's own.
 //!
 //! The issue date type, the one HTML escaper, lowercase hex, owner-only file creation,
-//! one-line error chains, "did you mean" distances and the interrupt signals. Nothing here
+//! one-line error chains, counts in words (`1 article`), "did you mean" distances and the interrupt signals. Nothing here
 //! reads the config or knows about articles, subscribers or mail.
 
 mod errors;
@@ -10,6 +10,8 @@ pub mod files;
 mod hex;
 mod html;
 mod issue_date;
+mod plural;
+mod shown;
 pub mod signal;
 mod suggest;
 
@@ -17,4 +19,6 @@ pub use errors::{error_chain, escape_control, escape_terminal};
 pub use hex::hex;
 pub use html::{escape_html, escape_html_into};
 pub use issue_date::{IssueDate, IssueDateError};
-pub use suggest::edit_distance;
+pub use plural::{plural, plural_with, thousands};
+pub use shown::shown;
+pub use suggest::{closest, edit_distance};

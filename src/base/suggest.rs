@@ -16,9 +16,37 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// The candidate closest to `written` (case-insensitively), when it is close enough to be
+/// what was meant: at most a third of its length away (and at least one edit).
+pub fn closest<'a>(
+    written: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let w = written.to_lowercase();
+    let limit = (w.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&w, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::edit_distance;
+    use super::{closest, edit_distance};
+
+    #[test]
+    fn the_closest_candidate_is_suggested_only_when_close() {
+        let sections = ["News", "Field Reports", "Analytical Articles"];
+        assert_eq!(closest("Newz", sections), Some("News"));
+        assert_eq!(closest("field report", sections), Some("Field Reports"));
+        assert_eq!(closest("Opinion", sections), None);
+        assert_eq!(
+            closest("digst.txt.tera", ["digest.txt.tera", "digest.html.tera"]),
+            Some("digest.txt.tera")
+        );
+    }
 
     #[test]
     fn the_distance_counts_insertions_deletions_and_substitutions() {

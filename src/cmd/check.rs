@@ -15,7 +15,7 @@ use crate::ops::check;
 
 pub fn run(config: &Config, _args: &CheckArgs) -> Result<Exit> {
     let mut stdout = output::report();
-    let report = check::check(config, Utc::now());
+    let report = check::check(config, Utc::now(), super::today()?);
     for (severity, msg) in &report.lines {
         writeln!(stdout, "{severity}: {}", crate::base::escape_terminal(msg))?;
     }

@@ -8,12 +8,13 @@
 use std::io::Write;
 
 use anyhow::Result;
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::output;
 use super::Exit;
 use crate::articles::{join_names, Article, Catalog};
-use crate::base::IssueDate;
+use crate::base::{plural, thousands, IssueDate};
 use crate::cli::IssuesArgs;
 use crate::config::Config;
 
@@ -26,7 +27,7 @@ pub fn run(config: &Config, args: &IssuesArgs) -> Result<Exit> {
     if args.json {
         write_json(&mut stdout, &catalog)?;
     } else {
-        write_table(&mut stdout, &catalog)?;
+        write_table(&mut stdout, &catalog, super::today()?)?;
     }
     stdout.flush()?;
     Ok(Exit::Success)
@@ -102,18 +103,26 @@ fn write_json(out: &mut impl Write, catalog: &Catalog) -> Result<()> {
     Ok(())
 }
 
-fn write_table(out: &mut impl Write, catalog: &Catalog) -> Result<()> {
+/// The table: each issue with its articles; the one a send takes is marked `(current)`,
+/// those dated after `today` `(upcoming)`.
+fn write_table(out: &mut impl Write, catalog: &Catalog, today: NaiveDate) -> Result<()> {
+    let current = catalog.current(today).map(|i| i.date);
     for (n, issue) in catalog.issues.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
         }
-        let count = issue.articles.len();
+        let mark = if Some(issue.date) == current {
+            " (current)"
+        } else if issue.date.date() > today {
+            " (upcoming)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "{}{}  {count} article{}",
+            "{}{mark}  {}",
             issue.date,
-            if n == 0 { " (newest)" } else { "" },
-            if count == 1 { "" } else { "s" }
+            plural(issue.articles.len(), "article")
         )?;
         for a in &issue.articles {
             let fallback = if a.title_is_fallback {
@@ -145,44 +154,17 @@ fn write_table(out: &mut impl Write, catalog: &Catalog) -> Result<()> {
     writeln!(out)?;
     write!(
         out,
-        "{} issue{}, {articles} article{}",
-        catalog.issues.len(),
-        if catalog.issues.len() == 1 { "" } else { "s" },
-        if articles == 1 { "" } else { "s" }
+        "{}, {}",
+        plural(catalog.issues.len(), "issue"),
+        plural(articles, "article")
     )?;
     if !catalog.skipped.is_empty() {
         write!(
             out,
-            "; {} file{} skipped (see the warnings)",
-            catalog.skipped.len(),
-            if catalog.skipped.len() == 1 { "" } else { "s" }
+            "; {} skipped (see the warnings)",
+            plural(catalog.skipped.len(), "file")
         )?;
     }
     writeln!(out)?;
     Ok(())
-}
-
-/// `1204` → `1,204`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(7), "7");
-        assert_eq!(thousands(1204), "1,204");
-        assert_eq!(thousands(1234567), "1,234,567");
-    }
 }

@@ -17,6 +17,7 @@ pub mod subscribers;
 pub mod unsubscribe;
 
 use anyhow::Result;
+use chrono::NaiveDate;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
@@ -39,6 +40,20 @@ impl Exit {
             Exit::Failures => 1,
             Exit::Interrupted => 130,
         }
+    }
+}
+
+/// The variable that sets the date the commands take as today (`YYYY-MM-DD`), for tests and
+/// for rehearsing a send ahead of time; unset, it is the local date of the system clock.
+pub const ENV_TODAY: &str = "FORTNIGHT_TODAY";
+
+/// Today, as the issue selection sees it: `FORTNIGHT_TODAY` when set, else the local date.
+pub(crate) fn today() -> Result<NaiveDate> {
+    match std::env::var(ENV_TODAY) {
+        Ok(v) => NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
+            anyhow::anyhow!("{ENV_TODAY}=`{v}` is not a date; write it as YYYY-MM-DD or unset it")
+        }),
+        Err(_) => Ok(chrono::Local::now().date_naive()),
     }
 }
 

@@ -27,6 +27,7 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit> {
     let options = PreviewOptions {
         issue: args.issue,
         out: args.out.clone(),
+        today: super::today()?,
     };
     let report = preview::preview(config, &catalog, &options, Utc::now())?;
     let out = &report.output;
@@ -38,6 +39,12 @@ pub fn run(config: &Config, args: &PreviewArgs) -> Result<Exit> {
         "issue:   {} ({} articles)",
         report.issue, report.article_count
     )?;
+    for date in &report.upcoming {
+        writeln!(
+            stdout,
+            "upcoming: {date} (preview it with `--issue {date}`)"
+        )?;
+    }
     writeln!(stdout, "subject: {}", out.rendered.subject)?;
     writeln!(stdout, "sample:  {}", report.sample)?;
     writeln!(

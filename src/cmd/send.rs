@@ -26,6 +26,7 @@ use crate::send::{
 pub fn run(config: &Config, args: &SendArgs) -> Result<Exit> {
     let options = SendOptions {
         issue: args.issue,
+        today: Some(super::today()?),
         dry_run: args.dry_run,
         out: args.out.clone(),
         limit: args.limit,
@@ -64,6 +65,13 @@ enum Ending {
 
 impl Ending {
     fn of(report: &SendReport) -> Ending {
+        if report
+            .notes
+            .iter()
+            .any(|n| matches!(n, Note::NoSubscribers { .. }))
+        {
+            return Ending::Exit(Exit::Failures);
+        }
         let Some(run) = &report.run else {
             return Ending::Exit(Exit::Success);
         };
@@ -241,6 +249,13 @@ fn list_lines(list: &ListSummary) -> Vec<String> {
 /// A note as the person running the send reads it (text and `--json`).
 fn note_text(note: &Note) -> String {
     match note {
+        Note::Upcoming(dates) => {
+            let dates: Vec<String> = dates.iter().map(ToString::to_string).collect();
+            format!(
+                "Upcoming (dated after today, not sent): {}; send one with `--issue DATE`.",
+                dates.join(", ")
+            )
+        }
         Note::ThrowawayKey => format!(
             "{} is not set: the unsubscribe links in these files use a throwaway key (a real send \
              refuses to start without it).",
@@ -273,6 +288,12 @@ fn note_text(note: &Note) -> String {
              ambiguous (see `fortnight status`)."
         ),
         Note::NothingToSend(issue) => format!("Nothing to send for the issue of {issue}."),
+        Note::NoSubscribers { file, rows } => format!(
+            "The subscriber list `{}` has no subscribed address ({}): nothing was sent. Check \
+             `[subscribers] file`, or import the list with `fortnight subscribers import`.",
+            file.display(),
+            crate::base::plural(*rows, "row")
+        ),
         Note::DailyCap(cap) => cap_text(cap),
         Note::ListNotUpdated(e) => format!("warning: {e}"),
         Note::Unsettled(u) => unsettled_text(u),

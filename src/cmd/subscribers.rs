@@ -46,7 +46,7 @@ fn import(config: &Config, args: &ImportArgs) -> Result<Exit> {
         encoding: encoding_of(args.encoding),
         delimiter: args.delimiter,
         resubscribe: args.resubscribe,
-        today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        today: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     let outcome = subscribers::import(&list_path, &args.files, opts, args.dry_run)?;
     let mut out = output::report();
@@ -118,7 +118,15 @@ fn write_import_report(report: &ImportReport, out: &mut dyn Write) -> std::io::R
     if report.resubscribed > 0 {
         writeln!(out, "resubscribed: {}", report.resubscribed)?;
     }
-    let sections: [(&str, &[RowNote]); 4] = [
+    if !report.cells_skipped.is_empty() {
+        writeln!(out, "cells skipped: {}", report.cells_skipped.len())?;
+    }
+    let sections: [(&str, &[RowNote]); 6] = [
+        ("changed:", &report.changed),
+        (
+            "cells skipped (the address was imported without them):",
+            &report.cells_skipped,
+        ),
         ("invalid rows (not imported):", &report.invalid),
         ("duplicates (first spelling kept):", &report.duplicates),
         ("skipped:", &report.skipped),

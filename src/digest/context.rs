@@ -47,6 +47,7 @@ pub const ARTICLE_KEYS: &[&str] = &[
     "date",
     "lead",
     "summary",
+    "teaser",
     "paragraphs",
     "body_html",
     "links",
@@ -152,6 +153,7 @@ fn article_value(config: &Config, a: &Article, index: usize) -> Value {
         "date": a.date.format("%Y-%m-%d").to_string(),
         "lead": a.lead,
         "summary": a.summary,
+        "teaser": teaser(a.summary.as_deref(), &a.lead),
         "paragraphs": a.paragraphs,
         "body_html": a.body_html,
         "links": super::html::links_in_fragment(&a.body_html),
@@ -233,6 +235,41 @@ pub fn base_context(config: &Config, issue: &Issue, now: DateTime<Utc>) -> Map<S
     m
 }
 
+/// What a card shows of an article: its front-matter summary when it has one, else its
+/// lead; a lead that ends mid-thought (a colon introducing a quote, a comma, a dash) is cut
+/// back to its last full sentence, or ends with an ellipsis when it has none.
+pub fn teaser(summary: Option<&str>, lead: &str) -> String {
+    if let Some(s) = summary.map(str::trim).filter(|s| !s.is_empty()) {
+        return s.to_string();
+    }
+    let lead = lead.trim();
+    let dangling = [':', ';', ',', '-', '–', '—'];
+    if !lead.ends_with(dangling) {
+        return lead.to_string();
+    }
+    // The end of the last full sentence: `.`, `!`, `?` or `…` (with closing quotes or
+    // brackets) followed by a blank.
+    let closers = ['"', '\'', '”', '’', '»', ')'];
+    let mut cut = None;
+    let chars: Vec<(usize, char)> = lead.char_indices().collect();
+    for (n, (_, c)) in chars.iter().enumerate() {
+        if !matches!(c, '.' | '!' | '?' | '…') {
+            continue;
+        }
+        let mut end = n + 1;
+        while chars.get(end).is_some_and(|(_, c)| closers.contains(c)) {
+            end += 1;
+        }
+        if chars.get(end).is_some_and(|(_, c)| c.is_whitespace()) {
+            cut = Some(chars.get(end).map_or(lead.len(), |(j, _)| *j));
+        }
+    }
+    match cut {
+        Some(end) => lead[..end].trim_end().to_string(),
+        None => format!("{}…", lead.trim_end_matches(dangling).trim_end()),
+    }
+}
+
 /// The default preheader: the first article's summary or lead, cut to about 20 words.
 pub fn default_preheader(base: &Map<String, Value>) -> String {
     let first = base
@@ -267,4 +304,32 @@ pub fn subscriber_value(subscriber: &Subscriber, attr_names: &[String]) -> Value
         "name": subscriber.name,
         "attrs": attrs,
     })
+}
+
+#[cfg(test)]
+mod teaser_tests {
+    use super::teaser;
+
+    #[test]
+    fn the_summary_wins_and_a_dangling_lead_is_cut_at_its_last_sentence() {
+        assert_eq!(teaser(Some(" A summary. "), "The lead."), "A summary.");
+        assert_eq!(teaser(Some("  "), "The lead."), "The lead.");
+        assert_eq!(
+            teaser(None, "Ferries run again. The minister said:"),
+            "Ferries run again."
+        );
+        assert_eq!(
+            teaser(None, "\"They are back!\" said one. He added:"),
+            "\"They are back!\" said one."
+        );
+        assert_eq!(teaser(None, "The minister said:"), "The minister said…");
+        assert_eq!(
+            teaser(None, "Version 2.5 is out, and"),
+            "Version 2.5 is out, and"
+        );
+        assert_eq!(
+            teaser(None, "Version 2.5 is out, said —"),
+            "Version 2.5 is out, said…"
+        );
+    }
 }

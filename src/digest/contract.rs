@@ -4,9 +4,13 @@
 //! A rendered issue hands over its three parts (subject, HTML, text) as [`Segment`]s when
 //! every copy can be personalised by substitution, and renders any one copy on request
 //! ([`Personalise`], implemented by [`super::Digest`]). The rules for filling a part
-//! (`fill`, [`substitute`]) and for when a value may be substituted as it is
+//! (`fill`, [`substitute`]), the filter chains a field may go through per copy ([`Chain`]:
+//! `default`, `upper`, …) and when a value may be substituted as it is
 //! (`value_is_substitutable`) live here too, so the message layer builds exactly the copy a
 //! full render would. Nothing here knows about Tera or templates.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -34,6 +38,12 @@ pub enum Field {
     Name,
     UnsubscribeUrl,
     Attr(String),
+    /// A field through the filters of chain `id` (`default`, `upper`, …), computed per copy.
+    Filtered {
+        field: Box<Field>,
+        id: usize,
+        chain: Arc<Chain>,
+    },
 }
 
 /// A piece of a rendered part: shared text, or a field to fill per subscriber.
@@ -71,6 +81,86 @@ pub trait Personalise: Send + Sync {
     fn render_for(&self, subscriber: &Subscriber, unsubscribe_url: &str) -> Result<Rendered>;
 }
 
+/// One filter of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `default(value=…)`: the value when the field is empty.
+    Default(String),
+    Upper,
+    Lower,
+    Title,
+    Capitalize,
+    Trim,
+    /// `truncate(length=255, end="…")`, counted in characters.
+    Truncate {
+        length: usize,
+        end: String,
+    },
+    Replace {
+        from: String,
+        to: String,
+    },
+}
+
+/// The filters of one print, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Chain {
+    pub ops: Vec<Op>,
+}
+
+impl Chain {
+    /// The chain applied to one value.
+    pub fn apply(&self, value: &str) -> String {
+        let mut v = value.to_string();
+        for op in &self.ops {
+            v = match op {
+                Op::Default(d) if v.is_empty() => d.clone(),
+                Op::Default(_) => v,
+                Op::Upper => v.to_uppercase(),
+                Op::Lower => v.to_lowercase(),
+                Op::Title => title(&v),
+                Op::Capitalize => {
+                    let mut chars = v.chars();
+                    match chars.next() {
+                        None => String::new(),
+                        Some(f) => {
+                            f.to_uppercase().collect::<String>() + &chars.as_str().to_lowercase()
+                        }
+                    }
+                }
+                Op::Trim => v.trim().to_string(),
+                Op::Truncate { length, end } => match v.char_indices().nth(*length) {
+                    None => v,
+                    Some((i, _)) => format!("{}{end}", &v[..i]),
+                },
+                Op::Replace { from, to } if !from.is_empty() => v.replace(from.as_str(), to),
+                Op::Replace { .. } => v,
+            };
+        }
+        v
+    }
+}
+
+/// Tera's `title`: each word's first letter upper case, the rest lower case (a word is a
+/// run of letters, digits, `_` and `'`).
+fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut at_start = true;
+    for c in s.chars() {
+        let word = c.is_alphanumeric() || c == '_' || c == '\'';
+        if !word {
+            at_start = true;
+            out.push(c);
+        } else if at_start && c != '\'' {
+            out.extend(c.to_uppercase());
+            at_start = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
 /// One line for a header: line breaks and tabs become spaces, the ends are trimmed.
 pub(crate) fn normalize_line(s: &str) -> String {
     let joined: String = s
@@ -87,13 +177,16 @@ pub(crate) fn field_value<'a>(
     field: &Field,
     subscriber: &'a Subscriber,
     unsubscribe_url: &'a str,
-) -> &'a str {
-    match field {
+) -> Cow<'a, str> {
+    Cow::Borrowed(match field {
         Field::Email => subscriber.email.as_str(),
         Field::Name => &subscriber.name,
         Field::UnsubscribeUrl => unsubscribe_url,
         Field::Attr(a) => subscriber.attrs.get(a).map_or("", String::as_str),
-    }
+        Field::Filtered { field, chain, .. } => {
+            return Cow::Owned(chain.apply(&field_value(field, subscriber, unsubscribe_url)))
+        }
+    })
 }
 
 /// Whether a value can be substituted as is: the full render would write it unchanged
@@ -114,8 +207,8 @@ pub(crate) fn fill(part: &Part, subscriber: &Subscriber, unsubscribe_url: &str, 
             Segment::Field(f) => {
                 let v = field_value(f, subscriber, unsubscribe_url);
                 match part.escape {
-                    Escape::Html => escape_html_into(v, out),
-                    Escape::None => out.push_str(v),
+                    Escape::Html => escape_html_into(&v, out),
+                    Escape::None => out.push_str(&v),
                 }
             }
         }

@@ -18,7 +18,11 @@ use std::collections::{BTreeSet, HashSet};
 use tera::ast::{Expr, ExprVal, FunctionCall, Node};
 use tera::Tera;
 
+use std::sync::Arc;
+
+use super::contract::Chain;
 use super::contract::{Escape, Field, Part, Segment, MARK_END, MARK_START};
+use super::personal::{CHAIN_SEP, FILTER};
 
 /// The marker standing for a field.
 pub fn marker(field: &Field) -> String {
@@ -27,11 +31,24 @@ pub fn marker(field: &Field) -> String {
         Field::Name => "name".to_string(),
         Field::UnsubscribeUrl => "unsubscribe_url".to_string(),
         Field::Attr(a) => format!("attr:{a}"),
+        Field::Filtered { field, id, .. } => {
+            let base = marker(field);
+            let base = &base[MARK_START.len_utf8()..base.len() - MARK_END.len_utf8()];
+            format!("{base}{CHAIN_SEP}{id}")
+        }
     };
     format!("{MARK_START}{name}{MARK_END}")
 }
 
-fn field_of(name: &str) -> Option<Field> {
+fn field_of(name: &str, chains: &[Chain]) -> Option<Field> {
+    if let Some((base, id)) = name.split_once(CHAIN_SEP) {
+        let id: usize = id.parse().ok()?;
+        return Some(Field::Filtered {
+            field: Box::new(field_of(base, &[])?),
+            id,
+            chain: Arc::new(chains.get(id)?.clone()),
+        });
+    }
     match name {
         "email" => Some(Field::Email),
         "name" => Some(Field::Name),
@@ -44,7 +61,7 @@ fn field_of(name: &str) -> Option<Field> {
 
 /// Splits a marker render into segments; `Err` when a marker was damaged (a template
 /// transformed it), with a description.
-pub fn split(rendered: &str, escape: Escape) -> Result<Part, String> {
+pub fn split(rendered: &str, escape: Escape, chains: &[Chain]) -> Result<Part, String> {
     let mut segments = Vec::new();
     let mut rest = rendered;
     while let Some(start) = rest.find(MARK_START) {
@@ -56,7 +73,7 @@ pub fn split(rendered: &str, escape: Escape) -> Result<Part, String> {
         if name.contains(MARK_START) {
             return Err("a subscriber value was cut by a template".to_string());
         }
-        let field = field_of(name).ok_or_else(|| {
+        let field = field_of(name, chains).ok_or_else(|| {
             format!("a subscriber value was changed by a template (it became `{name}`)")
         })?;
         if start > 0 {
@@ -137,7 +154,11 @@ impl Walker<'_> {
         if !self.is_personal(ident) || expr.negated {
             return false;
         }
-        if expr.filters.iter().any(|f| f.name != "default") {
+        if expr
+            .filters
+            .iter()
+            .any(|f| f.name != "default" && f.name != FILTER)
+        {
             return false;
         }
         self.analysis.uses_personal = true;
@@ -170,7 +191,11 @@ impl Walker<'_> {
         match &e.val {
             ExprVal::Ident(i) => {
                 if self.is_personal(i) {
-                    if let Some(f) = e.filters.iter().find(|f| f.name != "default") {
+                    if let Some(f) = e
+                        .filters
+                        .iter()
+                        .find(|f| f.name != "default" && f.name != FILTER)
+                    {
                         self.reason(i, &format!("goes through the filter `{}`", f.name));
                     } else {
                         self.reason(i, how);
@@ -386,7 +411,7 @@ mod tests {
             marker(&Field::UnsubscribeUrl),
             marker(&Field::Name)
         );
-        let part = split(&rendered, Escape::Html).unwrap();
+        let part = split(&rendered, Escape::Html, &[]).unwrap();
         assert_eq!(part.segments.len(), 5);
         let s = Subscriber {
             email: SubscriberEmail::parse("zoe@example.org").unwrap(),
@@ -407,8 +432,8 @@ mod tests {
 
     #[test]
     fn damaged_markers_are_detected() {
-        assert!(split("x \u{E000}NAME\u{E001}", Escape::None).is_err());
-        assert!(split("x \u{E000}na", Escape::None).is_err());
-        assert!(split("me\u{E001} x", Escape::None).is_err());
+        assert!(split("x \u{E000}NAME\u{E001}", Escape::None, &[]).is_err());
+        assert!(split("x \u{E000}na", Escape::None, &[]).is_err());
+        assert!(split("me\u{E001} x", Escape::None, &[]).is_err());
     }
 }

@@ -18,6 +18,7 @@ pub mod contract;
 pub(crate) mod fast;
 pub(crate) mod filters;
 pub(crate) mod html;
+mod personal;
 mod sample;
 pub(crate) mod templates;
 
@@ -56,6 +57,8 @@ struct Engine {
     fallback: Option<String>,
     /// The final pass's report on the HTML part (of the marker render).
     report: HtmlReport,
+    /// Template files of the editor's folder that no template renders, includes or extends.
+    unused: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -215,8 +218,8 @@ fn analyse(set: &templates::TemplateSet) -> Result<fast::Analysis> {
     let analysis = fast::analyse(&set.tera, &roots, &personal);
     for (template, kind, name) in &analysis.calls {
         let known = match *kind {
-            // `safe` is handled by Tera itself, not a registered filter.
-            "filter" => name == "safe" || set.tera.get_filter(name).is_ok(),
+            // `safe` and `default` are handled by Tera itself, not registered filters.
+            "filter" => name == "safe" || name == "default" || set.tera.get_filter(name).is_ok(),
             "test" => set.tera.get_tester(name).is_ok(),
             // `get_env` is registered only to fail; refuse it before anything renders.
             _ => name != "get_env" && set.tera.get_function(name).is_ok(),
@@ -241,11 +244,11 @@ fn marker_subscriber(attrs: &[String]) -> Value {
 }
 
 /// The marker render split into (subject, html, text) parts; `Err` says why it cannot be.
-fn split_parts(marked: &Rendered) -> Result<[Part; 3], String> {
+fn split_parts(marked: &Rendered, chains: &[contract::Chain]) -> Result<[Part; 3], String> {
     Ok([
-        fast::split(&marked.subject, Escape::None)?,
-        fast::split(&marked.html, Escape::Html)?,
-        fast::split(&marked.text, Escape::None)?,
+        fast::split(&marked.subject, Escape::None, chains)?,
+        fast::split(&marked.html, Escape::Html, chains)?,
+        fast::split(&marked.text, Escape::None, chains)?,
     ])
 }
 
@@ -312,7 +315,15 @@ impl Digest {
             default_preheader,
             fallback: None,
             report: HtmlReport::default(),
+            unused: Vec::new(),
         };
+        engine.unused = engine
+            .set
+            .sources
+            .iter()
+            .filter(|(n, s)| s.user && n.ends_with(".tera") && !analysis.visited.contains(n))
+            .map(|(n, _)| n.clone())
+            .collect();
         let (marked, report) = engine.render(
             &marker_subscriber(&engine.attrs),
             &fast::marker(&Field::UnsubscribeUrl),
@@ -320,7 +331,7 @@ impl Digest {
         engine.report = report;
 
         let mut fallback = engine.static_fallback(&analysis);
-        let parts = split_parts(&marked)
+        let parts = split_parts(&marked, &engine.set.chains)
             .map_err(|e| {
                 fallback.get_or_insert(e);
             })
@@ -341,7 +352,7 @@ impl Digest {
         };
         parts.iter().flat_map(|p| &p.segments).all(|seg| match seg {
             Segment::Lit(_) => true,
-            Segment::Field(f) => contract::value_is_substitutable(contract::field_value(
+            Segment::Field(f) => contract::value_is_substitutable(&contract::field_value(
                 f,
                 subscriber,
                 unsubscribe_url,
@@ -387,6 +398,31 @@ impl Digest {
         &self.engine.attrs
     }
 
+    /// Template files of the templates folder that nothing uses (a misnamed override such
+    /// as `digst.txt.tera`): (the file as shown, the closest template name in use).
+    pub(crate) fn unused_templates(&self) -> Vec<(String, Option<String>)> {
+        let set = &self.engine.set;
+        let used: Vec<&str> = templates::BUILTIN
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(
+                set.sources
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|n| !self.engine.unused.iter().any(|u| u == n)),
+            )
+            .filter(|n| n.ends_with(".tera"))
+            .collect();
+        self.engine
+            .unused
+            .iter()
+            .map(|n| {
+                let hint = crate::base::closest(n, used.iter().copied()).map(str::to_string);
+                (set.display(n), hint)
+            })
+            .collect()
+    }
+
     /// Template files from the templates folder that differ from the built-in defaults.
     pub(crate) fn customised_templates(&self) -> Vec<String> {
         self.engine
@@ -396,6 +432,7 @@ impl Digest {
             .filter(|(n, s)| {
                 s.user
                     && n.ends_with(".tera")
+                    && !self.engine.unused.contains(n)
                     && !templates::BUILTIN.iter().any(|(bn, bt)| {
                         bn == n && bt.replace("\r\n", "\n") == s.text.replace("\r\n", "\n")
                     })

@@ -71,6 +71,8 @@ pub struct Source {
 pub struct TemplateSet {
     pub tera: Tera,
     pub sources: BTreeMap<String, Source>,
+    /// The filter chains on subscriber fields computed per copy (`super::personal`).
+    pub chains: std::sync::Arc<Vec<super::contract::Chain>>,
 }
 
 impl fmt::Debug for TemplateSet {
@@ -164,6 +166,15 @@ fn builtin_sources() -> BTreeMap<String, Source> {
 fn add_folder(config: &Config, sources: &mut BTreeMap<String, Source>) -> Result<()> {
     let folder = config.templates_dir();
     if !folder.is_dir() {
+        if config.digest.templates_dir_set {
+            anyhow::bail!(
+                "the templates folder `{}` (`[digest] templates_dir` in {}) does not exist: create it \
+                 (`fortnight init DIR` writes one with the default templates to copy from), or remove \
+                 the key to use the built-in templates",
+                folder.display(),
+                config.path.display()
+            );
+        }
         return Ok(());
     }
     let mut files = Vec::new();
@@ -240,6 +251,7 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         let set = TemplateSet {
             tera: Tera::default(),
             sources,
+            chains: Default::default(),
         };
         return Err(set.explain(e, HTML).into());
     }
@@ -248,7 +260,12 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
         .map(|(n, s)| (n.as_str(), s.text.as_str()))
         .collect();
     super::bounds::check_graph(&tera, &texts).map_err(|e| exceeded(&sources, e))?;
-    Ok(TemplateSet { tera, sources })
+    let chains = super::personal::rewrite(&mut tera);
+    Ok(TemplateSet {
+        tera,
+        sources,
+        chains,
+    })
 }
 
 /// A limit of `bounds`, as a template error naming the file.

@@ -237,17 +237,17 @@ fn default_templates_use_the_fast_path_with_segments_for_email_and_unsubscribe_u
 }
 
 #[test]
-fn template_using_subscriber_name_upper_falls_back_to_full_rendering() {
+fn template_using_subscriber_name_wordcount_falls_back_to_full_rendering() {
     let custom = fixture_template_with(
         "<div class=\"masthead-meta\">",
-        "<p>HELLO {{ subscriber.name | upper }}</p><div class=\"masthead-meta\">",
+        "<p>HELLO {{ subscriber.name | upper }} ({{ subscriber.name | wordcount }})</p><div class=\"masthead-meta\">",
     );
     let (_dir, config) = project(&[("digest.html.tera", &custom)], "");
     let d = Digest::prepare(&config, &fixture::issue(3), fixture::now()).unwrap();
     match d.path() {
         RenderPath::Full(reason) => {
             assert!(
-                reason.contains("`subscriber.name` goes through the filter `upper`"),
+                reason.contains("`subscriber.name` goes through the filter `wordcount`"),
                 "{reason}"
             );
             assert!(reason.contains("digest.html.tera"), "{reason}");
@@ -258,7 +258,31 @@ fn template_using_subscriber_name_upper_falls_back_to_full_rendering() {
     let r = d
         .render_for(&fixture::subscriber("zoe@example.org", "Zoë Bo"), URL)
         .unwrap();
-    assert!(r.html.contains("HELLO ZOË BO"));
+    assert!(r.html.contains("HELLO ZOË BO (2)"));
+}
+
+#[test]
+fn common_filters_on_subscriber_data_stay_on_the_fast_path_and_match_a_full_render() {
+    let custom = fixture_template_with(
+        "<div class=\"masthead-meta\">",
+        "<p>HELLO {{ subscriber.name | upper }}, {{ subscriber.name | default(value=\"<reader>\") | title }}</p><div class=\"masthead-meta\">",
+    );
+    let (_dir, config) = project(&[("digest.html.tera", &custom)], "");
+    let d = Digest::prepare(&config, &fixture::issue(3), fixture::now()).unwrap();
+    assert_eq!(d.path(), RenderPath::Fast);
+    for name in ["Zoë Bo", "", "o'neil & <co>"] {
+        let s = fixture::subscriber("zoe@example.org", name);
+        let quick = d.render_for(&s, URL).unwrap();
+        assert_eq!(quick, d.render_full_for(&s, URL).unwrap(), "{name:?}");
+    }
+    let r = d
+        .render_for(&fixture::subscriber("zoe@example.org", "Zoë Bo"), URL)
+        .unwrap();
+    assert!(r.html.contains("HELLO ZOË BO, Zoë Bo"), "{}", r.html);
+    let r = d
+        .render_for(&fixture::subscriber("zoe@example.org", ""), URL)
+        .unwrap();
+    assert!(r.html.contains("HELLO , &lt;Reader&gt;"), "{}", r.html);
 }
 
 #[test]

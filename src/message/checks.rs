@@ -261,7 +261,7 @@ fn postal_address(config: &Config, sample: &Rendered, out: &mut Vec<Finding>) {
                     kind,
                     format!(
                         "the postal address is missing from the {} of the digest: show \
-                     `{{{{ sender.postal_address }}}}` in the footer of both templates",
+                     `{{{{ publication.postal_address }}}}` in the footer of both templates",
                         match (in_html, sample.text.contains(address)) {
                             (false, false) => "HTML and text parts",
                             (false, true) => "HTML part",

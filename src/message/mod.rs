@@ -520,7 +520,7 @@ impl Composer {
         let substitutable = self
             .used_fields
             .iter()
-            .all(|f| contract::value_is_substitutable(contract::field_value(f, subscriber, url)));
+            .all(|f| contract::value_is_substitutable(&contract::field_value(f, subscriber, url)));
         if let Some(b) = self.body.as_ref().filter(|_| substitutable) {
             return Ok((Cow::Borrowed(b), None));
         }

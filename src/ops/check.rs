@@ -10,10 +10,11 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::preview::{preview_keyring, unsubscribe_url_or_placeholder};
 use crate::articles::{Catalog, Issue};
+use crate::base::plural;
 use crate::config::Config;
 use crate::digest::html::digest_links_visible_to;
 use crate::digest::{Digest, RenderPath, Rendered};
@@ -30,8 +31,12 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// Adds a finding; one already reported is not repeated.
     fn push(&mut self, level: Severity, msg: impl Into<String>) {
-        self.lines.push((level, msg.into()));
+        let line = (level, msg.into());
+        if !self.lines.contains(&line) {
+            self.lines.push(line);
+        }
     }
 
     fn count(&self, level: Severity) -> usize {
@@ -50,12 +55,17 @@ impl CheckReport {
 
 /// Reads the articles and the list of `config` and checks everything a send depends on;
 /// the articles folder's warnings and skipped files end the report.
-pub fn check(config: &Config, now: DateTime<Utc>) -> CheckReport {
+/// `today` picks the issue a send would take (the newest dated on or before it).
+pub fn check(config: &Config, now: DateTime<Utc>, today: NaiveDate) -> CheckReport {
     let catalog = Catalog::load(config).map_err(|e| format!("{e:#}"));
     let list = SubscriberList::load(&config.subscribers_file()).map_err(|e| format!("{e:#}"));
-    let newest = catalog.as_ref().map(Catalog::newest).map_err(Clone::clone);
-    let mut report = check_report(config, newest, list.as_ref().map_err(Clone::clone), now);
+    let current = catalog
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|c| c.select(None, today).map_err(|e| format!("{e:#}")));
+    let mut report = check_report(config, current, list.as_ref().map_err(Clone::clone), now);
     if let Ok(c) = &catalog {
+        upcoming_lines(&mut report, config, c, today);
         for w in &c.warnings {
             report.push(Severity::Warning, format!("articles: {w}"));
         }
@@ -69,7 +79,40 @@ pub fn check(config: &Config, now: DateTime<Utc>) -> CheckReport {
     report
 }
 
-/// Runs the checks on a config, the newest issue (or why there is none) and the list.
+/// The issues dated after `today`: a note each (sent only with `--issue`), and a warning
+/// naming the articles when one is more than one cadence away (likely a mistyped date).
+fn upcoming_lines(r: &mut CheckReport, config: &Config, catalog: &Catalog, today: NaiveDate) {
+    let cadence = i64::from(config.publication.cadence_days.max(1));
+    for issue in catalog.upcoming(today) {
+        let days = (issue.date.date() - today).num_days();
+        r.push(
+            Severity::Note,
+            format!(
+                "articles: upcoming issue {} ({}), sent only with `--issue {}`",
+                issue.date,
+                plural(issue.articles.len(), "article"),
+                issue.date
+            ),
+        );
+        if days > cadence {
+            let files: Vec<String> = issue
+                .articles
+                .iter()
+                .map(|a| config.articles_dir().join(&a.file).display().to_string())
+                .collect();
+            r.push(
+                Severity::Warning,
+                format!(
+                    "articles: the issue of {} is {days} days away, more than one cadence ({cadence} days); is the date of {} a typo?",
+                    issue.date,
+                    files.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Runs the checks on a config, the current issue (or why there is none) and the list.
 pub(crate) fn check_report(
     config: &Config,
     issue: Result<&Issue, String>,
@@ -80,6 +123,15 @@ pub(crate) fn check_report(
     r.push(Severity::Ok, format!("{} is valid", config.path.display()));
     if let Some(w) = config.serve.proxy_warning(&config.serve.listen) {
         r.push(Severity::Warning, w);
+    }
+    if config.smtp.is_none() {
+        r.push(
+            Severity::Warning,
+            format!(
+                "{} has no [smtp] section: ready to preview, not to send (add [smtp] with the relay's host and port)",
+                config.path.display()
+            ),
+        );
     }
     let issue = issue_to_render(&mut r, issue);
     list_lines(&mut r, config, &list);
@@ -108,16 +160,16 @@ pub(crate) fn check_report(
     r
 }
 
-/// The newest issue, or the built-in sample issue (and why) when there is none.
+/// The current issue, or the built-in sample issue (and why) when there is none.
 fn issue_to_render<'a>(r: &mut CheckReport, issue: Result<&'a Issue, String>) -> Cow<'a, Issue> {
     match issue {
         Ok(i) => {
             r.push(
                 Severity::Ok,
                 format!(
-                    "articles: the newest issue is {} with {} articles",
+                    "articles: the current issue is {} with {}",
                     i.date,
-                    i.articles.len()
+                    plural(i.articles.len(), "article")
                 ),
             );
             Cow::Borrowed(i)
@@ -142,13 +194,20 @@ fn list_lines(r: &mut CheckReport, config: &Config, list: &Result<&SubscriberLis
                 .iter()
                 .filter(|s| s.status == Status::Subscribed)
                 .count();
+            let (level, end) = if subscribed == 0 {
+                (
+                    Severity::Warning,
+                    ": a send would send nothing (and exit 1)",
+                )
+            } else {
+                (Severity::Ok, "")
+            };
             r.push(
-                Severity::Ok,
+                level,
                 format!(
-                    "subscriber list {}: {} rows, {} subscribed",
+                    "subscriber list {}: {}, {subscribed} subscribed{end}",
                     file.display(),
-                    l.subscribers.len(),
-                    subscribed
+                    plural(l.subscribers.len(), "row"),
                 ),
             );
         }
@@ -189,6 +248,17 @@ fn templates(
             )
         },
     );
+    for (file, hint) in digest.unused_templates() {
+        let hint = hint
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default();
+        r.push(
+            Severity::Warning,
+            format!(
+                "templates: `{file}` is not used: no template has that name or includes it{hint}"
+            ),
+        );
+    }
     match digest.path() {
         RenderPath::Fast => r.push(
             Severity::Ok,

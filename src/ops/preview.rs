@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::articles::{Catalog, Issue};
 use crate::base::IssueDate;
@@ -27,10 +27,12 @@ pub(crate) const PLACEHOLDER_UNSUBSCRIBE: &str =
 /// What to preview, and where to write it.
 #[derive(Debug, Clone)]
 pub struct PreviewOptions {
-    /// The issue's date; `None`: the newest issue.
+    /// The issue's date; `None`: the newest issue dated on or before `today`.
     pub issue: Option<IssueDate>,
     /// The folder for `digest.html`, `digest.txt` and `sample.eml` (created if missing).
     pub out: PathBuf,
+    /// The date taken as today: without `issue`, the newest issue dated on or before it.
+    pub today: NaiveDate,
 }
 
 /// What `preview` rendered, for whom, and what it wrote.
@@ -41,6 +43,8 @@ pub struct PreviewReport {
     /// Who the sample reader is (the description of `crate::message::Sample`).
     pub sample: String,
     pub output: PreviewOutput,
+    /// Issues dated after today (soonest first), when the current one was previewed.
+    pub upcoming: Vec<IssueDate>,
 }
 
 /// What `preview` wrote.
@@ -153,7 +157,15 @@ pub fn preview(
     options: &PreviewOptions,
     now: DateTime<Utc>,
 ) -> Result<PreviewReport> {
-    let issue = catalog.select(options.issue)?;
+    let issue = catalog.select(options.issue, options.today)?;
+    let upcoming = match options.issue {
+        None => catalog
+            .upcoming(options.today)
+            .iter()
+            .map(|i| i.date)
+            .collect(),
+        Some(_) => Vec::new(),
+    };
     let Sample {
         subscriber,
         description,
@@ -164,5 +176,6 @@ pub fn preview(
         article_count: issue.articles.len(),
         sample: description,
         output,
+        upcoming,
     })
 }

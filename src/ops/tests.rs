@@ -122,7 +122,7 @@ fn check_reports_template_errors_missing_unsubscribe_and_full_path() {
     )
     .replace(
         "<title>{{ subject }}</title>",
-        "<title>{{ subject }} {{ subscriber.name | upper }}</title>",
+        "<title>{{ subject }} {{ subscriber.name | wordcount }}</title>",
     );
     let (_dir2, c) = project(
         &[

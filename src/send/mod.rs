@@ -49,7 +49,37 @@ pub fn run(config: &Config, opts: &SendOptions, events: &mut dyn SendEvents) -> 
     for w in &catalog.warnings {
         events.warning(SendWarning::Articles(w.clone()));
     }
-    let issue = catalog.select(opts.issue)?;
+    let today = opts
+        .today
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let issue = catalog.select(opts.issue, today)?;
+    // Before anything is written (outbox, journal): a missing list is an error, not empty.
+    crate::subscribers::require_list(&config.subscribers_file())?;
+    let upcoming: Vec<_> = match opts.issue {
+        None => catalog.upcoming(today).iter().map(|i| i.date).collect(),
+        Some(_) => Vec::new(),
+    };
+    let mut report = deliver_issue(config, opts, events, issue)?;
+    if let Some(list) = report.list.as_ref().filter(|l| l.subscribed() == 0) {
+        let note = Note::NoSubscribers {
+            file: config.subscribers_file(),
+            rows: list.rows,
+        };
+        report.notes.push(note);
+    }
+    if !upcoming.is_empty() {
+        report.notes.push(Note::Upcoming(upcoming));
+    }
+    Ok(report)
+}
+
+/// Renders `issue` and sends it (or writes it to files) as `opts` say.
+fn deliver_issue(
+    config: &Config,
+    opts: &SendOptions,
+    events: &mut dyn SendEvents,
+    issue: &crate::articles::Issue,
+) -> Result<SendReport> {
     let now = Utc::now();
     let digest = Arc::new(
         Digest::prepare(config, issue, now)

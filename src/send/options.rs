@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use chrono::NaiveDate;
 
 use crate::base::IssueDate;
 
@@ -16,8 +17,10 @@ use super::report::SendWarning;
 /// How to send.
 #[derive(Debug, Clone, Default)]
 pub struct SendOptions {
-    /// The issue; default: the newest one.
+    /// The issue; default: the newest one dated on or before `today`.
     pub issue: Option<IssueDate>,
+    /// The date taken as today; `None`: the local date of the system clock.
+    pub today: Option<NaiveDate>,
     /// Write the messages to files instead of sending.
     pub dry_run: bool,
     /// The dry-run's folder (default `outbox/ISSUE/` next to the config file).

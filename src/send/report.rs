@@ -63,6 +63,11 @@ pub struct ListSummary {
 }
 
 impl ListSummary {
+    /// How many rows are subscribed (the rows not suppressed by their status).
+    pub fn subscribed(&self) -> u64 {
+        self.rows - self.suppressed.values().sum::<u64>()
+    }
+
     pub(crate) fn of(p: &Plan) -> ListSummary {
         ListSummary {
             rows: p.list_rows,
@@ -100,6 +105,11 @@ pub enum Note {
     },
     /// Rows an earlier run left in flight, now ambiguous.
     RecoveredInFlight(u64),
+    /// Issues dated after today (soonest first), not sent by this run.
+    Upcoming(Vec<IssueDate>),
+    /// The list has no subscribed address (`rows` rows in all): the run has failed, not
+    /// succeeded with nothing to do.
+    NoSubscribers { file: std::path::PathBuf, rows: u64 },
     /// Nobody is planned for the issue.
     NothingToSend(IssueDate),
     /// The daily cap (`[throttle] per_day`) stopped or prevented the run.

@@ -49,7 +49,7 @@ pub struct ImportOptions {
     pub delimiter: Option<u8>,
     /// Allow turning suppressed addresses back into subscribed ones.
     pub resubscribe: bool,
-    /// The `since` of rows whose export has no date (YYYY-MM-DD).
+    /// The `since` of rows whose export has no date (RFC 3339, like every imported `since`).
     pub today: String,
 }
 
@@ -115,15 +115,20 @@ pub struct ImportReport {
     pub files: Vec<FileSummary>,
     /// New addresses added as subscribed.
     pub added: usize,
-    /// Existing rows changed (name, since, tags or attributes filled in; resubscribed).
+    /// Existing addresses changed (status, or name, since, tags or attributes filled in),
+    /// each counted once; `changed` names them.
     pub updated: usize,
+    /// Every existing address whose status or fields changed, once, saying what changed.
+    pub changed: Vec<RowNote>,
+    /// Rows imported without an optional cell that could not be read (naming the column).
+    pub cells_skipped: Vec<RowNote>,
     /// Existing rows the import did not change.
     pub unchanged: usize,
     /// Rows naming an address already in the list under another spelling, or already seen
     /// earlier in this import; the first spelling is kept.
     pub duplicates: Vec<RowNote>,
-    /// Rows recorded as suppressions: new addresses that left, or subscribed ones the
-    /// export says are unsubscribed/bounced.
+    /// New addresses recorded as suppressions (they left or bounced before the import);
+    /// existing addresses the export says left are in `updated`.
     pub suppressed: usize,
     /// Rows that could not be used, with the reason.
     pub invalid: Vec<RowNote>,
@@ -133,6 +138,36 @@ pub struct ImportReport {
     pub kept_suppressed: Vec<RowNote>,
     /// Suppressed addresses turned back into subscribed (only with `--resubscribe`).
     pub resubscribed: usize,
+}
+
+/// An export's date or time as RFC 3339 in UTC (`2021-03-02T10:11:12Z`), so that `since`
+/// has one format whatever the tool: RFC 3339 with any offset or fraction, `YYYY-MM-DD
+/// HH:MM[:SS]` (Mailchimp, taken as UTC), `YYYY-MM-DD` (midnight UTC) and the US
+/// `M/D/YYYY[ H:MM]`. `None` for anything else (kept as written).
+pub fn since_rfc3339(raw: &str) -> Option<String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+    let s = raw.trim();
+    let utc = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.with_timezone(&Utc)
+    } else {
+        let naive = [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M",
+            "%m/%d/%Y %H:%M:%S",
+            "%m/%d/%Y %H:%M",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .or_else(|| {
+            ["%Y-%m-%d", "%m/%d/%Y"]
+                .iter()
+                .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+        naive.and_utc()
+    };
+    Some(utc.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// Normalises a header cell for matching: lowercase, without spaces, `_`, `-`, `.`, BOM.
@@ -221,7 +256,6 @@ const MAILCHIMP_SYSTEM: &[&str] = &[
     "lastchanged",
     "leid",
     "euid",
-    "notes",
     "tags",
     "emailtype",
 ];
@@ -260,6 +294,8 @@ struct Layout {
     /// (file column, table extra column)
     attrs: Vec<(usize, usize)>,
     attrs_json: Option<usize>,
+    /// The header's cells as written (for messages naming a column).
+    columns: Vec<String>,
 }
 
 /// What a row's status columns say.
@@ -321,7 +357,7 @@ fn build_layout(header: &[&str], forced: Format, table: &mut Table, file: &Path)
              or choose the export's format with --format",
             header
                 .iter()
-                .map(|h| format!("`{}`", trim_cell(h).escape_debug()))
+                .map(|h| format!("`{}`", crate::base::shown(trim_cell(h))))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -339,6 +375,7 @@ fn build_layout(header: &[&str], forced: Format, table: &mut Table, file: &Path)
         tags: find(&cols, TAG_ALIASES),
         attrs: Vec::new(),
         attrs_json: None,
+        columns: header.iter().map(|h| trim_cell(h).to_string()).collect(),
     };
     for i in format_columns(&mut layout, &cols) {
         if let Some(key) = attr_key(header[i]) {
@@ -469,6 +506,7 @@ fn headerless_layout(width: usize) -> Layout {
         tags: None,
         attrs: Vec::new(),
         attrs_json: None,
+        columns: Vec::new(),
     }
 }
 
@@ -512,7 +550,7 @@ fn row_status<'c>(
             Some(false) => Ok(Is(Status::Subscribed)),
             None => Err(format!(
                 "email_disabled is `{}`; expected true or false",
-                cell(*disabled).escape_debug()
+                crate::base::shown(cell(*disabled))
             )),
         },
         StatusRule::Buttondown {
@@ -535,7 +573,7 @@ fn row_status<'c>(
                 other => Status::parse(other).ok_or_else(|| {
                     format!(
                         "status `{}` is not one of subscribed, unsubscribed, bounced, complained",
-                        v.escape_debug()
+                        crate::base::shown(v)
                     )
                 })?,
             };
@@ -564,7 +602,7 @@ fn buttondown_status(kind: &str, unsubscribed_at: &str) -> Result<RowStatus, Str
         other => {
             return Err(format!(
                 "subscriber_type `{}` is not one Buttondown uses",
-                other.escape_debug()
+                crate::base::shown(other)
             ))
         }
     };
@@ -583,7 +621,7 @@ fn listmonk_status(status: &str, subscription: &str) -> Result<RowStatus, String
         other => {
             return Err(format!(
                 "status `{}` is not one listmonk uses (enabled, disabled, blocklisted)",
-                other.escape_debug()
+                crate::base::shown(other)
             ))
         }
     };
@@ -709,7 +747,7 @@ pub fn parse_delimiter(arg: &str) -> Result<u8> {
         other => bail!(
             "--delimiter `{}` is not a single ASCII character; use `,`, `;`, `tab` or another \
              single character",
-            other.escape_debug()
+            crate::base::shown(other)
         ),
     }
 }
@@ -724,6 +762,10 @@ pub(crate) struct Importer<'t> {
     pub report: ImportReport,
     /// Whether the table differs from the list on disk.
     pub changed: bool,
+    /// Table row → its note in `report.changed` (each changed address is named once).
+    changed_note: std::collections::HashMap<usize, usize>,
+    /// Table rows already named in `report.kept_suppressed`.
+    kept_noted: std::collections::HashSet<usize>,
 }
 
 const LINE_BITS: u32 = 40;
@@ -738,6 +780,8 @@ impl<'t> Importer<'t> {
             files: Vec::new(),
             report: ImportReport::default(),
             changed: false,
+            changed_note: std::collections::HashMap::new(),
+            kept_noted: std::collections::HashSet::new(),
         }
     }
 
@@ -862,7 +906,7 @@ impl<'t> Importer<'t> {
         let email = match normalize_address(raw_email) {
             Ok(e) => e,
             Err(e) => {
-                let msg = format!("`{}`: {e}", raw_email.escape_debug());
+                let msg = format!("`{}`: {e}", crate::base::shown(raw_email));
                 return self.invalid(file_idx, line, msg);
             }
         };
@@ -879,7 +923,7 @@ impl<'t> Importer<'t> {
         if let Some(why) = damaged_text(&raw_name) {
             let msg = format!(
                 "`{email}`: the name `{}` {why}; fix it in the source or re-export it as UTF-8",
-                raw_name.escape_debug()
+                crate::base::shown(&raw_name)
             );
             return self.invalid(file_idx, line, msg);
         }
@@ -892,16 +936,25 @@ impl<'t> Importer<'t> {
             .iter()
             .map(|&i| cell(Some(i)))
             .find(|s| !s.is_empty())
-            .map(|s| normalize_text(s, MAX_META_CHARS))
+            .map(|s| match since_rfc3339(s) {
+                Some(t) => Cow::Owned(t),
+                None => normalize_text(s, MAX_META_CHARS),
+            })
             .unwrap_or_default();
         let tags = lay
             .tags
             .map(|i| parse_tags(cell(Some(i))))
             .unwrap_or_default();
-        let attrs = match self.row_attributes(lay, &cell) {
-            Ok(attrs) => attrs,
-            Err(why) => return self.invalid(file_idx, line, format!("`{email}`: {why}")),
-        };
+        // An unusable optional cell never costs the address: the row is imported without it.
+        let (attrs, unusable) = self.row_attributes(lay, &cell);
+        if let Some(why) = unusable {
+            let n = self.note(
+                file_idx,
+                line,
+                format!("`{email}`: {why}; imported without it"),
+            );
+            self.report.cells_skipped.push(n);
+        }
         let incoming = Incoming {
             email,
             name,
@@ -919,12 +972,13 @@ impl<'t> Importer<'t> {
     }
 
     /// The attributes of a row, as (table extra column, value): its attribute columns, then
-    /// the fields of its JSON attributes (flattened). `Err` says why the JSON is unusable.
+    /// the fields of its JSON attributes (flattened); and why the JSON cell was left out,
+    /// when it is unusable (naming its column).
     fn row_attributes<'c>(
         &mut self,
         lay: &Layout,
         cell: &dyn Fn(Option<usize>) -> &'c str,
-    ) -> Result<Vec<(usize, String)>, String> {
+    ) -> (Vec<(usize, String)>, Option<String>) {
         let mut attrs: Vec<(usize, String)> = Vec::new();
         for &(i, j) in &lay.attrs {
             let v = normalize_text(cell(Some(i)), MAX_ATTR_CHARS);
@@ -932,16 +986,23 @@ impl<'t> Importer<'t> {
                 attrs.push((j, v.into_owned()));
             }
         }
-        let Some(raw) = lay.attrs_json.map(|i| cell(Some(i))) else {
-            return Ok(attrs);
+        let Some((column, raw)) = lay.attrs_json.map(|i| (i, cell(Some(i)))) else {
+            return (attrs, None);
         };
         if raw.is_empty() || raw == "{}" {
-            return Ok(attrs);
+            return (attrs, None);
         }
+        let column = &lay.columns[column];
         let value: serde_json::Value = match serde_json::from_str(raw) {
             Ok(v @ serde_json::Value::Object(_)) => v,
-            Ok(_) => return Err("the attributes are not a JSON object".to_string()),
-            Err(e) => return Err(format!("the attributes are not valid JSON ({e})")),
+            Ok(_) => {
+                let why = format!("the `{column}` cell is not a JSON object");
+                return (attrs, Some(why));
+            }
+            Err(e) => {
+                let why = format!("the `{column}` cell is not valid JSON ({e})");
+                return (attrs, Some(why));
+            }
         };
         let mut flat = Vec::new();
         flatten_json("", &value, &mut flat, 0);
@@ -956,7 +1017,7 @@ impl<'t> Importer<'t> {
                 attrs.push((j, v.into_owned()));
             }
         }
-        Ok(attrs)
+        (attrs, None)
     }
 
     fn merge(&mut self, row: Incoming<'_>, file_idx: usize, line: u64) -> Result<()> {
@@ -971,16 +1032,22 @@ impl<'t> Importer<'t> {
         let spelled_differently = *existing.email != *row.email;
         let (new_status, resubscribed, kept) =
             self.merged_status(existing_status, row.status, seen);
-        let fields_changed = self.fill_in(i, &row)?;
+        let mut what = self.fill_in(i, &row)?;
         if new_status != existing_status {
             self.table.set_status(i, new_status);
             self.changed = true;
+            what.insert(0, format!("{existing_status} → {new_status}"));
         }
         if seen == 0 {
             self.first_seen[i] = mark;
         }
+        if resubscribed {
+            self.report.resubscribed += 1;
+        }
 
-        if kept {
+        // Each row is named in one place at most: a kept suppression, else a change, else a
+        // duplicate (a row that repeats an address changes nothing by itself).
+        if kept && self.kept_noted.insert(i) {
             let n = self.note(
                 file_idx,
                 line,
@@ -988,13 +1055,10 @@ impl<'t> Importer<'t> {
             );
             self.report.kept_suppressed.push(n);
         }
-        if new_status != existing_status && new_status.is_suppression() {
-            self.report.suppressed += 1;
-        } else if resubscribed {
-            self.report.resubscribed += 1;
-            self.report.updated += 1;
-        } else if fields_changed {
-            self.report.updated += 1;
+        if !what.is_empty() {
+            self.note_change(i, file_idx, line, &what);
+        } else if kept {
+            // Already named as not resubscribed.
         } else if seen != 0 {
             let first_file = ((seen >> LINE_BITS) - 1) as usize;
             let first_line = seen & ((1 << LINE_BITS) - 1);
@@ -1019,6 +1083,25 @@ impl<'t> Importer<'t> {
             self.report.unchanged += 1;
         }
         Ok(())
+    }
+
+    /// Names the change of table row `i` in the report: a new note (and one more updated
+    /// address) the first time, else added to the address's note.
+    fn note_change(&mut self, i: usize, file_idx: usize, line: u64, what: &[String]) {
+        match self.changed_note.get(&i) {
+            Some(&k) => {
+                let n = &mut self.report.changed[k];
+                n.text.push_str("; ");
+                n.text.push_str(&what.join(", "));
+            }
+            None => {
+                let text = format!("`{}`: {}", self.table.row(i).email, what.join(", "));
+                let n = self.note(file_idx, line, text);
+                self.changed_note.insert(i, self.report.changed.len());
+                self.report.changed.push(n);
+                self.report.updated += 1;
+            }
+        }
     }
 
     /// Adds an address the list does not have (first seen at `mark`).
@@ -1078,8 +1161,8 @@ impl<'t> Importer<'t> {
     }
 
     /// Fills in what row `i` lacks from `row` (an empty name, `since` or attribute; tags it
-    /// does not have yet); returns whether anything changed.
-    fn fill_in(&mut self, i: usize, row: &Incoming<'_>) -> Result<bool> {
+    /// does not have yet); returns what changed (`name filled in`, `tags added`, …).
+    fn fill_in(&mut self, i: usize, row: &Incoming<'_>) -> Result<Vec<String>> {
         // Decide on borrowed data; build new cells only when something changes.
         let existing = self.table.row(i);
         let fill_name = existing.name.is_empty() && !row.name.is_empty();
@@ -1088,7 +1171,26 @@ impl<'t> Importer<'t> {
         let tags_changed = row.tags.iter().any(|t| !has_tag(t));
         let attrs_changed = row.attrs.iter().any(|(j, _)| existing.extra(*j).is_empty());
         if !(fill_name || fill_since || tags_changed || attrs_changed) {
-            return Ok(false);
+            return Ok(Vec::new());
+        }
+        let mut what = Vec::new();
+        if fill_name {
+            what.push("name filled in".to_string());
+        }
+        if fill_since {
+            what.push("since filled in".to_string());
+        }
+        if tags_changed {
+            what.push("tags added".to_string());
+        }
+        let filled: Vec<&str> = row
+            .attrs
+            .iter()
+            .filter(|(j, _)| existing.extra(*j).is_empty())
+            .map(|(j, _)| self.table.extra[*j].as_str())
+            .collect();
+        if !filled.is_empty() {
+            what.push(format!("{} filled in", filled.join(", ")));
         }
         let stored_email = existing.email.to_string();
         let mut tags = split_tags(existing.tags);
@@ -1123,7 +1225,7 @@ impl<'t> Importer<'t> {
         };
         self.table.update(i, &new)?;
         self.changed = true;
-        Ok(true)
+        Ok(what)
     }
 }
 
@@ -1233,6 +1335,21 @@ mod tests {
         noname@example.org,,subscribed,2020-01-01,manual,\n";
 
     #[test]
+    fn since_is_normalised_to_rfc3339_in_utc() {
+        for (raw, want) in [
+            ("2021-03-02 10:11:12", Some("2021-03-02T10:11:12Z")),
+            ("2022-01-10T12:00:00.000Z", Some("2022-01-10T12:00:00Z")),
+            ("2022-01-10T14:00:00+02:00", Some("2022-01-10T12:00:00Z")),
+            ("2023-01-01", Some("2023-01-01T00:00:00Z")),
+            ("3/4/2024", Some("2024-03-04T00:00:00Z")),
+            ("2021-03-02 10:11", Some("2021-03-02T10:11:00Z")),
+            ("last spring", None),
+        ] {
+            assert_eq!(since_rfc3339(raw).as_deref(), want, "{raw}");
+        }
+    }
+
+    #[test]
     fn mailchimp_names_tags_and_merge_fields_are_mapped() {
         let r = run(
             EMPTY,
@@ -1246,13 +1363,17 @@ mod tests {
         let a = sub(&r, "anna@example.org");
         assert_eq!(a.name, "Anna Petrova");
         assert_eq!(a.tags, vec!["Editors", "Board"]);
-        assert_eq!(a.since, "2021-03-02 10:11:12");
+        assert_eq!(a.since, "2021-03-02T10:11:12Z");
         assert_eq!(a.source, "import:mailchimp");
         assert_eq!(
             a.attrs.get("company").map(String::as_str),
             Some("Institute")
         );
-        assert!(!a.attrs.contains_key("notes") && !a.attrs.contains_key("leid"));
+        assert_eq!(
+            a.attrs.get("notes").map(String::as_str),
+            Some("met in Baku")
+        );
+        assert!(!a.attrs.contains_key("leid"));
         assert_eq!(sub(&r, "solo@example.org").name, "Lastonly");
         assert_eq!(sub(&r, "solo@example.org").since, "2026-01-01");
         assert_eq!(r.report.added, 2);
@@ -1284,7 +1405,17 @@ mod tests {
         );
         assert_eq!(sub(&r, "new.gone@example.org").status, Status::Unsubscribed);
         assert_eq!(sub(&r, "noname@example.org").status, Status::Bounced);
-        assert_eq!(r.report.suppressed, 3);
+        // One new suppression; the two existing addresses that changed are named, once.
+        assert_eq!(r.report.suppressed, 1);
+        assert_eq!(r.report.updated, 2);
+        let changed: Vec<&str> = r.report.changed.iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(
+            changed,
+            [
+                "`anna@example.org`: subscribed → unsubscribed",
+                "`noname@example.org`: subscribed → bounced"
+            ]
+        );
         assert_eq!(r.report.added, 0);
         assert_eq!(
             r.report.files[1].format,
@@ -1305,7 +1436,7 @@ mod tests {
             )],
         );
         assert_eq!(sub(&r, "a@example.org").status, Status::Subscribed);
-        assert_eq!(sub(&r, "a@example.org").since, "2022-01-10T12:00:00.000Z");
+        assert_eq!(sub(&r, "a@example.org").since, "2022-01-10T12:00:00Z");
         assert_eq!(sub(&r, "b@example.org").status, Status::Unsubscribed);
         assert_eq!(r.report.invalid.len(), 1);
         assert!(r.report.invalid[0]
@@ -1333,7 +1464,7 @@ mod tests {
         assert_eq!(reg.status, Status::Subscribed);
         assert_eq!(reg.tags, vec!["news", "analysis"]);
         assert_eq!(reg.attrs.get("city").map(String::as_str), Some("Tbilisi"));
-        assert_eq!(reg.since, "2023-01-01");
+        assert_eq!(reg.since, "2023-01-01T00:00:00Z");
         assert_eq!(sub(&r, "unsub@example.org").status, Status::Unsubscribed);
         assert_eq!(sub(&r, "dated@example.org").status, Status::Unsubscribed);
         assert_eq!(sub(&r, "anna@example.org").status, Status::Complained);
@@ -1370,8 +1501,19 @@ u3,c@example.org,Broken,{not json},enabled,2021-01-01,2021-01-02
         assert_eq!(a.attrs["vip"], "true");
         assert!(!a.attrs.contains_key("none"));
         assert_eq!(sub(&r, "b@example.org").status, Status::Unsubscribed);
-        assert_eq!(r.report.invalid.len(), 1);
-        assert!(r.report.invalid[0].text.contains("not valid JSON"));
+        // An unreadable optional cell never costs the address.
+        assert_eq!(sub(&r, "c@example.org").status, Status::Subscribed);
+        assert!(r.report.invalid.is_empty());
+        assert_eq!(r.report.cells_skipped.len(), 1);
+        let skipped = &r.report.cells_skipped[0];
+        assert_eq!(skipped.line, 4);
+        assert!(
+            skipped
+                .text
+                .contains("`c@example.org`: the `attributes` cell is not valid JSON"),
+            "{}",
+            skipped.text
+        );
     }
 
     #[test]
@@ -1386,7 +1528,7 @@ u3,c@example.org,Broken,{not json},enabled,2021-01-01,2021-01-02
         );
         let a = sub(&r, "a@example.org");
         assert_eq!(a.name, "Anna");
-        assert_eq!(a.since, "2020-02-02");
+        assert_eq!(a.since, "2020-02-02T00:00:00Z");
         assert_eq!(r.report.files[0].format, SourceFormat::Plain);
     }
 

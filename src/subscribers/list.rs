@@ -434,7 +434,7 @@ fn check_row<'r>(
     let email = match normalize_address(email_cell) {
         Ok(e) => e,
         Err(e) => {
-            problems.add(line, format!("`{}`: {e}", email_cell.escape_debug()));
+            problems.add(line, format!("`{}`: {e}", crate::base::shown(email_cell)));
             return None;
         }
     };
@@ -444,7 +444,7 @@ fn check_row<'r>(
             line,
             format!(
                 "status `{}` is not one of subscribed, unsubscribed, bounced, complained",
-                trim_cell(status_cell).escape_debug()
+                crate::base::shown(trim_cell(status_cell))
             ),
         );
         return None;
@@ -647,14 +647,38 @@ pub(crate) fn reuse<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
     v.into_iter().map(|_| "").collect()
 }
 
-/// Reads the whole list file; `None` when it does not exist.
-pub(crate) fn read_list_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+/// Reads the whole list file; `None` when it does not exist (only an import may start a
+/// list; everything else calls [`read_list_bytes`]).
+pub(crate) fn read_list_bytes_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
     use crate::base::files::{read_regular, ReadError};
     match read_regular(path, u64::MAX) {
         Ok(b) => Ok(Some(b)),
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e)
             .with_context(|| format!("failed to read the subscriber list `{}`", path.display())),
+    }
+}
+
+/// Reads the whole list file. A missing file is an error, never an empty list: a mistyped
+/// `[subscribers] file` must not look like a list nobody is on (docs/guarantees.md).
+pub(crate) fn read_list_bytes(path: &Path) -> Result<Vec<u8>> {
+    read_list_bytes_if_exists(path)?.ok_or_else(|| missing_list(path))
+}
+
+/// The error for a list file that does not exist.
+fn missing_list(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the subscriber list `{}` does not exist: check `[subscribers] file` in the config, \
+         or create the list (`fortnight subscribers import FILE` starts one)",
+        path.display()
+    )
+}
+
+/// An error when the list file does not exist (checked before a run writes anything).
+pub fn require_list(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing_list(path)),
+        _ => Ok(()),
     }
 }
 
@@ -842,9 +866,14 @@ impl Table {
         }
     }
 
-    /// Loads the list at `path`; a missing file is an empty table.
+    /// Loads the list at `path`; a missing file is an error.
     pub fn load(path: &Path) -> Result<Table> {
-        match read_list_bytes(path)? {
+        Table::load_bytes(&read_list_bytes(path)?, path)
+    }
+
+    /// Loads the list at `path`; a missing file is an empty table (an import starts one).
+    pub fn load_or_new(path: &Path) -> Result<Table> {
+        match read_list_bytes_if_exists(path)? {
             Some(buf) => Table::load_bytes(&buf, path),
             None => Ok(Table::new()),
         }
@@ -1195,12 +1224,9 @@ pub struct CompactList {
 
 impl CompactList {
     /// Loads and checks the list like [`SubscriberList::load`] (malformed rows and duplicate
-    /// addresses are errors naming the lines; a missing file is an empty list).
+    /// addresses are errors naming the lines; so is a missing file).
     pub fn load(path: &Path) -> Result<CompactList> {
-        let table = match read_list_bytes(path)? {
-            Some(buf) => Table::parse(&buf, path, false)?,
-            None => Table::new(),
-        };
+        let table = Table::parse(&read_list_bytes(path)?, path, false)?;
         Ok(CompactList {
             table,
             index: std::sync::OnceLock::new(),
@@ -1326,9 +1352,10 @@ mod tests {
         assert_eq!(compact.position(&b), Some(1));
         assert_eq!(compact.status(1), Status::Unsubscribed);
         assert_eq!(compact.count(Status::Unsubscribed), 1);
-        assert!(CompactList::load(&dir.path().join("missing.csv"))
-            .unwrap()
-            .is_empty());
+        let Err(missing) = CompactList::load(&dir.path().join("missing.csv")) else {
+            panic!("a missing list loaded");
+        };
+        assert!(format!("{missing:#}").contains("missing.csv` does not exist"));
     }
 
     #[test]

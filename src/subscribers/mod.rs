@@ -29,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 pub use email::{normalize_name, AddressError, SubscriberEmail};
-pub use list::CompactList;
+pub use list::{require_list, CompactList};
 pub(crate) use store::StatusOutcome;
 
 use list::{read_list, read_list_bytes, read_list_checked, Table, STANDARD_COLUMNS};
@@ -103,33 +103,28 @@ pub struct SubscriberList {
 
 impl SubscriberList {
     /// Loads the list; malformed rows and duplicate addresses are errors naming the lines.
-    /// A missing file is an empty list.
+    /// A missing file is an error (never an empty list).
     pub fn load(path: &Path) -> Result<SubscriberList> {
-        match read_list_bytes(path)? {
-            Some(buf) => SubscriberList::from_bytes(&buf, path),
-            None => Ok(SubscriberList::default()),
-        }
+        SubscriberList::from_bytes(&read_list_bytes(path)?, path)
     }
 
     /// Calls `f` with every subscriber in file order without holding the list in memory
     /// (for a send over a large list). The whole file is checked first, so `f` only runs
     /// when the list is valid; the file is read once, so a concurrent rewrite is not seen
-    /// half-way. Returns the extra column names. A missing file has no rows.
+    /// half-way. Returns the extra column names. A missing file is an error.
     pub fn for_each(
         path: &Path,
         mut f: impl FnMut(Subscriber) -> Result<()>,
     ) -> Result<Vec<String>> {
-        let Some(buf) = read_list_bytes(path)? else {
-            return Ok(Vec::new());
-        };
+        let buf = read_list_bytes(path)?;
         read_list_checked(&buf, path, || (), |_, _| {})?;
         let header = read_list(&buf, path, |_, row| f(row.to_subscriber()).map(|()| None))?;
         Ok(header.extra)
     }
 
     /// The first subscribed row of the list (reading no further than that row) and the
-    /// extra column names; `None` when the list has no subscribed row. A missing file has
-    /// no rows. For previews: the file is not checked past the row found.
+    /// extra column names; `None` when the list has no subscribed row. A missing file is an
+    /// error. For previews: the file is not checked past the row found.
     pub(crate) fn first_subscribed(path: &Path) -> Result<(Option<Subscriber>, Vec<String>)> {
         struct Found;
         impl fmt::Display for Found {
@@ -144,9 +139,7 @@ impl SubscriberList {
         }
         impl std::error::Error for Found {}
 
-        let Some(buf) = read_list_bytes(path)? else {
-            return Ok((None, Vec::new()));
-        };
+        let buf = read_list_bytes(path)?;
         let mut found = None;
         let scanned = read_list(&buf, path, |header, row| {
             if row.status != Status::Subscribed {
@@ -240,7 +233,7 @@ pub(crate) fn import(
     } else {
         Some(store::lock_list(list_path)?)
     };
-    let mut table = Table::load(list_path)?;
+    let mut table = Table::load_or_new(list_path)?;
     let (report, changed) = import::import_files(&mut table, files, opts)?;
     let write = if dry_run {
         ListWrite::DryRun
@@ -278,7 +271,7 @@ pub(crate) struct ListStats {
     pub domains: usize,
 }
 
-/// Reads the list at `path` and counts it (a missing list counts zero).
+/// Reads the list at `path` and counts it (a missing list is an error).
 pub(crate) fn stats(path: &Path) -> Result<ListStats> {
     #[derive(Default)]
     struct Counts {
@@ -288,7 +281,8 @@ pub(crate) fn stats(path: &Path) -> Result<ListStats> {
     }
     let mut st = ListStats::default();
     let mut domains: HashMap<String, usize> = HashMap::new();
-    if let Some(buf) = read_list_bytes(path)? {
+    {
+        let buf = read_list_bytes(path)?;
         let (_, parts) = read_list_checked(&buf, path, Counts::default, |c: &mut Counts, row| {
             c.total += 1;
             *c.by_status.entry(row.status).or_default() += 1;
@@ -321,7 +315,7 @@ pub(crate) fn stats(path: &Path) -> Result<ListStats> {
 /// Writes the list (optionally only rows with `status`) as CSV to `out`, every cell passed
 /// through [`guard_cell`].
 pub(crate) fn export(path: &Path, status: Option<Status>, out: &mut dyn Write) -> Result<()> {
-    let buf = read_list_bytes(path)?.unwrap_or_default();
+    let buf = read_list_bytes(path)?;
     // Check the whole list first, so that a malformed list exports nothing at all.
     read_list_checked(&buf, path, || (), |_, _| {})?;
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
@@ -375,7 +369,7 @@ pub(crate) fn parse_addresses(raw: &[String]) -> Result<Vec<SubscriberEmail>> {
     for a in raw {
         match SubscriberEmail::parse(email::trim_cell(a)) {
             Ok(e) => ok.push(e),
-            Err(e) => bad.push(format!("`{}`: {e}", a.escape_debug())),
+            Err(e) => bad.push(format!("`{}`: {e}", crate::base::shown(a))),
         }
     }
     if !bad.is_empty() {

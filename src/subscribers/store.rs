@@ -474,13 +474,11 @@ mod tests {
     }
 
     #[test]
-    fn status_update_on_a_missing_list_changes_nothing() {
+    fn status_update_on_a_missing_list_is_an_error_and_creates_no_list() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("subscribers.csv");
-        assert_eq!(
-            update_statuses(&path, &[(addr(1), Status::Bounced)]).unwrap(),
-            vec![StatusOutcome::NotFound]
-        );
+        let e = update_statuses(&path, &[(addr(1), Status::Bounced)]).unwrap_err();
+        assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
         assert!(!path.exists());
     }
 

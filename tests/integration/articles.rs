@@ -325,7 +325,7 @@ fn issues_table_lists_issues_newest_first_with_counts_titles_authors_and_section
         out.find(s)
             .unwrap_or_else(|| panic!("{s:?} missing from:\n{out}"))
     };
-    assert!(pos("2002-02-27 (newest)  3 articles") < pos("2002-02-13  2 articles"));
+    assert!(pos("2002-02-27 (current)  3 articles") < pos("2002-02-13  2 articles"));
     assert!(pos("2002-02-13  2 articles") < pos("2002-01-30  1 article\n"));
     assert!(pos("• Armenia Bets on Interconnection to Keep the Lights On") > pos("2002-02-27"));
     pos(

@@ -173,14 +173,18 @@ fn check_says_when_templates_need_full_rendering() {
     let p = TestProject::new();
     p.with_sample_articles();
     p.write(
+        "subscribers.csv",
+        "email,name,status,since,source,tags\nanna@readers-mail.org,Anna,subscribed,2024-01-01,test,\n",
+    );
+    p.write(
         "templates/digest.txt.tera",
-        "Hello {{ subscriber.name | upper }}\n{{ unsubscribe_url }}\n",
+        "Hello {{ subscriber.name | wordcount }}\n{{ unsubscribe_url }}\n",
     );
     let run = p.run(&["check"]);
     run.success();
     assert!(
         run.stdout()
-            .contains("full render for every copy (slower), because the templates transform subscriber data: `subscriber.name` goes through the filter `upper` in digest.txt.tera"),
+            .contains("full render for every copy (slower), because the templates transform subscriber data: `subscriber.name` goes through the filter `wordcount` in digest.txt.tera"),
         "{}",
         run.stdout()
     );

@@ -13,6 +13,7 @@ mod guarantees;
 mod hostile;
 mod layers;
 mod message;
+mod safety;
 mod send;
 mod serve;
 mod subscribers;

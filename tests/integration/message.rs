@@ -1094,7 +1094,7 @@ fn each_message_carries_exactly_what_the_digest_renders_for_its_subscriber() {
 
 #[test]
 fn templates_without_a_fast_path_are_rendered_per_copy_and_still_signed() {
-    let footer = "{{ subscriber.email | upper }}\nUnsubscribe: {{ unsubscribe_url }}\n";
+    let footer = "{% if subscriber.email %}{{ subscriber.email | upper }}{% endif %}\nUnsubscribe: {{ unsubscribe_url }}\n";
     let (_dir, mut cfg, digest) = real_digest(Some(footer));
     assert!(matches!(
         digest.path(),
