@@ -37,8 +37,9 @@ pub struct Config {
     pub unsubscribe: Option<UnsubscribeConfig>,
     #[serde(default)]
     pub journal: JournalConfig,
-    #[serde(default)]
-    pub dkim: Option<DkimConfig>,
+    /// `[dkim]` (one key) or `[[dkim]]` (one table per key; every key signs every message).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub dkim: Vec<DkimConfig>,
     #[serde(default)]
     pub serve: ServeConfig,
     #[serde(default)]
@@ -337,6 +338,18 @@ impl Default for BouncesConfig {
             soft_bounce_limit: default_soft_limit(),
         }
     }
+}
+
+/// `[dkim]` as one table or `[[dkim]]` as an array of tables, read as a list of keys.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DkimConfig>, D::Error> {
+    // Read as a TOML value first, so a misspelt key is reported by name rather than as
+    // "did not match any variant".
+    let value = toml::Value::deserialize(d)?;
+    let parsed = match value {
+        toml::Value::Array(_) => value.try_into::<Vec<DkimConfig>>(),
+        _ => value.try_into::<DkimConfig>().map(|one| vec![one]),
+    };
+    parsed.map_err(|e| serde::de::Error::custom(format!("[dkim]: {}", e.message())))
 }
 
 fn default_articles_dir() -> PathBuf {

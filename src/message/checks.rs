@@ -203,26 +203,7 @@ fn domains(config: &Config, out: &mut Vec<Finding>) {
             "[sender] list_id `{list_id}` must be a dotted name on your domain, like `digest.example.org` (RFC 2919)"
         )));
     }
-    if let Some(d) = &config.dkim {
-        if let Err(e) =
-            dkim::DkimSigner::load(&d.domain, &d.selector, &config.resolve(&d.private_key))
-        {
-            out.push(error(FindingKind::Dkim, format!("{e:#}")));
-        }
-        if let Some(from) = &from_domain {
-            if !domains_aligned(from, &d.domain) {
-                out.push(warning(
-                    FindingKind::Dkim,
-                    format!(
-                    "the From domain `{from}` is not aligned with the [dkim] domain `{}`: DMARC \
-                     passes only when the signing domain is the From domain or shares its \
-                     organisational domain; sign with d={from}",
-                    d.domain
-                ),
-                ));
-            }
-        }
-    }
+    dkim_keys(config, from_domain.as_deref(), out);
     if let (Some(_), Some(from)) = (&sender.bounce, &from_domain) {
         match SenderAddress::bounce_of(config) {
             Ok(bounce) => {
@@ -240,6 +221,57 @@ fn domains(config: &Config, out: &mut Vec<Finding>) {
             }
             Err(e) => out.push(error(FindingKind::Sender, format!("{e:#}"))),
         }
+    }
+}
+
+/// `[[dkim]]`: each key loads and aligns with From; without a key the relay must sign, and
+/// an Ed25519 key alone is not enough (large receivers are reported not to verify
+/// ed25519-sha256 yet, so pair it with an RSA key). [RFC 8463 §1; RFC 8058 §4]
+fn dkim_keys(config: &Config, from_domain: Option<&str>, out: &mut Vec<Finding>) {
+    let kind = FindingKind::Dkim;
+    if config.dkim.is_empty() {
+        let from = from_domain.unwrap_or("your From domain");
+        out.push(warning(
+            kind,
+            format!(
+                "no [dkim] key: fortnight does not sign, so your relay must sign d={from} over \
+                 List-Unsubscribe and List-Unsubscribe-Post (one-click is trusted only then); \
+                 or add a [[dkim]] key"
+            ),
+        ));
+        return;
+    }
+    let mut rsa = false;
+    for d in &config.dkim {
+        match dkim::DkimSigner::load(&d.domain, &d.selector, &config.resolve(&d.private_key)) {
+            Ok(signer) => rsa |= signer.algorithm() == "rsa-sha256",
+            Err(e) => {
+                out.push(error(kind, format!("{e:#}")));
+                // An unusable key says nothing about the algorithm: no Ed25519 warning.
+                rsa = true;
+            }
+        }
+        if let Some(from) = from_domain {
+            if !domains_aligned(from, &d.domain) {
+                out.push(warning(
+                    kind,
+                    format!(
+                        "the From domain `{from}` is not aligned with the [dkim] domain `{}`: DMARC \
+                         passes only when the signing domain is the From domain or shares its \
+                         organisational domain; sign with d={from}",
+                        d.domain
+                    ),
+                ));
+            }
+        }
+    }
+    if !rsa {
+        out.push(warning(
+            kind,
+            "only Ed25519 DKIM keys: some large receivers are reported not to verify \
+             ed25519-sha256, so their DMARC check sees no signature; add an RSA 2048 key as a \
+             second [[dkim]] table (both sign every message)",
+        ));
     }
 }
 

@@ -24,6 +24,7 @@ mod address;
 mod body;
 mod checks;
 mod dkim;
+mod dns;
 mod headers;
 mod qp;
 mod sample;
@@ -48,6 +49,7 @@ use body::{BodyTemplate, PartSource};
 pub(crate) use checks::HTML_CLIP_BYTES;
 pub use checks::{deliverability_findings, Finding, FindingKind, Severity};
 pub use dkim::DkimSigner;
+pub use dns::{dns_records, DnsRecord};
 pub(crate) use sample::{sample_subscriber, Sample};
 pub(crate) use unsubscribe::unsubscribe_url;
 use unsubscribe::{fill_url, parse_mailto, parse_unsubscribe_url};
@@ -145,7 +147,8 @@ pub struct Composer {
     /// The fields the fast path substitutes (a copy whose values cannot be substituted as
     /// they are is rendered in full, as [`Personalise::render_for`] decides).
     used_fields: Vec<Field>,
-    dkim: Option<DkimSigner>,
+    /// One signer per `[[dkim]]` key; every key signs the same fields.
+    dkim: Vec<DkimSigner>,
     /// The `h=` list, in the order the fields are hashed.
     signed_headers: String,
 }
@@ -277,7 +280,29 @@ fn used_fields(parts: Option<&[Part; 3]>) -> Vec<Field> {
     used
 }
 
-/// The DKIM `h=` list, in the order the fields are hashed.
+/// Header fields a message does not carry that an attacker could add in transit to change
+/// what a reader sees or where replies and unsubscribes go; each is listed in `h=` (with
+/// nothing hashed for it), so adding one breaks the signature. [RFC 6376 §5.4, §8.15]
+const ABSENT_SIGNED: [&str; 12] = [
+    "reply-to",
+    "cc",
+    "sender",
+    "in-reply-to",
+    "references",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "feedback-id",
+    "list-archive",
+    "list-help",
+    "list-post",
+    "list-subscribe",
+];
+
+/// The DKIM `h=` list: the fields the message carries, in the order they are hashed, then
+/// each of them once more and every [`ABSENT_SIGNED`] field the message lacks. An `h=` entry
+/// with no instance left hashes nothing, so the extra entries do not change what is signed,
+/// but a verifier fails the signature when a copy of one of them is added anywhere in the
+/// header (oversigning). [RFC 6376 §5.4.2, §8.15]
 fn signed_headers(reply_to: bool) -> String {
     let mut signed = vec!["from", "to", "subject", "date", "message-id"];
     if reply_to {
@@ -290,6 +315,9 @@ fn signed_headers(reply_to: bool) -> String {
         "mime-version",
         "content-type",
     ]);
+    let present = signed.clone();
+    signed.extend(present.iter().copied());
+    signed.extend(ABSENT_SIGNED.iter().filter(|n| !present.contains(n)));
     signed.join(":")
 }
 
@@ -314,14 +342,11 @@ impl Composer {
             );
         }
         let envelope = envelope_from(config, &keyring, &from.address)?;
-        let dkim = match &config.dkim {
-            Some(d) => Some(DkimSigner::load(
-                &d.domain,
-                &d.selector,
-                &config.resolve(&d.private_key),
-            )?),
-            None => None,
-        };
+        let dkim = config
+            .dkim
+            .iter()
+            .map(|d| DkimSigner::load(&d.domain, &d.selector, &config.resolve(&d.private_key)))
+            .collect::<Result<Vec<_>>>()?;
         let boundary = {
             let h = Sha256::digest(format!("fortnight/boundary\0{list_label}\0{issue}"));
             format!("=_fn_{}", hex(&h[..12]))
@@ -388,9 +413,14 @@ impl Composer {
         self.body.is_some()
     }
 
-    /// The DKIM signer, when `[dkim]` is configured.
+    /// The first DKIM signer, when `[dkim]` is configured.
     pub fn dkim(&self) -> Option<&DkimSigner> {
-        self.dkim.as_ref()
+        self.dkim.first()
+    }
+
+    /// Every DKIM signer, in `[[dkim]]` order (their signatures head the message in that order).
+    pub fn dkim_signers(&self) -> &[DkimSigner] {
+        &self.dkim
     }
 
     /// This subscriber's unsubscribe URL.
@@ -431,17 +461,22 @@ impl Composer {
         let (subject_text, subject_field) = self.subject_for(rendered_subject, subscriber, &url);
         let message_id = self.message_id_for(email);
         let fields = CopyFields::new(subscriber, &message_id, &url, self.mailto.as_deref());
-        let dkim_field = match &self.dkim {
-            Some(signer) => {
-                let canon = self.signed_canon(&fields, &subject_field);
-                let bh = body.body_hash(&copy);
-                Some(signer.field(&self.signed_headers, self.now.timestamp(), &canon, &bh)?)
+        let mut dkim_fields = String::new();
+        if !self.dkim.is_empty() {
+            let canon = self.signed_canon(&fields, &subject_field);
+            let bh = body.body_hash(&copy);
+            for signer in &self.dkim {
+                dkim_fields.push_str(&signer.field(
+                    &self.signed_headers,
+                    self.now.timestamp(),
+                    &canon,
+                    &bh,
+                )?);
             }
-            None => None,
-        };
+        }
 
         let header_parts: [&str; 12] = [
-            dkim_field.as_deref().unwrap_or(""),
+            &dkim_fields,
             &self.date.wire,
             &self.from.wire,
             fields.to(),
