@@ -18,8 +18,10 @@ use super::address::SenderAddress;
 use super::dkim;
 use super::unsubscribe::{parse_mailto, parse_unsubscribe_url};
 
-/// HTML beyond this many bytes is clipped by Gmail ("[Message clipped]", ~102 KB).
-pub const HTML_CLIP_BYTES: usize = 100 * 1024;
+/// An HTML part beyond this many octets *on the wire* (encoded) is warned about: Gmail clips
+/// a message whose source passes about 102 KB ("[Message clipped]"), hiding the footer and
+/// its unsubscribe link; the margin leaves room for the header and the text part.
+pub const HTML_CLIP_BYTES: usize = 90 * 1024;
 
 /// How serious a finding, or a line of a report, is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,13 +147,16 @@ pub fn deliverability_findings(config: &Config, sample: &Rendered) -> Vec<Findin
     domains(config, &mut out);
     postal_address(config, sample, &mut out);
     // Gmail clips long HTML, and hides the footer (unsubscribe link included) with it.
-    if sample.html.len() > HTML_CLIP_BYTES {
+    let (encoding, wire) = super::choose_encoding(sample.html.as_bytes());
+    if wire > HTML_CLIP_BYTES {
         out.push(warning(
             FindingKind::HtmlSize,
             format!(
-                "the HTML part is {:.1} KB; Gmail clips messages over about 102 KB (hiding the \
-                 footer and its unsubscribe link): use `body = \"lead\"` or fewer articles",
-                sample.html.len() as f64 / 1024.0
+                "the HTML part is {:.1} KB on the wire ({}); Gmail clips messages over about \
+                 102 KB (hiding the footer and its unsubscribe link): use `body = \"lead\"` \
+                 or fewer articles",
+                wire as f64 / 1024.0,
+                encoding.name()
             ),
         ));
     }

@@ -3,7 +3,7 @@
 //! The digest comes in through the digest→message contract ([`crate::digest::contract`]:
 //! parts as segments, or one rendered copy on request). A pure function of its inputs
 //! (digest, subscriber, config, clock): multipart/alternative
-//! (text then HTML, quoted-printable, CRLF only), encoded headers, a deterministic
+//! (text then HTML, each quoted-printable or base64, whichever is shorter; CRLF only), encoded headers, a deterministic
 //! Message-ID per (issue, subscriber), List-Id / List-Unsubscribe / List-Unsubscribe-Post,
 //! optional DKIM. It opens no socket.
 //!
@@ -45,6 +45,7 @@ use crate::subscribers::{Subscriber, SubscriberEmail};
 use crate::token::Keyring;
 
 pub(crate) use address::SenderAddress;
+pub use body::{choose_encoding, TransferEncoding};
 use body::{BodyTemplate, PartSource};
 pub(crate) use checks::HTML_CLIP_BYTES;
 pub use checks::{deliverability_findings, Finding, FindingKind, Severity};

@@ -1252,6 +1252,64 @@ fn decoded(bytes: &[u8]) -> (String, String, String) {
     )
 }
 
+/// The octets between the blank line after a part's header and the next boundary, for the
+/// part whose header holds `content_type`; and its Content-Transfer-Encoding.
+fn wire_part<'a>(body: &'a str, content_type: &str) -> (&'a str, &'a str) {
+    let start = body.find(content_type).expect("the part");
+    let rest = &body[start..];
+    let head_end = rest.find("\r\n\r\n").unwrap();
+    let cte = rest[..head_end]
+        .split("Content-Transfer-Encoding: ")
+        .nth(1)
+        .unwrap()
+        .trim();
+    let content = &rest[head_end + 4..];
+    (&content[..content.find("\r\n--=_").unwrap()], cte)
+}
+
+#[test]
+fn a_cyrillic_full_body_issue_goes_out_in_base64_at_most_1_45_times_its_size() {
+    use sample_issue as fixture;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fixture::config_in(dir.path());
+    cfg.digest.body = fortnight::config::BodyMode::Full;
+    let digest =
+        Arc::new(Digest::prepare(&cfg, &fixture::russian_issue(), fixture::now()).unwrap());
+    let c = Composer::new(&cfg, issue(), digest.clone(), keyring(), now()).unwrap();
+    assert!(c.uses_fast_path());
+    let sub = subscriber("reader@example.org", "Мурат Аманов");
+    let out = c.compose(&sub).unwrap();
+    assert_crlf_and_line_lengths(&out.bytes);
+    let want = digest
+        .render_for(&sub, &c.unsubscribe_url(&sub.email))
+        .unwrap();
+    let (_, body) = split(&out.bytes);
+    let (html_wire, cte) = wire_part(body, "Content-Type: text/html");
+    assert_eq!(cte, "base64");
+    let ratio = html_wire.len() as f64 / want.html.len() as f64;
+    assert!(
+        want.html.len() > 20_000 && ratio <= 1.45,
+        "HTML part: {} octets on the wire for {} decoded ({ratio:.2})",
+        html_wire.len(),
+        want.html.len()
+    );
+    let (text_wire, _) = wire_part(body, "Content-Type: text/plain");
+    assert!(text_wire.len() as f64 <= 1.45 * want.text.len() as f64);
+    // An independent parser decodes exactly what the digest rendered.
+    let (_, text, html) = decoded(&out.bytes);
+    assert_eq!(text, want.text.replace("\r\n", "\n"));
+    assert_eq!(html, want.html.replace("\r\n", "\n"));
+    // The Latin sample stays quoted-printable.
+    let (_dir, latin_cfg, latin) = real_digest(None);
+    let c = Composer::new(&latin_cfg, issue(), latin, keyring(), now()).unwrap();
+    let out = c.compose(&sub).unwrap();
+    let (_, body) = split(&out.bytes);
+    assert_eq!(
+        wire_part(body, "Content-Type: text/html").1,
+        "quoted-printable"
+    );
+}
+
 #[test]
 fn each_message_carries_exactly_what_the_digest_renders_for_its_subscriber() {
     let footer = "Dear {{ subscriber.name }},\n{{ subscriber.email }}\n\
