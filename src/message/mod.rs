@@ -108,7 +108,7 @@ enum SubjectSource {
 #[derive(Debug, Clone)]
 enum EnvelopeFrom {
     Fixed(String),
-    /// `local+TOKEN@domain` ([bounces] verp).
+    /// `local+TOKEN@domain` ([bounces] verp), TOKEN in its lowercase form.
     Verp {
         local: String,
         domain: String,
@@ -210,10 +210,10 @@ fn envelope_from(config: &Config, keyring: &Keyring, from_address: &str) -> Resu
         return Ok(EnvelopeFrom::Fixed(bounce));
     }
     let (local, domain) = bounce.rsplit_once('@').expect("checked address");
-    let probe = keyring.current().mint(
+    let probe = verp_token(&keyring.current().mint(
         &config.sender.list_id,
         &SubscriberEmail::parse("probe@example.org").expect("valid"),
-    );
+    ));
     if local.len() + 1 + probe.len() > 64 {
         bail!(
             "[bounces] verp: `{local}+TOKEN` would be {} characters, over the 64 allowed in an address; \
@@ -225,6 +225,12 @@ fn envelope_from(config: &Config, keyring: &Keyring, from_address: &str) -> Resu
         local: local.to_string(),
         domain: domain.to_string(),
     })
+}
+
+/// The token as the VERP envelope carries it: lowercase base32, since a relay may lowercase
+/// the local part (docs/standards.md "Bounces").
+fn verp_token(token: &str) -> String {
+    crate::token::lowercase_form(token).expect("a minted token is base64url")
 }
 
 /// The subject and the shared body of the digest's fast path (a per-copy subject and no
@@ -500,7 +506,9 @@ impl Composer {
 
         let envelope_from = match &self.envelope {
             EnvelopeFrom::Fixed(a) => a.clone(),
-            EnvelopeFrom::Verp { local, domain } => format!("{local}+{token}@{domain}"),
+            EnvelopeFrom::Verp { local, domain } => {
+                format!("{local}+{}@{domain}", verp_token(&token))
+            }
         };
         Ok(Outgoing {
             recipient: email.clone(),
