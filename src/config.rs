@@ -86,6 +86,11 @@ pub struct SenderConfig {
     pub list_id: String,
     #[serde(default)]
     pub postal_address: Option<String>,
+    /// The `Feedback-ID` header (Gmail's feedback loop): colon-separated fields, the last
+    /// naming the sender; `{issue}` becomes the issue date (YYYYMMDD). Default
+    /// `{issue}:LIST_ID:digest:fortnight`. Never per-recipient.
+    #[serde(default)]
+    pub feedback_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -5,7 +5,7 @@
 //! (digest, subscriber, config, clock): multipart/alternative
 //! (text then HTML, each quoted-printable or base64, whichever is shorter; CRLF only), encoded headers, a deterministic
 //! Message-ID per (issue, subscriber), List-Id / List-Unsubscribe / List-Unsubscribe-Post,
-//! optional DKIM. It opens no socket.
+//! Feedback-ID, X-Auto-Response-Suppress, optional DKIM. It opens no socket.
 //!
 //! The bytes are written here rather than by lettre's builder. Building 100,000 copies of a
 //! ~25 KB digest is dominated by body encoding, and all copies share all but a few lines:
@@ -135,6 +135,10 @@ pub struct Composer {
     reply_to: Option<StaticField>,
     list_id_field: StaticField,
     post: StaticField,
+    feedback_id: StaticField,
+    /// `X-Auto-Response-Suppress: OOF, AutoReply` (not signed: it only asks Exchange not to
+    /// answer).
+    auto_suppress: StaticField,
     mime: StaticField,
     content_type: StaticField,
     subject: SubjectSource,
@@ -225,6 +229,30 @@ fn envelope_from(config: &Config, keyring: &Keyring, from_address: &str) -> Resu
         local: local.to_string(),
         domain: domain.to_string(),
     })
+}
+
+/// The `Feedback-ID` value: `[sender] feedback_id` with `{issue}` filled in, else
+/// `ISSUE:LIST_ID:digest:fortnight` (campaign, list, mail type, sender: Gmail's feedback-loop
+/// fields, the last the stable sender id). Nothing in it is per recipient.
+fn feedback_id(config: &Config, issue: IssueDate, list_label: &str) -> Result<String> {
+    use chrono::Datelike;
+    let d = issue.date();
+    let stamp = format!("{:04}{:02}{:02}", d.year(), d.month(), d.day());
+    let value = match &config.sender.feedback_id {
+        Some(template) => template.trim().replace("{issue}", &stamp),
+        None => format!("{stamp}:{list_label}:digest:fortnight"),
+    };
+    if value.is_empty()
+        || value.len() > 200
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+        || value.contains("::")
+    {
+        bail!(
+            "[sender] feedback_id `{value}` must be up to 200 printable ASCII characters without \
+             spaces, fields separated by single colons (like `{{issue}}:digest:fortnight`)"
+        );
+    }
+    Ok(value)
 }
 
 /// The token as the VERP envelope carries it: lowercase base32, since a relay may lowercase
@@ -319,6 +347,7 @@ fn signed_headers(reply_to: bool) -> String {
         "list-id",
         "list-unsubscribe",
         "list-unsubscribe-post",
+        "feedback-id",
         "mime-version",
         "content-type",
     ]);
@@ -362,6 +391,7 @@ impl Composer {
             .map(|r| StaticField::new("Reply-To", &headers::mailbox(&r.name, &r.address)));
         let mut list_tokens = headers::phrase(&headers::sanitize(&config.publication.name));
         list_tokens.push(format!("<{list_label}>"));
+        let feedback = feedback_id(config, issue, &list_label)?;
         let (subject, body) = subject_and_body(digest.fast_parts(), &boundary);
         let used_fields = used_fields(digest.fast_parts());
 
@@ -380,6 +410,8 @@ impl Composer {
             reply_to,
             list_id_field: StaticField::new("List-Id", &list_tokens),
             post: StaticField::new("List-Unsubscribe-Post", &["List-Unsubscribe=One-Click"]),
+            feedback_id: StaticField::new("Feedback-ID", &[feedback]),
+            auto_suppress: StaticField::new("X-Auto-Response-Suppress", &["OOF,", "AutoReply"]),
             mime: StaticField::new("MIME-Version", &["1.0"]),
             content_type: StaticField::new(
                 "Content-Type",
@@ -482,7 +514,7 @@ impl Composer {
             }
         }
 
-        let header_parts: [&str; 12] = [
+        let header_parts: [&str; 14] = [
             &dkim_fields,
             &self.date.wire,
             &self.from.wire,
@@ -493,6 +525,8 @@ impl Composer {
             &self.list_id_field.wire,
             fields.list_unsubscribe(),
             &self.post.wire,
+            &self.feedback_id.wire,
+            &self.auto_suppress.wire,
             &self.mime.wire,
             &self.content_type.wire,
         ];
@@ -591,6 +625,7 @@ impl Composer {
         canon_extend(&mut canon, &self.list_id_field.canon);
         dkim::relaxed_header(fields.list_unsubscribe().as_bytes(), &mut canon);
         canon_extend(&mut canon, &self.post.canon);
+        canon_extend(&mut canon, &self.feedback_id.canon);
         canon_extend(&mut canon, &self.mime.canon);
         canon_extend(&mut canon, &self.content_type.canon);
         canon

@@ -205,12 +205,48 @@ fn every_message_has_each_required_header_exactly_once() {
         "List-Id",
         "List-Unsubscribe",
         "List-Unsubscribe-Post",
+        "Feedback-ID",
+        "X-Auto-Response-Suppress",
         "MIME-Version",
         "Content-Type",
         "Reply-To",
     ] {
         assert_eq!(count(&f, name), 1, "{name} in\n{head}");
     }
+    // Gmail's feedback loop: campaign (issue), list, type, sender; nothing per recipient.
+    assert_eq!(
+        value(&f, "Feedback-ID"),
+        "20020227:digest.analyst.example.org:digest:fortnight"
+    );
+    assert_eq!(value(&f, "X-Auto-Response-Suppress"), "OOF, AutoReply");
+    let other = compose(&c, "boris@example.org", "Boris");
+    let other_fields = fields(split(&other.bytes).0);
+    assert_eq!(
+        value(&other_fields, "Feedback-ID"),
+        value(&f, "Feedback-ID")
+    );
+    let custom = config(&CONFIG.replace(
+        "list_id = ",
+        "feedback_id = \"{issue}:weekly:analyst\"\nlist_id = ",
+    ));
+    let out2 = compose(&composer(&custom), "anna.petrova@example.org", "Anna");
+    assert_eq!(
+        value(&fields(split(&out2.bytes).0), "Feedback-ID"),
+        "20020227:weekly:analyst"
+    );
+    let bad = config(&CONFIG.replace("list_id = ", "feedback_id = \"a b\"\nlist_id = "));
+    let err = Composer::new(
+        &bad,
+        issue(),
+        Arc::new(sample_digest::digest(1000)),
+        keyring(),
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("[sender] feedback_id"),
+        "{err:#}"
+    );
     for absent in ["Precedence", "Bcc", "Cc", "DKIM-Signature"] {
         assert_eq!(count(&f, absent), 0, "{absent} in\n{head}");
     }
