@@ -2,12 +2,14 @@
 //! domain modules need and that depend on nothing of fortnight's own.
 //!
 //! The issue date type, the one HTML escaper, lowercase hex, owner-only file creation,
-//! one-line error chains, "did you mean" distances and the interrupt signals. Nothing here
+//! one-line error chains, "did you mean" distances, the interrupt signals and this
+//! machine's FQDN. Nothing here
 //! reads the config or knows about articles, subscribers or mail.
 
 mod errors;
 pub mod files;
 mod hex;
+pub mod host;
 mod html;
 mod issue_date;
 pub mod signal;

@@ -7,7 +7,8 @@
 //! send (misaligned domains, no postal address, HTML that Gmail clips). Each finding says
 //! which rule it is about ([`FindingKind`]), so a caller that checks a rule its own way
 //! (`check` measures the HTML and looks for a *visible* link itself) leaves that kind out.
-//! Pure: it reads the DKIM key file named in the config, nothing else.
+//! Pure: it reads the DKIM key file named in the config and this machine's host name
+//! (for the EHLO check), nothing else.
 
 use std::fmt;
 
@@ -209,6 +210,19 @@ fn domains(config: &Config, out: &mut Vec<Finding>) {
         )));
     }
     dkim_keys(config, from_domain.as_deref(), out);
+    if let (Some(smtp), Some(from)) = (&config.smtp, &from_domain) {
+        if smtp.helo_name.is_none() && crate::base::host::system_fqdn().is_none() {
+            let host = crate::base::host::host_name().unwrap_or_else(|| "unknown".into());
+            out.push(warning(
+                FindingKind::Sender,
+                format!(
+                    "this machine's name `{host}` is not fully qualified, so EHLO will greet \
+                     with the From domain `{from}`; set [smtp] helo_name to this machine's \
+                     public host name (the one its IP address resolves back to)"
+                ),
+            ));
+        }
+    }
     if let (Some(_), Some(from)) = (&sender.bounce, &from_domain) {
         match SenderAddress::bounce_of(config) {
             Ok(bounce) => {

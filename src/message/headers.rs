@@ -197,7 +197,7 @@ pub fn write_field(out: &mut String, name: &str, tokens: &[impl AsRef<str>]) {
     for (i, token) in tokens.iter().enumerate() {
         let token = token.as_ref();
         // A first token too long for the name's line (a Message-ID) starts the next one.
-        let fold_first = i == 0 && 1 + token.len() <= FOLD_AT;
+        let fold_first = i == 0 && token.len() < FOLD_AT;
         if (i > 0 || fold_first) && line + 1 + token.len() > FOLD_AT {
             out.push_str("\r\n ");
             line = 1;
@@ -316,7 +316,7 @@ mod tests {
         assert!(f.contains("?=\r\n =?UTF-8?Q?_"), "{f}");
         // A Message-ID longer than its line goes on the next one.
         let id = format!("<20020227.{}@analyst.example.org>", "a".repeat(40));
-        let f = field("Message-ID", &[id.clone()]);
+        let f = field("Message-ID", std::slice::from_ref(&id));
         assert_eq!(f, format!("Message-ID:\r\n {id}\r\n"));
     }
 
