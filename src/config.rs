@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::base::lang::{Language, Words};
 use crate::base::IssueDate;
 
 /// Environment variable holding the SMTP password.
@@ -44,6 +45,9 @@ pub struct Config {
     pub serve: ServeConfig,
     #[serde(default)]
     pub bounces: BouncesConfig,
+    /// Overrides of the built-in templates' words, by key (`read = "Lire"`).
+    #[serde(default)]
+    pub words: std::collections::BTreeMap<String, String>,
     /// The config file this was read from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -70,6 +74,10 @@ pub struct PublicationConfig {
     /// Section order in the digest; sections not listed follow in alphabetical order.
     #[serde(default)]
     pub sections: Vec<String>,
+    /// The language of the edition (`en`, `ru`): `lang` on the HTML, month names, and the
+    /// built-in templates' words.
+    #[serde(default = "default_language")]
+    pub language: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -357,6 +365,10 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DkimConfig>
     parsed.map_err(|e| serde::de::Error::custom(format!("[dkim]: {}", e.message())))
 }
 
+fn default_language() -> String {
+    "en".to_string()
+}
+
 fn default_articles_dir() -> PathBuf {
     PathBuf::from("articles")
 }
@@ -449,6 +461,23 @@ impl Config {
         if self.publication.cadence_days == 0 {
             bail!("[publication] cadence_days must be at least 1");
         }
+        if Language::parse(&self.publication.language).is_none() {
+            bail!(
+                "[publication] language `{}` has no built-in words; use one of {} (and [words] to change single words)",
+                self.publication.language,
+                crate::base::lang::LANGUAGE_CODES.join(", ")
+            );
+        }
+        for key in self.words.keys() {
+            if !crate::base::lang::word_keys().any(|k| k == key) {
+                bail!(
+                    "[words] `{key}` is not a word of the built-in templates; the keys are: {}",
+                    crate::base::lang::word_keys()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
         if self.publication.name.trim().is_empty() {
             bail!("[publication] name must not be empty");
         }
@@ -478,6 +507,16 @@ impl Config {
         } else {
             self.base_dir.join(p)
         }
+    }
+
+    /// `[publication] language` (checked when the file was read).
+    pub fn language(&self) -> Language {
+        Language::parse(&self.publication.language).unwrap_or_default()
+    }
+
+    /// The built-in templates' words in the edition's language, with `[words]` applied.
+    pub fn words(&self) -> Words {
+        self.language().words(&self.words)
     }
 
     pub fn articles_dir(&self) -> PathBuf {

@@ -2,8 +2,8 @@
 //! domain modules need and that depend on nothing of fortnight's own.
 //!
 //! The issue date type, the one HTML escaper, lowercase hex, owner-only file creation,
-//! one-line error chains, "did you mean" distances, the interrupt signals and this
-//! machine's FQDN. Nothing here
+//! one-line error chains, "did you mean" distances, the interrupt signals, this
+//! machine's FQDN and the language tables (month names, template words). Nothing here
 //! reads the config or knows about articles, subscribers or mail.
 
 mod errors;
@@ -12,6 +12,7 @@ mod hex;
 pub mod host;
 mod html;
 mod issue_date;
+pub mod lang;
 pub mod signal;
 mod suggest;
 

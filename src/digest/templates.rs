@@ -217,7 +217,7 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![".html.tera", ".html", ".htm"]);
     tera.set_escape_fn(crate::base::escape_html);
-    filters::register(&mut tera);
+    filters::register(&mut tera, config.language());
 
     if let Err(e) =
         tera.add_raw_templates(sources.iter().map(|(n, s)| (n.as_str(), s.text.as_str())))

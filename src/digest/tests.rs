@@ -501,3 +501,64 @@ fn personal_values_with_control_characters_take_the_full_path() {
         d.render_full_for(&odd, URL).unwrap()
     );
 }
+
+#[test]
+fn a_russian_edition_has_lang_ru_russian_months_and_no_english_template_words() {
+    let mut config = fixture::config();
+    config.publication.language = "ru".into();
+    let (_, r) = render(&config, &fixture::russian_issue());
+    assert!(r.html.contains("<html lang=\"ru\""), "{}", &r.html[..200]);
+    // The issue of 27 February 2002: the month in the genitive after the day.
+    assert!(r.html.contains("27 февраля 2002"), "{}", r.html);
+    assert!(r.text.contains("27 февраля 2002"));
+    assert!(r.subject.contains("27 февраля 2002") || !r.subject.contains("February"));
+    for english in crate::base::lang::ENGLISH_MONTHS {
+        assert!(
+            !r.html.contains(english) && !r.text.contains(english),
+            "{english}"
+        );
+    }
+    // The built-in templates' words: none of the English ones is left (the sample's
+    // section names and the postal address are the editor's data, not template words).
+    // What a reader sees: the body's text without tags (class names are not words).
+    let body = r.html.split("</head>").nth(1).unwrap_or("");
+    let tags = regex::Regex::new(r"<[^>]*>").unwrap();
+    let mut visible = decode_entities_for_test(&tags.replace_all(body, " ")) + &r.text;
+    for data in [
+        "Analytical Articles",
+        "Field Reports",
+        "News Digest",
+        "The Caucasus Analyst",
+        "Example Institute, 1 Example Row, Washington, DC 20000",
+    ] {
+        visible = visible.replace(data, "").replace(&data.to_uppercase(), "");
+    }
+    for word in [
+        "Issue",
+        "In this issue",
+        "By ",
+        "min read",
+        "Read",
+        "Links",
+        "LINKS",
+        "receiving",
+        "subscribed",
+        "address",
+        "Unsubscribe",
+        "one click",
+        "further issues",
+    ] {
+        assert!(
+            !visible.contains(word),
+            "English `{word}` in a Russian edition"
+        );
+    }
+    // A [words] override wins.
+    config.words.insert("read".into(), "Дальше".into());
+    let (_, r) = render(&config, &fixture::russian_issue());
+    assert!(r.html.contains("Дальше: Новый коридор"), "{}", r.html);
+}
+
+fn decode_entities_for_test(s: &str) -> String {
+    super::html::decode_entities(s)
+}
