@@ -200,7 +200,7 @@ fn unsubscribe_section(config: &Config) -> Result<&crate::config::UnsubscribeCon
 }
 
 struct AppState {
-    publication: String,
+    publication: pages::Site,
     endpoint: Endpoint,
     tokens: index::Tokens,
     writer: writer::Writer,
@@ -239,7 +239,7 @@ impl App {
         let (writer, writer_task) = writer::Writer::spawn(list_path, log.clone());
         Ok(App {
             state: Arc::new(AppState {
-                publication: config.publication.name.clone(),
+                publication: pages::Site::of(config),
                 endpoint,
                 tokens,
                 writer,
@@ -556,7 +556,7 @@ fn answer_unsubscribe(
     }
 }
 
-fn too_large(publication: &str) -> Response {
+fn too_large(publication: &pages::Site) -> Response {
     pages::error(
         publication,
         StatusCode::PAYLOAD_TOO_LARGE,
