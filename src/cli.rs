@@ -209,7 +209,11 @@ pub struct BouncesArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// Print the DNS TXT records to publish instead: each DKIM key, and SPF and DMARC examples.
+    #[arg(long)]
+    pub dns_records: bool,
+}
 
 /// `--status`: one of the list's statuses.
 fn parse_status(s: &str) -> Result<Status, String> {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::base::lang::{Language, Words};
 use crate::base::IssueDate;
 
 /// Environment variable holding the SMTP password.
@@ -37,12 +38,16 @@ pub struct Config {
     pub unsubscribe: Option<UnsubscribeConfig>,
     #[serde(default)]
     pub journal: JournalConfig,
-    #[serde(default)]
-    pub dkim: Option<DkimConfig>,
+    /// `[dkim]` (one key) or `[[dkim]]` (one table per key; every key signs every message).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub dkim: Vec<DkimConfig>,
     #[serde(default)]
     pub serve: ServeConfig,
     #[serde(default)]
     pub bounces: BouncesConfig,
+    /// Overrides of the built-in templates' words, by key (`read = "Lire"`).
+    #[serde(default)]
+    pub words: std::collections::BTreeMap<String, String>,
     /// The config file this was read from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -69,6 +74,10 @@ pub struct PublicationConfig {
     /// Section order in the digest; sections not listed follow in alphabetical order.
     #[serde(default)]
     pub sections: Vec<String>,
+    /// The language of the edition (`en`, `ru`): `lang` on the HTML, month names, and the
+    /// built-in templates' words.
+    #[serde(default = "default_language")]
+    pub language: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +94,11 @@ pub struct SenderConfig {
     pub list_id: String,
     #[serde(default)]
     pub postal_address: Option<String>,
+    /// The `Feedback-ID` header (Gmail's feedback loop): colon-separated fields, the last
+    /// naming the sender; `{issue}` becomes the issue date (YYYYMMDD). Default
+    /// `{issue}:LIST_ID:digest:fortnight`. Never per-recipient.
+    #[serde(default)]
+    pub feedback_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -433,6 +447,22 @@ impl Default for BouncesConfig {
     }
 }
 
+/// `[dkim]` as one table or `[[dkim]]` as an array of tables, read as a list of keys.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DkimConfig>, D::Error> {
+    // Read as a TOML value first, so a misspelt key is reported by name rather than as
+    // "did not match any variant".
+    let value = toml::Value::deserialize(d)?;
+    let parsed = match value {
+        toml::Value::Array(_) => value.try_into::<Vec<DkimConfig>>(),
+        _ => value.try_into::<DkimConfig>().map(|one| vec![one]),
+    };
+    parsed.map_err(|e| serde::de::Error::custom(format!("[dkim]: {}", e.message())))
+}
+
+fn default_language() -> String {
+    "en".to_string()
+}
+
 fn default_articles_dir() -> PathBuf {
     PathBuf::from("articles")
 }
@@ -556,6 +586,32 @@ impl Config {
             );
         }
         p.web_url("publication", "base_url", &pb.base_url, false);
+        if Language::parse(&pb.language).is_none() {
+            p.add(
+                "publication",
+                "language",
+                &format!("`{}` has no built-in words", pb.language),
+                &format!(
+                    "use one of {} (and [words] to change single words)",
+                    crate::base::lang::LANGUAGE_CODES.join(", ")
+                ),
+            );
+        }
+        for key in self.words.keys() {
+            if !crate::base::lang::word_keys().any(|k| k == key) {
+                p.add(
+                    "words",
+                    "key",
+                    &format!("`{key}` is not a word of the built-in templates"),
+                    &format!(
+                        "the keys are: {}",
+                        crate::base::lang::word_keys()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
         if self.sender.list_id.trim().is_empty()
             || self.sender.list_id.contains(char::is_whitespace)
         {
@@ -698,6 +754,16 @@ impl Config {
         } else {
             self.base_dir.join(p)
         }
+    }
+
+    /// `[publication] language` (checked when the file was read).
+    pub fn language(&self) -> Language {
+        Language::parse(&self.publication.language).unwrap_or_default()
+    }
+
+    /// The built-in templates' words in the edition's language, with `[words]` applied.
+    pub fn words(&self) -> Words {
+        self.language().words(&self.words)
     }
 
     pub fn articles_dir(&self) -> PathBuf {

@@ -28,7 +28,8 @@
 //!                subscribers   -
 //!  settings      config        -
 //!  primitives    base          - (IssueDate, HTML escaper, hex, private files, error chain,
-//!                                 did-you-mean distance, interrupt signals)
+//!                                 did-you-mean distance, interrupt signals, host FQDN,
+//!                                 language tables)
 //! ```
 //!
 //! The command layer turns arguments into the typed options of a use case, calls it, and

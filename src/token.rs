@@ -6,6 +6,11 @@
 //! server finds it through a [`TokenIndex`] built from the list (by `lookup`), then checks
 //! the `tag` in constant time. The key id in the token lets keys rotate: retired keys stay
 //! verifiable while new tokens use the current one. This module does no I/O.
+//!
+//! The same bytes have a second spelling for places that may change letter case: the VERP
+//! envelope sender (`bounces+TOKEN@domain`), whose local part a relay may lowercase.
+//! [`lowercase_form`] writes the token in lowercase base32 (RFC 4648 §6, `a-z2-7`), and
+//! every reader of tokens accepts either spelling, base32 in any case.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -153,6 +158,45 @@ impl UnsubscribeKey {
     }
 }
 
+/// RFC 4648 §6 base32, lowercase, no padding.
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// `token` (as minted) spelled in lowercase base32, so a hop that lowercases an address
+/// (the VERP envelope sender) cannot make it unreadable. `None` when `token` is not one.
+pub fn lowercase_form(token: &str) -> Option<String> {
+    let raw = URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+    let mut out = String::with_capacity(raw.len() * 8 / 5 + 1);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in raw {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(BASE32[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(BASE32[((acc << (5 - bits)) & 31) as usize]));
+    }
+    Some(out)
+}
+
+/// Decodes base32 in either case (no padding); `None` on any other character.
+fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = BASE32.iter().position(|&b| b == c.to_ascii_lowercase())? as u32;
+        acc = ((acc << 5) | v) & 0xffff;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
 struct Parsed {
     key_id: String,
     lookup: [u8; LOOKUP_LEN],
@@ -165,16 +209,23 @@ impl Parsed {
         if token.len() > 128 {
             return Err(TokenError::Malformed);
         }
-        let raw = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| TokenError::Encoding)?;
-        if raw.len() < 2 || raw[0] != VERSION {
+        let well_formed = |raw: &[u8]| {
+            raw.len() >= 2
+                && raw[0] == VERSION
+                && raw.len() == 2 + raw[1] as usize + LOOKUP_LEN + TAG_LEN
+        };
+        // The lowercase-safe spelling first: a base64url token made only of base32
+        // characters is not well formed once read as base32 (its first byte is not VERSION).
+        let raw = match base32_decode(token).filter(|r| well_formed(r)) {
+            Some(raw) => raw,
+            None => URL_SAFE_NO_PAD
+                .decode(token)
+                .map_err(|_| TokenError::Encoding)?,
+        };
+        if !well_formed(&raw) {
             return Err(TokenError::Malformed);
         }
         let id_len = raw[1] as usize;
-        if raw.len() != 2 + id_len + LOOKUP_LEN + TAG_LEN {
-            return Err(TokenError::Malformed);
-        }
         let key_id = std::str::from_utf8(&raw[2..2 + id_len])
             .map_err(|_| TokenError::Malformed)?
             .to_string();
@@ -379,6 +430,24 @@ mod tests {
         let err = UnsubscribeKey::new("k1", b"too short").unwrap_err();
         assert_eq!(err, TokenError::KeyTooShort(9));
         assert!(err.to_string().contains("openssl rand"));
+    }
+
+    #[test]
+    fn the_lowercase_form_resolves_in_any_case_and_old_tokens_still_do() {
+        let k = key("k1", 7);
+        let a = addr("anna@example.org");
+        let t = k.mint("digest.example.org", &a);
+        let lower = lowercase_form(&t).unwrap();
+        assert!(lower.bytes().all(|b| BASE32.contains(&b)), "{lower}");
+        assert_eq!(lower.len(), 45);
+        let idx = TokenIndex::build(Keyring::new(k, vec![]), "digest.example.org", [&a]);
+        for spelling in [t.clone(), lower.clone(), lower.to_ascii_uppercase()] {
+            assert_eq!(idx.resolve(&spelling).unwrap(), a, "{spelling}");
+        }
+        // A lowercased base64url token is a different token, and is refused.
+        assert!(t != t.to_ascii_lowercase());
+        assert!(idx.resolve(&t.to_ascii_lowercase()).is_err());
+        assert_eq!(lowercase_form("not base64!"), None);
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! domain modules need and that depend on nothing of fortnight's own.
 //!
 //! The issue date type, the one HTML escaper, lowercase hex, owner-only file creation,
-//! one-line error chains, counts in words (`1 article`), "did you mean" distances and the interrupt signals. Nothing here
+//! one-line error chains, counts in words (`1 article`), "did you mean" distances, the
+//! interrupt signals, this machine's FQDN and the language tables (month names, template
+//! words). Nothing here
 //! reads the config or knows about articles, subscribers or mail.
 
 mod errors;
 pub mod files;
 mod hex;
+pub mod host;
 mod html;
 mod issue_date;
+pub mod lang;
 mod plural;
 mod shown;
 pub mod signal;

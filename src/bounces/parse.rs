@@ -197,7 +197,7 @@ impl Recognizer {
             .flatten()
             .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
             .collect();
-        if let Some(d) = &config.dkim {
+        for d in &config.dkim {
             domains.push(d.domain.to_ascii_lowercase());
         }
         domains.sort();

@@ -1,7 +1,7 @@
 //! `fortnight check`: validate everything a send depends on, print one line per finding.
 //!
 //! Any error-level line makes the command fail (exit 2) with a summary; otherwise it ends
-//! with the number of warnings.
+//! with the number of warnings. `--dns-records` prints the TXT records to publish instead.
 
 use std::io::Write;
 
@@ -13,8 +13,14 @@ use crate::cli::CheckArgs;
 use crate::config::Config;
 use crate::ops::check;
 
-pub fn run(config: &Config, _args: &CheckArgs) -> Result<Exit> {
+pub fn run(config: &Config, args: &CheckArgs) -> Result<Exit> {
     let mut stdout = output::report();
+    if args.dns_records {
+        for record in crate::message::dns_records(config)? {
+            writeln!(stdout, "; {}\n{}\n", record.note, record.zone_line())?;
+        }
+        return Ok(Exit::Success);
+    }
     let report = check::check(config, Utc::now(), super::today()?);
     for (severity, msg) in &report.lines {
         writeln!(stdout, "{severity}: {}", crate::base::escape_terminal(msg))?;

@@ -2,7 +2,8 @@
 //!
 //! Everything here is plain data (serde_json values) in a fixed, documented shape (see the
 //! README's "Template context"): `publication`, `issue`, `sections` (configured order, empty
-//! sections omitted), a flat `articles` list, `preheader`, `subject`, `today`, `body`, and
+//! sections omitted), a flat `articles` list, `preheader`, `subject`, `today`, `body`,
+//! `lang`, `dir`, `words` (the built-in templates' words in the edition's language), and
 //! per copy `subscriber` and `unsubscribe_url`. Ordering is deterministic (sections by the
 //! configured order then by name; articles by date, title, file) so output is reproducible.
 //! It renders nothing.
@@ -33,6 +34,9 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "subject",
     "today",
     "body",
+    "lang",
+    "dir",
+    "words",
 ];
 /// The keys of each entry of `sections`.
 pub const SECTION_KEYS: &[&str] = &["name", "articles"];
@@ -87,9 +91,13 @@ pub fn issue_number(config: &Config, date: NaiveDate) -> Option<u64> {
     Some(u64::from(first_number) + (days / cadence) as u64)
 }
 
-fn human_date(date: NaiveDate) -> String {
-    format_date(&date.format("%Y-%m-%d").to_string(), DEFAULT_DATE_FORMAT)
-        .expect("the default date format is valid")
+fn human_date(config: &Config, date: NaiveDate) -> String {
+    format_date(
+        &date.format("%Y-%m-%d").to_string(),
+        DEFAULT_DATE_FORMAT,
+        config.language(),
+    )
+    .expect("the default date format is valid")
 }
 
 /// The articles of an issue grouped into sections: configured order first, other sections
@@ -177,9 +185,10 @@ fn safe_base_url(config: &Config) -> String {
 pub fn base_context(config: &Config, issue: &Issue, now: DateTime<Utc>) -> Map<String, Value> {
     let date = issue.date.date();
     let number = issue_number(config, date);
+    let words = config.words();
     let title = match number {
-        Some(n) => format!("Issue {n} · {}", human_date(date)),
-        None => format!("Issue of {}", human_date(date)),
+        Some(n) => format!("{} {n} · {}", words.get("issue"), human_date(config, date)),
+        None => format!("{} {}", words.get("issue_of"), human_date(config, date)),
     };
     let mut index = 0;
     let mut flat = Vec::new();
@@ -215,6 +224,18 @@ pub fn base_context(config: &Config, issue: &Issue, now: DateTime<Utc>) -> Map<S
             "title": title,
             "article_count": flat.len(),
         }),
+    );
+    let language = config.language();
+    m.insert("lang".into(), Value::String(language.code().into()));
+    m.insert("dir".into(), Value::String(language.dir().into()));
+    m.insert(
+        "words".into(),
+        Value::Object(
+            words
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        ),
     );
     m.insert("sections".into(), Value::Array(sections));
     m.insert("articles".into(), Value::Array(flat));

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
+
+use crate::base::lang::Language;
 use tera::{Tera, Value};
 use unicode_width::UnicodeWidthStr;
 
@@ -29,8 +31,11 @@ pub const FILTERS: &[(&str, &str)] = &[
 /// Registers the filters on a Tera instance, and takes away the built-in function that reads
 /// outside state: `get_env` would put the SMTP password or the unsubscribe key (both come from
 /// the environment) into every copy.
-pub fn register(tera: &mut Tera) {
-    tera.register_filter("date_format", date_format);
+pub fn register(tera: &mut Tera, language: Language) {
+    tera.register_filter(
+        "date_format",
+        move |v: &Value, args: &HashMap<String, Value>| date_format(v, args, language),
+    );
     tera.register_filter("excerpt", excerpt);
     tera.register_filter("wrap", wrap);
     tera.register_filter("ordinal", ordinal);
@@ -87,21 +92,22 @@ fn input_str<'a>(value: &'a Value, filter: &str) -> tera::Result<&'a str> {
 /// The default date format: `27 February 2002`.
 pub const DEFAULT_DATE_FORMAT: &str = "%-d %B %Y";
 
-/// Formats a `YYYY-MM-DD` date with a chrono/strftime format.
-pub fn format_date(date: &str, fmt: &str) -> Result<String, String> {
+/// Formats a `YYYY-MM-DD` date with a chrono/strftime format, names in `language`.
+pub fn format_date(date: &str, fmt: &str, language: Language) -> Result<String, String> {
     let d = NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|_| {
         format!("`date_format` expects a date like 2002-02-27, but it was given `{date}`")
     })?;
-    let items = chrono::format::StrftimeItems::new(fmt)
-        .parse()
-        .map_err(|_| format!("`{fmt}` is not a valid date format (see strftime: %-d %B %Y gives 27 February 2002)"))?;
-    Ok(d.format_with_items(items.iter()).to_string())
+    language.format_date(d, fmt)
 }
 
-fn date_format(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+fn date_format(
+    value: &Value,
+    args: &HashMap<String, Value>,
+    language: Language,
+) -> tera::Result<Value> {
     let date = input_str(value, "date_format")?;
     let fmt = str_arg(args, "date_format", "fmt")?.unwrap_or(DEFAULT_DATE_FORMAT);
-    format_date(date, fmt)
+    format_date(date, fmt, language)
         .map(Value::String)
         .map_err(tera::Error::msg)
 }
@@ -212,17 +218,17 @@ mod tests {
     #[test]
     fn date_format_formats_iso_dates_and_rejects_other_text() {
         assert_eq!(
-            format_date("2002-02-27", DEFAULT_DATE_FORMAT).unwrap(),
+            format_date("2002-02-27", DEFAULT_DATE_FORMAT, Language::En).unwrap(),
             "27 February 2002"
         );
         assert_eq!(
-            format_date("2002-02-07", "%A %-d %b").unwrap(),
+            format_date("2002-02-07", "%A %-d %b", Language::En).unwrap(),
             "Thursday 7 Feb"
         );
-        assert!(format_date("27/2/2002", "%Y")
+        assert!(format_date("27/2/2002", "%Y", Language::En)
             .unwrap_err()
             .contains("2002-02-27"));
-        assert!(format_date("2002-02-27", "%Q")
+        assert!(format_date("2002-02-27", "%Q", Language::En)
             .unwrap_err()
             .contains("not a valid"));
     }

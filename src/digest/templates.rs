@@ -233,7 +233,7 @@ pub fn load(config: &Config) -> Result<TemplateSet> {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![".html.tera", ".html", ".htm"]);
     tera.set_escape_fn(crate::base::escape_html);
-    filters::register(&mut tera);
+    filters::register(&mut tera, config.language());
 
     // Bounded rendering (docs: README "Templates: limits"): before Tera's parser sees them.
     for (name, src) in &sources {

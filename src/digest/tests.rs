@@ -531,3 +531,142 @@ fn personal_values_with_control_characters_take_the_full_path() {
         d.render_full_for(&odd, URL).unwrap()
     );
 }
+
+#[test]
+fn a_russian_edition_has_lang_ru_russian_months_and_no_english_template_words() {
+    let mut config = fixture::config();
+    config.publication.language = "ru".into();
+    let (_, r) = render(&config, &fixture::russian_issue());
+    assert!(r.html.contains("<html lang=\"ru\""), "{}", &r.html[..200]);
+    // The issue of 27 February 2002: the month in the genitive after the day.
+    assert!(r.html.contains("27 февраля 2002"), "{}", r.html);
+    assert!(r.text.contains("27 февраля 2002"));
+    assert!(r.subject.contains("27 февраля 2002") || !r.subject.contains("February"));
+    for english in crate::base::lang::ENGLISH_MONTHS {
+        assert!(
+            !r.html.contains(english) && !r.text.contains(english),
+            "{english}"
+        );
+    }
+    // The built-in templates' words: none of the English ones is left (the sample's
+    // section names and the postal address are the editor's data, not template words).
+    // What a reader sees: the body's text without tags (class names are not words).
+    let body = r.html.split("</head>").nth(1).unwrap_or("");
+    let tags = regex::Regex::new(r"<[^>]*>").unwrap();
+    let mut visible = decode_entities_for_test(&tags.replace_all(body, " ")) + &r.text;
+    for data in [
+        "Analytical Articles",
+        "Field Reports",
+        "News Digest",
+        "The Caucasus Analyst",
+        "Example Institute, 1 Example Row, Washington, DC 20000",
+    ] {
+        visible = visible.replace(data, "").replace(&data.to_uppercase(), "");
+    }
+    for word in [
+        "Issue",
+        "In this issue",
+        "By ",
+        "min read",
+        "Read",
+        "Links",
+        "LINKS",
+        "receiving",
+        "subscribed",
+        "address",
+        "Unsubscribe",
+        "one click",
+        "further issues",
+    ] {
+        assert!(
+            !visible.contains(word),
+            "English `{word}` in a Russian edition"
+        );
+    }
+    // A [words] override wins.
+    config.words.insert("read".into(), "Дальше".into());
+    let (_, r) = render(&config, &fixture::russian_issue());
+    assert!(r.html.contains("Дальше: Новый коридор"), "{}", r.html);
+}
+
+fn decode_entities_for_test(s: &str) -> String {
+    super::html::decode_entities(s)
+}
+
+/// WCAG 2.x contrast ratio of two `#rrggbb` colours.
+fn contrast(a: &str, b: &str) -> f64 {
+    let lum = |hex: &str| {
+        let c = |i: usize| {
+            let v = f64::from(u8::from_str_radix(&hex[1 + 2 * i..3 + 2 * i], 16).unwrap()) / 255.0;
+            if v <= 0.03928 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * c(0) + 0.7152 * c(1) + 0.0722 * c(2)
+    };
+    let (x, y) = (lum(a), lum(b));
+    (x.max(y) + 0.05) / (x.min(y) + 0.05)
+}
+
+#[test]
+fn the_html_part_holds_up_on_phones_in_outlook_and_in_dark_mode() {
+    let mut config = fixture::config();
+    config.digest.body = crate::config::BodyMode::Full;
+    let mut issue = fixture::issue(3);
+    let long_url = format!("https://analyst.example.org/{}", "a".repeat(200));
+    issue.articles[0].body_html = format!(
+        "<p>See {long_url} now.</p>\n<pre>{}</pre>\n<table><tr><td>{}</td></tr></table>\n",
+        "x".repeat(300),
+        "wide ".repeat(80)
+    );
+    let (_, r) = render(&config, &issue);
+    let h = &r.html;
+    // Nothing widens the layout past a 375 px screen: long words break, pre wraps,
+    // tables and images are capped (checked structurally: no browser in the tests).
+    let body_div = h.split("<div class=\"body\"").nth(1).unwrap();
+    let style = body_div.split('>').next().unwrap();
+    assert!(
+        style.contains("overflow-wrap: anywhere") && style.contains("word-break: break-word"),
+        "{style}"
+    );
+    assert!(
+        h.contains("<pre style=\"max-width: 100%;") && h.contains("white-space: pre-wrap"),
+        "{h}"
+    );
+    assert!(h.contains("<table style=\"max-width: 100%;"), "{h}");
+    // Outlook desktop: the Office namespace and settings, padding on the button's cell.
+    assert!(h.contains("xmlns:o=\"urn:schemas-microsoft-com:office:office\""));
+    assert!(h.contains("<o:OfficeDocumentSettings>"));
+    assert!(h.contains("class=\"button-cell\" bgcolor=\"#9b2915\" style=\"background-color: #9b2915;border-radius: 3px;padding: 9px 16px;"), "{h}");
+    // Unique, descriptive link text: one "Read: TITLE" per article.
+    let reads: Vec<&str> = h
+        .split(">Read: ")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap())
+        .collect();
+    assert_eq!(reads.len(), 3);
+    assert!(reads.iter().collect::<std::collections::HashSet<_>>().len() == 3);
+    assert!(!h.contains("Read the article"));
+    // Dark mode in both dialects, and Apple's data detectors reset.
+    assert!(h.contains("@media (prefers-color-scheme: dark)") && h.contains("[data-ogsc] .body"));
+    assert!(h.contains("a[x-apple-data-detectors]"));
+    for (fg, bg) in [
+        ("#e8e6e3", "#1e1e1e"),
+        ("#b5b0a8", "#1e1e1e"),
+        ("#ff9a85", "#1e1e1e"),
+        ("#b5b0a8", "#181818"),
+        ("#ffffff", "#9b2915"),
+    ] {
+        assert!(h.contains(fg) && (h.contains(bg) || bg == "#9b2915"));
+        assert!(
+            contrast(fg, bg) >= 4.5,
+            "{fg} on {bg}: {:.2}",
+            contrast(fg, bg)
+        );
+    }
+    // The footer says what the link does: a page with one button, not "one click".
+    assert!(h.contains("opens a page where one button takes you off the list"));
+    assert!(!h.contains("with one click"));
+}

@@ -7,7 +7,8 @@
 //! send (misaligned domains, no postal address, HTML that Gmail clips). Each finding says
 //! which rule it is about ([`FindingKind`]), so a caller that checks a rule its own way
 //! (`check` measures the HTML and looks for a *visible* link itself) leaves that kind out.
-//! Pure: it reads the DKIM key file named in the config, nothing else.
+//! Pure: it reads the DKIM key file named in the config and this machine's host name
+//! (for the EHLO check), nothing else.
 
 use std::fmt;
 
@@ -18,8 +19,10 @@ use super::address::SenderAddress;
 use super::dkim;
 use super::unsubscribe::{parse_mailto, parse_unsubscribe_url};
 
-/// HTML beyond this many bytes is clipped by Gmail ("[Message clipped]", ~102 KB).
-pub const HTML_CLIP_BYTES: usize = 100 * 1024;
+/// An HTML part beyond this many octets *on the wire* (encoded) is warned about: Gmail clips
+/// a message whose source passes about 102 KB ("[Message clipped]"), hiding the footer and
+/// its unsubscribe link; the margin leaves room for the header and the text part.
+pub const HTML_CLIP_BYTES: usize = 90 * 1024;
 
 /// How serious a finding, or a line of a report, is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,13 +148,16 @@ pub fn deliverability_findings(config: &Config, sample: &Rendered) -> Vec<Findin
     domains(config, &mut out);
     postal_address(config, sample, &mut out);
     // Gmail clips long HTML, and hides the footer (unsubscribe link included) with it.
-    if sample.html.len() > HTML_CLIP_BYTES {
+    let (encoding, wire) = super::choose_encoding(sample.html.as_bytes());
+    if wire > HTML_CLIP_BYTES {
         out.push(warning(
             FindingKind::HtmlSize,
             format!(
-                "the HTML part is {:.1} KB; Gmail clips messages over about 102 KB (hiding the \
-                 footer and its unsubscribe link): use `body = \"lead\"` or fewer articles",
-                sample.html.len() as f64 / 1024.0
+                "the HTML part is {:.1} KB on the wire ({}); Gmail clips messages over about \
+                 102 KB (hiding the footer and its unsubscribe link): use `body = \"lead\"` \
+                 or fewer articles",
+                wire as f64 / 1024.0,
+                encoding.name()
             ),
         ));
     }
@@ -203,24 +209,18 @@ fn domains(config: &Config, out: &mut Vec<Finding>) {
             "[sender] list_id `{list_id}` must be a dotted name on your domain, like `digest.example.org` (RFC 2919)"
         )));
     }
-    if let Some(d) = &config.dkim {
-        if let Err(e) =
-            dkim::DkimSigner::load(&d.domain, &d.selector, &config.resolve(&d.private_key))
-        {
-            out.push(error(FindingKind::Dkim, format!("{e:#}")));
-        }
-        if let Some(from) = &from_domain {
-            if !domains_aligned(from, &d.domain) {
-                out.push(warning(
-                    FindingKind::Dkim,
-                    format!(
-                    "the From domain `{from}` is not aligned with the [dkim] domain `{}`: DMARC \
-                     passes only when the signing domain is the From domain or shares its \
-                     organisational domain; sign with d={from}",
-                    d.domain
+    dkim_keys(config, from_domain.as_deref(), out);
+    if let (Some(smtp), Some(from)) = (&config.smtp, &from_domain) {
+        if smtp.helo_name.is_none() && crate::base::host::system_fqdn().is_none() {
+            let host = crate::base::host::host_name().unwrap_or_else(|| "unknown".into());
+            out.push(warning(
+                FindingKind::Sender,
+                format!(
+                    "this machine's name `{host}` is not fully qualified, so EHLO will greet \
+                     with the From domain `{from}`; set [smtp] helo_name to this machine's \
+                     public host name (the one its IP address resolves back to)"
                 ),
-                ));
-            }
+            ));
         }
     }
     if let (Some(_), Some(from)) = (&sender.bounce, &from_domain) {
@@ -240,6 +240,57 @@ fn domains(config: &Config, out: &mut Vec<Finding>) {
             }
             Err(e) => out.push(error(FindingKind::Sender, format!("{e:#}"))),
         }
+    }
+}
+
+/// `[[dkim]]`: each key loads and aligns with From; without a key the relay must sign, and
+/// an Ed25519 key alone is not enough (large receivers are reported not to verify
+/// ed25519-sha256 yet, so pair it with an RSA key). [RFC 8463 §1; RFC 8058 §4]
+fn dkim_keys(config: &Config, from_domain: Option<&str>, out: &mut Vec<Finding>) {
+    let kind = FindingKind::Dkim;
+    if config.dkim.is_empty() {
+        let from = from_domain.unwrap_or("your From domain");
+        out.push(warning(
+            kind,
+            format!(
+                "no [dkim] key: fortnight does not sign, so your relay must sign d={from} over \
+                 List-Unsubscribe and List-Unsubscribe-Post (one-click is trusted only then); \
+                 or add a [[dkim]] key"
+            ),
+        ));
+        return;
+    }
+    let mut rsa = false;
+    for d in &config.dkim {
+        match dkim::DkimSigner::load(&d.domain, &d.selector, &config.resolve(&d.private_key)) {
+            Ok(signer) => rsa |= signer.algorithm() == "rsa-sha256",
+            Err(e) => {
+                out.push(error(kind, format!("{e:#}")));
+                // An unusable key says nothing about the algorithm: no Ed25519 warning.
+                rsa = true;
+            }
+        }
+        if let Some(from) = from_domain {
+            if !domains_aligned(from, &d.domain) {
+                out.push(warning(
+                    kind,
+                    format!(
+                        "the From domain `{from}` is not aligned with the [dkim] domain `{}`: DMARC \
+                         passes only when the signing domain is the From domain or shares its \
+                         organisational domain; sign with d={from}",
+                        d.domain
+                    ),
+                ));
+            }
+        }
+    }
+    if !rsa {
+        out.push(warning(
+            kind,
+            "only Ed25519 DKIM keys: some large receivers are reported not to verify \
+             ed25519-sha256, so their DMARC check sees no signature; add an RSA 2048 key as a \
+             second [[dkim]] table (both sign every message)",
+        ));
     }
 }
 

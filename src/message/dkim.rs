@@ -16,6 +16,11 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair, RsaKeyPair, RSA_PKCS1_SHA256};
 use sha2::{Digest as _, Sha256};
 
+/// How long a signature stays valid (`x=` minus `t=`): a week, longer than a relay keeps
+/// retrying a message (RFC 5321 §4.5.4.1 suggests giving up after 4–5 days), short enough
+/// that a message replayed later no longer carries a valid signature. [RFC 6376 §3.5]
+pub const EXPIRY_SECS: i64 = 7 * 24 * 3600;
+
 /// The private key, by algorithm.
 enum SigningKey {
     Rsa { pair: RsaKeyPair, rng: SystemRandom },
@@ -143,17 +148,50 @@ impl DkimSigner {
         }
     }
 
-    /// The DKIM-Signature field up to and including `b=` (value still empty), CRLF-folded.
+    /// The DKIM-Signature field up to and including `b=` (value still empty), folded at tag
+    /// boundaries and at the colons of `h=` so no line passes 78 octets (RFC 5322 §2.1.1).
+    /// `x=` is [`EXPIRY_SECS`] after `t=`.
     pub(crate) fn unsigned_field(&self, signed_headers: &str, timestamp: i64, bh: &str) -> String {
-        format!(
-            "DKIM-Signature: v=1; a={}; c=relaxed/relaxed; d={}; s={};\r\n t={}; h={};\r\n bh={};\r\n b=",
-            self.algorithm(),
-            self.domain,
-            self.selector,
-            timestamp,
-            signed_headers,
-            bh
-        )
+        let mut field = String::with_capacity(256 + signed_headers.len());
+        field.push_str("DKIM-Signature:");
+        let mut line = field.len();
+        let mut put = |field: &mut String, piece: &str, space: bool| {
+            let sep = usize::from(space);
+            if line + sep + piece.len() > super::headers::FOLD_AT {
+                field.push_str("\r\n ");
+                line = 1;
+            } else if space {
+                field.push(' ');
+                line += 1;
+            }
+            field.push_str(piece);
+            line += piece.len();
+        };
+        for tag in [
+            "v=1;".to_string(),
+            format!("a={};", self.algorithm()),
+            "c=relaxed/relaxed;".to_string(),
+            format!("d={};", self.domain),
+            format!("s={};", self.selector),
+            format!("t={timestamp};"),
+            format!("x={};", timestamp + EXPIRY_SECS),
+        ] {
+            put(&mut field, &tag, true);
+        }
+        let names: Vec<&str> = signed_headers.split(':').collect();
+        for (i, name) in names.iter().enumerate() {
+            let piece = match (i == 0, i + 1 == names.len()) {
+                (true, true) => format!("h={name};"),
+                (true, false) => format!("h={name}:"),
+                (false, true) => format!("{name};"),
+                (false, false) => format!("{name}:"),
+            };
+            // Folding whitespace is allowed around the colons of h= (RFC 6376 §3.5).
+            put(&mut field, &piece, i == 0);
+        }
+        put(&mut field, &format!("bh={bh};"), true);
+        field.push_str("\r\n b=");
+        field
     }
 
     /// Signs the RFC 6376 §3.7 input: the canonicalised signed header fields, then the

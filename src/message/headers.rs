@@ -93,73 +93,112 @@ fn q_width(c: char) -> usize {
     }
 }
 
-/// `text` as UTF-8 encoded-words of at most 75 octets, split on character boundaries.
+/// Room for the first encoded-word: what is left of a 78-octet line after the longest field
+/// name that carries words (`Reply-To: `), so the first line never needs a fold.
+const FIRST_WORD_ROOM: usize = FOLD_AT - "Reply-To: ".len();
+
+/// `text` as UTF-8 encoded-words (Q for mostly-Latin text, B otherwise), each covering whole
+/// words where they fit: splits fall at spaces (the space starts the next word, which
+/// decoders join without a gap), inside a word only when it alone is too long, and always
+/// on character boundaries. The first is at most [`FIRST_WORD_ROOM`] octets, the rest 75.
+/// [RFC 2047 §2, §5(3), §6.2]
 pub fn encoded_words(text: &str) -> Vec<String> {
     const PREFIX: usize = "=?UTF-8?Q?".len() + "?=".len();
     let q_len: usize = text.chars().map(q_width).sum();
     let b_len = text.len().div_ceil(3) * 4;
-    let mut words = Vec::new();
     // Q stays readable for mostly-Latin text; B is shorter for other scripts.
-    if q_len <= b_len + b_len / 2 {
-        let mut word = String::from("=?UTF-8?Q?");
-        for c in text.chars() {
-            if word.len() + q_width(c) > MAX_ENCODED_WORD - 2 {
-                word.push_str("?=");
-                words.push(std::mem::replace(&mut word, String::from("=?UTF-8?Q?")));
-            }
-            if c == ' ' {
-                word.push('_');
-            } else if c.is_ascii() && q_literal(c as u8) {
-                word.push(c);
+    let q = q_len <= b_len + b_len / 2;
+    let encoded_len = |s: &str| {
+        PREFIX
+            + if q {
+                s.chars().map(q_width).sum()
             } else {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    word.push('=');
-                    word.push(char::from(b"0123456789ABCDEF"[(b >> 4) as usize]));
-                    word.push(char::from(b"0123456789ABCDEF"[(b & 15) as usize]));
+                s.len().div_ceil(3) * 4
+            }
+    };
+    let encode = |s: &str| {
+        if q {
+            let mut word = String::from("=?UTF-8?Q?");
+            for c in s.chars() {
+                if c == ' ' {
+                    word.push('_');
+                } else if c.is_ascii() && q_literal(c as u8) {
+                    word.push(c);
+                } else {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        word.push('=');
+                        word.push(char::from(b"0123456789ABCDEF"[(b >> 4) as usize]));
+                        word.push(char::from(b"0123456789ABCDEF"[(b & 15) as usize]));
+                    }
                 }
             }
-        }
-        if word.len() > PREFIX - 2 || words.is_empty() {
             word.push_str("?=");
-            words.push(word);
+            word
+        } else {
+            use base64::engine::general_purpose::STANDARD;
+            use base64::Engine;
+            format!("=?UTF-8?B?{}?=", STANDARD.encode(s))
         }
-    } else {
-        use base64::engine::general_purpose::STANDARD;
-        use base64::Engine;
-        // 45 octets encode to 60 characters: 60 + 12 <= 75.
-        const CHUNK: usize = 45;
-        let mut start = 0;
-        let mut end = 0;
-        for (i, c) in text.char_indices() {
-            if i + c.len_utf8() - start > CHUNK {
-                words.push(format!(
-                    "=?UTF-8?B?{}?=",
-                    STANDARD.encode(&text[start..end])
-                ));
-                start = end;
+    };
+    // The text cut before each space: "a", " b", " c".
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for (i, _) in text.match_indices(' ') {
+        if i > from {
+            pieces.push(&text[from..i]);
+            from = i;
+        }
+    }
+    pieces.push(&text[from..]);
+
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let limit = |words: &Vec<String>| {
+        if words.is_empty() {
+            FIRST_WORD_ROOM
+        } else {
+            MAX_ENCODED_WORD
+        }
+    };
+    for piece in pieces {
+        let joined = format!("{current}{piece}");
+        if encoded_len(&joined) <= limit(&words) {
+            current = joined;
+            continue;
+        }
+        if !current.is_empty() {
+            words.push(encode(&current));
+            current.clear();
+        }
+        // A word too long for one encoded-word is split between characters.
+        for c in piece.chars() {
+            current.push(c);
+            if encoded_len(&current) > limit(&words) {
+                current.pop();
+                words.push(encode(&current));
+                current.clear();
+                current.push(c);
             }
-            end = i + c.len_utf8();
         }
-        if end > start || words.is_empty() {
-            words.push(format!(
-                "=?UTF-8?B?{}?=",
-                STANDARD.encode(&text[start..end])
-            ));
-        }
+    }
+    if !current.is_empty() || words.is_empty() {
+        words.push(encode(&current));
     }
     words
 }
 
 /// Writes `Name: tokens…` with a final CRLF, folding before a token when the line would pass
-/// 78 octets.
+/// 78 octets (before the first one too, when it fits a line of its own).
 pub fn write_field(out: &mut String, name: &str, tokens: &[impl AsRef<str>]) {
     out.push_str(name);
     out.push(':');
     let mut line = name.len() + 1;
     for (i, token) in tokens.iter().enumerate() {
         let token = token.as_ref();
-        if i > 0 && line + 1 + token.len() > FOLD_AT {
+        // A first token too long for the name's line (a Message-ID) starts the next one.
+        let fold_first = i == 0 && token.len() < FOLD_AT;
+        if (i > 0 || fold_first) && line + 1 + token.len() > FOLD_AT {
             out.push_str("\r\n ");
             line = 1;
         } else {
@@ -240,6 +279,45 @@ mod tests {
         assert!(long.iter().all(|w| w.len() <= 75), "{long:?}");
         let long_q = encoded_words(&"é".repeat(40));
         assert!(long_q.iter().all(|w| w.len() <= 75), "{long_q:?}");
+    }
+
+    #[test]
+    fn encoded_words_split_at_spaces_and_every_line_fits_78() {
+        let subject = "Новый паромный маршрут через Каспий: Баку и Актау договорились о расписании";
+        let words = unstructured(subject);
+        assert!(words.len() > 1, "{words:?}");
+        let f = field("Subject", &words);
+        for line in f.trim_end().split("\r\n") {
+            assert!(line.len() <= FOLD_AT, "{} > 78: {line}", line.len());
+        }
+        // Each encoded-word decodes to whole words (the space starts the next one).
+        use base64::Engine;
+        let decoded: Vec<String> = words
+            .iter()
+            .map(|w| {
+                let b64 = w.trim_start_matches("=?UTF-8?B?").trim_end_matches("?=");
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap(),
+                )
+                .unwrap()
+            })
+            .collect();
+        assert_eq!(decoded.concat(), subject);
+        for d in &decoded[1..] {
+            assert!(d.starts_with(' '), "split inside a word: {decoded:?}");
+        }
+        let latin = "Zoë Özil’s long report on the Caspian ferries, customs and rail freight";
+        let f = field("Subject", &unstructured(latin));
+        for line in f.trim_end().split("\r\n") {
+            assert!(line.len() <= FOLD_AT, "{} > 78: {line}", line.len());
+        }
+        assert!(f.contains("?=\r\n =?UTF-8?Q?_"), "{f}");
+        // A Message-ID longer than its line goes on the next one.
+        let id = format!("<20020227.{}@analyst.example.org>", "a".repeat(40));
+        let f = field("Message-ID", std::slice::from_ref(&id));
+        assert_eq!(f, format!("Message-ID:\r\n {id}\r\n"));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! The digest comes in through the digest→message contract ([`crate::digest::contract`]:
 //! parts as segments, or one rendered copy on request). A pure function of its inputs
 //! (digest, subscriber, config, clock): multipart/alternative
-//! (text then HTML, quoted-printable, CRLF only), encoded headers, a deterministic
+//! (text then HTML, each quoted-printable or base64, whichever is shorter; CRLF only), encoded headers, a deterministic
 //! Message-ID per (issue, subscriber), List-Id / List-Unsubscribe / List-Unsubscribe-Post,
-//! optional DKIM. It opens no socket.
+//! Feedback-ID, X-Auto-Response-Suppress, optional DKIM. It opens no socket.
 //!
 //! The bytes are written here rather than by lettre's builder. Building 100,000 copies of a
 //! ~25 KB digest is dominated by body encoding, and all copies share all but a few lines:
@@ -24,6 +24,7 @@ mod address;
 mod body;
 mod checks;
 mod dkim;
+mod dns;
 mod headers;
 mod qp;
 mod sample;
@@ -45,10 +46,12 @@ use crate::subscribers::{Subscriber, SubscriberEmail};
 use crate::token::Keyring;
 
 pub(crate) use address::SenderAddress;
+pub use body::{choose_encoding, TransferEncoding};
 use body::{BodyTemplate, PartSource};
 pub(crate) use checks::HTML_CLIP_BYTES;
 pub use checks::{deliverability_findings, Finding, FindingKind, Severity};
 pub use dkim::DkimSigner;
+pub use dns::{dns_records, DnsRecord};
 pub(crate) use sample::{sample_subscriber, Sample};
 pub(crate) use unsubscribe::unsubscribe_url;
 use unsubscribe::{fill_url, parse_mailto, parse_unsubscribe_url};
@@ -106,7 +109,7 @@ enum SubjectSource {
 #[derive(Debug, Clone)]
 enum EnvelopeFrom {
     Fixed(String),
-    /// `local+TOKEN@domain` ([bounces] verp).
+    /// `local+TOKEN@domain` ([bounces] verp), TOKEN in its lowercase form.
     Verp {
         local: String,
         domain: String,
@@ -133,6 +136,10 @@ pub struct Composer {
     reply_to: Option<StaticField>,
     list_id_field: StaticField,
     post: StaticField,
+    feedback_id: StaticField,
+    /// `X-Auto-Response-Suppress: OOF, AutoReply` (not signed: it only asks Exchange not to
+    /// answer).
+    auto_suppress: StaticField,
     mime: StaticField,
     content_type: StaticField,
     subject: SubjectSource,
@@ -146,7 +153,8 @@ pub struct Composer {
     /// The fields the fast path substitutes (a copy whose values cannot be substituted as
     /// they are is rendered in full, as [`Personalise::render_for`] decides).
     used_fields: Vec<Field>,
-    dkim: Option<DkimSigner>,
+    /// One signer per `[[dkim]]` key; every key signs the same fields.
+    dkim: Vec<DkimSigner>,
     /// The `h=` list, in the order the fields are hashed.
     signed_headers: String,
     /// Message-IDs a journal recorded for this issue (subscriber key → ID): a copy sent
@@ -210,10 +218,10 @@ fn envelope_from(config: &Config, keyring: &Keyring, from_address: &str) -> Resu
         return Ok(EnvelopeFrom::Fixed(bounce));
     }
     let (local, domain) = bounce.rsplit_once('@').expect("checked address");
-    let probe = keyring.current().mint(
+    let probe = verp_token(&keyring.current().mint(
         &config.sender.list_id,
         &SubscriberEmail::parse("probe@example.org").expect("valid"),
-    );
+    ));
     if local.len() + 1 + probe.len() > 64 {
         bail!(
             "[bounces] verp: `{local}+TOKEN` would be {} characters, over the 64 allowed in an address; \
@@ -225,6 +233,36 @@ fn envelope_from(config: &Config, keyring: &Keyring, from_address: &str) -> Resu
         local: local.to_string(),
         domain: domain.to_string(),
     })
+}
+
+/// The `Feedback-ID` value: `[sender] feedback_id` with `{issue}` filled in, else
+/// `ISSUE:LIST_ID:digest:fortnight` (campaign, list, mail type, sender: Gmail's feedback-loop
+/// fields, the last the stable sender id). Nothing in it is per recipient.
+fn feedback_id(config: &Config, issue: IssueDate, list_label: &str) -> Result<String> {
+    use chrono::Datelike;
+    let d = issue.date();
+    let stamp = format!("{:04}{:02}{:02}", d.year(), d.month(), d.day());
+    let value = match &config.sender.feedback_id {
+        Some(template) => template.trim().replace("{issue}", &stamp),
+        None => format!("{stamp}:{list_label}:digest:fortnight"),
+    };
+    if value.is_empty()
+        || value.len() > 200
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+        || value.contains("::")
+    {
+        bail!(
+            "[sender] feedback_id `{value}` must be up to 200 printable ASCII characters without \
+             spaces, fields separated by single colons (like `{{issue}}:digest:fortnight`)"
+        );
+    }
+    Ok(value)
+}
+
+/// The token as the VERP envelope carries it: lowercase base32, since a relay may lowercase
+/// the local part (docs/standards.md "Bounces").
+fn verp_token(token: &str) -> String {
+    crate::token::lowercase_form(token).expect("a minted token is base64url")
 }
 
 /// The subject and the shared body of the digest's fast path (a per-copy subject and no
@@ -281,7 +319,29 @@ fn used_fields(parts: Option<&[Part; 3]>) -> Vec<Field> {
     used
 }
 
-/// The DKIM `h=` list, in the order the fields are hashed.
+/// Header fields a message does not carry that an attacker could add in transit to change
+/// what a reader sees or where replies and unsubscribes go; each is listed in `h=` (with
+/// nothing hashed for it), so adding one breaks the signature. [RFC 6376 §5.4, §8.15]
+const ABSENT_SIGNED: [&str; 12] = [
+    "reply-to",
+    "cc",
+    "sender",
+    "in-reply-to",
+    "references",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "feedback-id",
+    "list-archive",
+    "list-help",
+    "list-post",
+    "list-subscribe",
+];
+
+/// The DKIM `h=` list: the fields the message carries, in the order they are hashed, then
+/// each of them once more and every [`ABSENT_SIGNED`] field the message lacks. An `h=` entry
+/// with no instance left hashes nothing, so the extra entries do not change what is signed,
+/// but a verifier fails the signature when a copy of one of them is added anywhere in the
+/// header (oversigning). [RFC 6376 §5.4.2, §8.15]
 fn signed_headers(reply_to: bool) -> String {
     let mut signed = vec!["from", "to", "subject", "date", "message-id"];
     if reply_to {
@@ -291,9 +351,13 @@ fn signed_headers(reply_to: bool) -> String {
         "list-id",
         "list-unsubscribe",
         "list-unsubscribe-post",
+        "feedback-id",
         "mime-version",
         "content-type",
     ]);
+    let present = signed.clone();
+    signed.extend(present.iter().copied());
+    signed.extend(ABSENT_SIGNED.iter().filter(|n| !present.contains(n)));
     signed.join(":")
 }
 
@@ -318,14 +382,11 @@ impl Composer {
             );
         }
         let envelope = envelope_from(config, &keyring, &from.address)?;
-        let dkim = match &config.dkim {
-            Some(d) => Some(DkimSigner::load(
-                &d.domain,
-                &d.selector,
-                &config.resolve(&d.private_key),
-            )?),
-            None => None,
-        };
+        let dkim = config
+            .dkim
+            .iter()
+            .map(|d| DkimSigner::load(&d.domain, &d.selector, &config.resolve(&d.private_key)))
+            .collect::<Result<Vec<_>>>()?;
         let boundary = {
             let h = Sha256::digest(format!("fortnight/boundary\0{list_label}\0{issue}"));
             format!("=_fn_{}", hex(&h[..12]))
@@ -334,6 +395,7 @@ impl Composer {
             .map(|r| StaticField::new("Reply-To", &headers::mailbox(&r.name, &r.address)));
         let mut list_tokens = headers::phrase(&headers::sanitize(&config.publication.name));
         list_tokens.push(format!("<{list_label}>"));
+        let feedback = feedback_id(config, issue, &list_label)?;
         let (subject, body) = subject_and_body(digest.fast_parts(), &boundary);
         let used_fields = used_fields(digest.fast_parts());
 
@@ -352,6 +414,8 @@ impl Composer {
             reply_to,
             list_id_field: StaticField::new("List-Id", &list_tokens),
             post: StaticField::new("List-Unsubscribe-Post", &["List-Unsubscribe=One-Click"]),
+            feedback_id: StaticField::new("Feedback-ID", &[feedback]),
+            auto_suppress: StaticField::new("X-Auto-Response-Suppress", &["OOF,", "AutoReply"]),
             mime: StaticField::new("MIME-Version", &["1.0"]),
             content_type: StaticField::new(
                 "Content-Type",
@@ -400,9 +464,14 @@ impl Composer {
         self.body.is_some()
     }
 
-    /// The DKIM signer, when `[dkim]` is configured.
+    /// The first DKIM signer, when `[dkim]` is configured.
     pub fn dkim(&self) -> Option<&DkimSigner> {
-        self.dkim.as_ref()
+        self.dkim.first()
+    }
+
+    /// Every DKIM signer, in `[[dkim]]` order (their signatures head the message in that order).
+    pub fn dkim_signers(&self) -> &[DkimSigner] {
+        &self.dkim
     }
 
     /// This subscriber's unsubscribe URL.
@@ -465,17 +534,22 @@ impl Composer {
         let (subject_text, subject_field) = self.subject_for(rendered_subject, subscriber, &url);
         let message_id = self.message_id_for(email);
         let fields = CopyFields::new(subscriber, &message_id, &url, self.mailto.as_deref());
-        let dkim_field = match &self.dkim {
-            Some(signer) => {
-                let canon = self.signed_canon(&fields, &subject_field, &date);
-                let bh = body.body_hash(&copy);
-                Some(signer.field(&self.signed_headers, now.timestamp(), &canon, &bh)?)
+        let mut dkim_fields = String::new();
+        if !self.dkim.is_empty() {
+            let canon = self.signed_canon(&fields, &subject_field, &date);
+            let bh = body.body_hash(&copy);
+            for signer in &self.dkim {
+                dkim_fields.push_str(&signer.field(
+                    &self.signed_headers,
+                    now.timestamp(),
+                    &canon,
+                    &bh,
+                )?);
             }
-            None => None,
-        };
+        }
 
-        let header_parts: [&str; 12] = [
-            dkim_field.as_deref().unwrap_or(""),
+        let header_parts: [&str; 14] = [
+            &dkim_fields,
             &date.wire,
             &self.from.wire,
             fields.to(),
@@ -485,6 +559,8 @@ impl Composer {
             &self.list_id_field.wire,
             fields.list_unsubscribe(),
             &self.post.wire,
+            &self.feedback_id.wire,
+            &self.auto_suppress.wire,
             &self.mime.wire,
             &self.content_type.wire,
         ];
@@ -498,7 +574,9 @@ impl Composer {
 
         let envelope_from = match &self.envelope {
             EnvelopeFrom::Fixed(a) => a.clone(),
-            EnvelopeFrom::Verp { local, domain } => format!("{local}+{token}@{domain}"),
+            EnvelopeFrom::Verp { local, domain } => {
+                format!("{local}+{}@{domain}", verp_token(&token))
+            }
         };
         Ok(Outgoing {
             recipient: email.clone(),
@@ -586,6 +664,7 @@ impl Composer {
         canon_extend(&mut canon, &self.list_id_field.canon);
         dkim::relaxed_header(fields.list_unsubscribe().as_bytes(), &mut canon);
         canon_extend(&mut canon, &self.post.canon);
+        canon_extend(&mut canon, &self.feedback_id.canon);
         canon_extend(&mut canon, &self.mime.canon);
         canon_extend(&mut canon, &self.content_type.canon);
         canon

@@ -18,7 +18,9 @@ use crate::base::plural;
 use crate::config::Config;
 use crate::digest::html::digest_links_visible_to;
 use crate::digest::{Digest, RenderPath, Rendered};
-use crate::message::{deliverability_findings, FindingKind, Severity, HTML_CLIP_BYTES};
+use crate::message::{
+    choose_encoding, deliverability_findings, FindingKind, Severity, HTML_CLIP_BYTES,
+};
 use crate::subscribers::{Status, SubscriberList};
 
 /// The largest `<style>` block we keep in `<head>`.
@@ -322,21 +324,27 @@ fn render_sample(
 /// The HTML part: its size, the `<style>` kept, what the final pass removed, and the
 /// visible unsubscribe link.
 fn html_lines(r: &mut CheckReport, digest: &Digest, rendered: &Rendered, url: &str) {
-    let size = rendered.html.len();
+    // Measured as sent: the encoded part is what Gmail's ~102 KB clip counts.
+    let (encoding, size) = choose_encoding(rendered.html.as_bytes());
+    let decoded = rendered.html.len() as f64 / 1024.0;
+    let (_, text_size) = choose_encoding(rendered.text.as_bytes());
     if size > HTML_CLIP_BYTES {
         r.push(
             Severity::Warning,
             format!(
-                "the HTML part is {:.0} KB: Gmail clips messages over about 102 KB (use `body = \"lead\"` or fewer articles)",
-                size as f64 / 1024.0
+                "the HTML part is {:.0} KB on the wire ({}, {decoded:.0} KB decoded): Gmail clips messages over about 102 KB (use `body = \"lead\"` or fewer articles)",
+                size as f64 / 1024.0,
+                encoding.name()
             ),
         );
     } else {
         r.push(
             Severity::Ok,
             format!(
-                "the HTML part is {:.1} KB (under 100 KB)",
-                size as f64 / 1024.0
+                "the HTML part is {:.1} KB on the wire ({}, {decoded:.1} KB decoded; under 90 KB), the text part {:.1} KB on the wire",
+                size as f64 / 1024.0,
+                encoding.name(),
+                text_size as f64 / 1024.0
             ),
         );
     }

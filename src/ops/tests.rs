@@ -92,7 +92,29 @@ fn check_passes_on_the_sample_and_says_which_path_applies() {
     assert!(r.has(Severity::Ok, "the default templates render"));
     assert!(r.has(Severity::Ok, "visible unsubscribe link"));
     assert!(r.has(Severity::Ok, "text part shows the unsubscribe URL"));
-    assert!(r.has(Severity::Ok, "under 100 KB"));
+    assert!(r.has(Severity::Ok, "on the wire (quoted-printable"));
+}
+
+#[test]
+fn check_measures_the_html_part_as_encoded_on_the_wire() {
+    let mut config = fixture::config();
+    config.digest.body = crate::config::BodyMode::Full;
+    let issue = fixture::russian_issue();
+    let r = check_report(&config, Ok(&issue), Ok(&empty_list()), fixture::now());
+    assert_eq!(r.errors(), 0, "{:#?}", r.lines);
+    let line = r
+        .lines
+        .iter()
+        .find(|(_, m)| m.starts_with("the HTML part is"))
+        .map(|(_, m)| m.clone())
+        .unwrap();
+    // "the HTML part is W KB on the wire (base64, D KB decoded; …)": W is 4/3 of D or so,
+    // not the decoded size (quoted-printable would have been about 2.1 times it).
+    assert!(line.contains("on the wire (base64, "), "{line}");
+    let kb = |s: &str| s.split(' ').next().unwrap().parse::<f64>().unwrap();
+    let wire = kb(line.strip_prefix("the HTML part is ").unwrap());
+    let decoded = kb(line.split("base64, ").nth(1).unwrap());
+    assert!(wire > decoded * 1.3 && wire < decoded * 1.4, "{line}");
 }
 
 #[test]

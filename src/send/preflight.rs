@@ -59,8 +59,10 @@ fn smtp_settings(config: &Config) -> Result<SmtpSettings> {
         )
     })?;
     let secrets = Secrets::from_env();
+    let from = crate::message::SenderAddress::from_of(config)?;
     let mut smtp = SmtpSettings::from_config(smtp_cfg, secrets.smtp_password.as_deref())
-        .with_context(|| format!("invalid [smtp] section in `{}`", config.path.display()))?;
+        .with_context(|| format!("invalid [smtp] section in `{}`", config.path.display()))?
+        .with_helo_fallback(from.domain());
     if let Some(ca) = &smtp_cfg.ca_file {
         let path = config.resolve(ca);
         let pem = crate::base::files::read_regular(&path, 1 << 20)

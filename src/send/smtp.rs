@@ -44,6 +44,9 @@ pub struct SmtpSettings {
     pub(crate) port: u16,
     pub(crate) tls: TlsMode,
     pub(crate) helo: ClientId,
+    /// No `helo_name` and no fully qualified name of this machine: `helo` is its bare name
+    /// until [`SmtpSettings::with_helo_fallback`] replaces it.
+    helo_bare: bool,
     credentials: Option<Credentials>,
     /// The password as a server could echo it back (plain, and base64 as AUTH PLAIN/LOGIN
     /// sent it): scrubbed from every reply to AUTH before it is reported.
@@ -104,6 +107,16 @@ impl SmtpSettings {
 
     /// Checks `[smtp]` and builds the settings. `password` comes from
     /// `FORTNIGHT_SMTP_PASSWORD`; it is required when a username is configured.
+    /// EHLO with `domain` (the From domain) when neither `[smtp] helo_name` nor a fully
+    /// qualified name of this machine was found (RFC 5321 §4.1.1.1 asks for the FQDN).
+    pub(crate) fn with_helo_fallback(mut self, domain: &str) -> SmtpSettings {
+        if self.helo_bare {
+            self.helo = ClientId::Domain(domain.to_ascii_lowercase());
+            self.helo_bare = false;
+        }
+        self
+    }
+
     pub fn from_config(cfg: &SmtpConfig, password: Option<&str>) -> Result<SmtpSettings> {
         let host = cfg.host.trim().to_string();
         if host.is_empty() {
@@ -131,9 +144,10 @@ impl SmtpSettings {
             }
             _ => Vec::new(),
         };
-        let helo = match &cfg.helo_name {
-            Some(name) => ClientId::Domain(name.clone()),
-            None => ClientId::default(),
+        let (helo, helo_bare) = match (&cfg.helo_name, crate::base::host::system_fqdn()) {
+            (Some(name), _) => (ClientId::Domain(name.trim().to_string()), false),
+            (None, Some(fqdn)) => (ClientId::Domain(fqdn), false),
+            (None, None) => (ClientId::default(), true),
         };
         let tls_host = host
             .trim_start_matches('[')
@@ -161,6 +175,7 @@ impl SmtpSettings {
             host,
             tls: cfg.tls,
             helo,
+            helo_bare,
             credentials,
             echoes,
             username: cfg.username.clone(),

@@ -212,7 +212,7 @@ fn unsubscribe_section(config: &Config) -> Result<&crate::config::UnsubscribeCon
 }
 
 struct AppState {
-    publication: String,
+    publication: pages::Site,
     endpoint: Endpoint,
     tokens: Arc<index::Tokens>,
     writer: writer::Writer,
@@ -253,7 +253,7 @@ impl App {
         let (writer, writer_task) = writer::Writer::spawn(list_path, tokens.clone(), log.clone());
         Ok(App {
             state: Arc::new(AppState {
-                publication: config.publication.name.clone(),
+                publication: pages::Site::of(config),
                 endpoint,
                 tokens,
                 writer,
@@ -624,7 +624,7 @@ fn answer_unsubscribe(
     }
 }
 
-fn too_large(publication: &str) -> Response {
+fn too_large(publication: &pages::Site) -> Response {
     pages::error(
         publication,
         StatusCode::PAYLOAD_TOO_LARGE,

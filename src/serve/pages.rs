@@ -7,6 +7,37 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::base::lang::Words;
+
+/// Whose pages these are: the publication's name, and the language its pages speak
+/// (`[publication] language`, with `[words]` applied).
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    pub lang: &'static str,
+    pub words: Words,
+}
+
+impl Site {
+    pub fn of(config: &crate::config::Config) -> Site {
+        Site {
+            name: config.publication.name.clone(),
+            lang: config.language().code(),
+            words: config.words(),
+        }
+    }
+
+    /// The word `key`, escaped, with `{publication}` and `{address}` filled in (escaped).
+    fn say(&self, key: &str, address: &str) -> String {
+        escape(self.words.get(key))
+            .replace("{publication}", &escape(&self.name))
+            .replace(
+                "{address}",
+                &format!("<strong>{}</strong>", escape(&mask(address))),
+            )
+    }
+}
+
 /// What a request came to, for the log line (never a token or an address).
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome(pub &'static str);
@@ -31,18 +62,19 @@ pub fn mask(address: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:34em;margin:4em auto;padding:0 1em;color:#222;line-height:1.5}h1{font-size:1.4em}button{font-size:1em;padding:.6em 1.4em;border:0;border-radius:4px;background:#1a4f8b;color:#fff;cursor:pointer}.small{color:#666;font-size:.9em}";
 
-/// A whole page: `title` and `publication` are escaped here; `body` is trusted HTML.
+/// A whole page: `title` and the site's name are escaped here; `body` is trusted HTML.
 pub fn page(
     status: StatusCode,
     outcome: &'static str,
-    publication: &str,
+    site: &Site,
     title: &str,
     body: &str,
 ) -> Response {
     let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title} - {publication}</title><style>{STYLE}</style></head><body><h1>{title}</h1>{body}<p class=\"small\">{publication}</p></body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{title} - {publication}</title><style>{STYLE}</style></head><body><h1>{title}</h1>{body}<p class=\"small\">{publication}</p></body></html>\n",
         title = escape(title),
-        publication = escape(publication),
+        publication = escape(&site.name),
+        lang = site.lang,
     );
     let mut resp = (status, html).into_response();
     let h = resp.headers_mut();
@@ -73,84 +105,62 @@ pub fn page(
     resp
 }
 
-pub fn confirm(publication: &str, address: &str) -> Response {
+pub fn confirm(site: &Site, address: &str) -> Response {
     let body = format!(
-        "<p>Stop sending {publication} to <strong>{address}</strong>?</p>\
+        "<p>{question}</p>\
          <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-         <button type=\"submit\">Unsubscribe</button></form>\
-         <p class=\"small\">Opened this page by mistake? Close it: nothing has changed.</p>",
-        publication = escape(publication),
-        address = escape(&mask(address)),
+         <button type=\"submit\">{button}</button></form>\
+         <p class=\"small\">{mistake}</p>",
+        question = site.say("page_confirm", address),
+        button = escape(site.words.get("unsubscribe")),
+        mistake = site.say("page_mistake", address),
     );
-    page(
-        StatusCode::OK,
-        "confirm-page",
-        publication,
-        "Unsubscribe",
-        &body,
-    )
+    let title = site.words.get("page_unsubscribe_title").to_string();
+    page(StatusCode::OK, "confirm-page", site, &title, &body)
 }
 
-pub fn done(publication: &str, address: &str, outcome: &'static str, already: bool) -> Response {
-    let body = if already {
-        format!(
-            "<p><strong>{}</strong> was already off the list. You will get no more issues.</p>",
-            escape(&mask(address))
-        )
-    } else {
-        format!(
-            "<p><strong>{}</strong> is unsubscribed. You will get no more issues.</p>",
-            escape(&mask(address))
-        )
-    };
-    page(
-        StatusCode::OK,
-        outcome,
-        publication,
-        "You are unsubscribed",
-        &body,
-    )
+pub fn done(site: &Site, address: &str, outcome: &'static str, already: bool) -> Response {
+    let key = if already { "page_already" } else { "page_done" };
+    let body = format!("<p>{}</p>", site.say(key, address));
+    let title = site.words.get("page_done_title").to_string();
+    page(StatusCode::OK, outcome, site, &title, &body)
 }
 
-pub fn invalid_link(publication: &str) -> Response {
+pub fn invalid_link(site: &Site) -> Response {
+    let body = format!("<p>{}</p>", site.say("page_invalid", ""));
+    let title = site.words.get("page_invalid_title").to_string();
     page(
         StatusCode::BAD_REQUEST,
         "invalid-token",
-        publication,
-        "This unsubscribe link is not valid",
-        "<p>The link may have been cut short or changed on its way here, or the address it \
-         was made for is no longer on the list. Open the unsubscribe link of a recent issue \
-         again (the whole link), or reply to that issue and ask to be removed.</p>",
+        site,
+        &title,
+        &body,
     )
 }
 
-pub fn missing_token(publication: &str) -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        "no-token",
-        publication,
-        "This unsubscribe link is incomplete",
-        "<p>Open the unsubscribe link of a recent issue again (the whole link).</p>",
-    )
+pub fn missing_token(site: &Site) -> Response {
+    let body = format!("<p>{}</p>", site.say("page_incomplete", ""));
+    let title = site.words.get("page_incomplete_title").to_string();
+    page(StatusCode::BAD_REQUEST, "no-token", site, &title, &body)
 }
 
-pub fn not_confirmed(publication: &str) -> Response {
+pub fn not_confirmed(site: &Site) -> Response {
     page(
         StatusCode::BAD_REQUEST,
         "not-one-click",
-        publication,
+        site,
         "Nothing was changed",
         "<p>This request did not say <code>List-Unsubscribe=One-Click</code>. Open the \
          unsubscribe link and press the button.</p>",
     )
 }
 
-pub fn error(publication: &str, status: StatusCode, outcome: &'static str, what: &str) -> Response {
+pub fn error(site: &Site, status: StatusCode, outcome: &'static str, what: &str) -> Response {
     let body = format!("<p>{}</p>", escape(what));
     page(
         status,
         outcome,
-        publication,
+        site,
         status.canonical_reason().unwrap_or("Error"),
         &body,
     )

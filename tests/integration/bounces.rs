@@ -402,6 +402,58 @@ mod end_to_end {
     }
 
     #[test]
+    fn a_bounce_to_the_lowercased_verp_address_marks_the_right_subscriber() {
+        let server = TestSmtpServer::start(Policy::default());
+        let mut p = TestProject::new();
+        p.config_append(&server.smtp_section());
+        p.config_append("[bounces]\nverp = true\n");
+        p.write("articles/ferries.md", FIRST);
+        p.write(
+            "subscribers.csv",
+            "email,name,status,since,source,tags\n\
+             anna@readers-mail.org,Anna,subscribed,2026-01-01,test,\n\
+             boris@readers-mail.org,Boris,subscribed,2026-01-01,test,\n",
+        );
+        send(&p);
+        let boris = copy_to(&server.accepted(), "boris@readers-mail.org")
+            .mail_from
+            .clone();
+        // A hop that lowercases the envelope address, then a qmail-style bounce that names
+        // nobody but that address.
+        let lowered = boris.to_ascii_lowercase();
+        assert!(lowered.starts_with("bounces+"), "{boris}");
+        p.write(
+            "bounce.eml",
+            format!(
+                "Return-Path: <>\nDelivered-To: {lowered}\nFrom: MAILER-DAEMON@mx.readers-mail.org\n\
+                 To: {lowered}\nSubject: failure notice\nMessage-ID: <verp-2@mx.readers-mail.org>\n\
+                 Date: Wed, 4 Nov 2026 10:30:00 +0000\n\nHi. This is the qmail-send program.\n\
+                 I'm afraid I wasn't able to deliver your message.\n\
+                 This is a permanent error; I've given up. Sorry it didn't work out.\n\n\
+                 Remote host said: 550 5.1.1 mailbox unavailable\n"
+            ),
+        );
+        let out = p
+            .cmd(&["bounces", "bounce.eml"])
+            .env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            crate::serve::status_of(&p, "boris@readers-mail.org"),
+            Some(Status::Bounced)
+        );
+        assert_eq!(
+            crate::serve::status_of(&p, "anna@readers-mail.org"),
+            Some(Status::Subscribed)
+        );
+    }
+
+    #[test]
     fn a_bounced_and_a_one_click_unsubscribed_reader_do_not_get_the_next_issue() {
         let server = TestSmtpServer::start(Policy::default());
         let mut p = TestProject::new();

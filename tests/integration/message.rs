@@ -58,6 +58,31 @@ fn dkim_config(key: &str, domain: &str) -> Config {
     ))
 }
 
+/// RSA and Ed25519 together, as `[[dkim]]` tables: the configuration `check` is silent about.
+fn two_keys_config(domain: &str) -> Config {
+    let key = |k: &str| fixture(&format!("dkim/{k}")).display().to_string();
+    config(&format!(
+        "{CONFIG}\n[[dkim]]\ndomain = \"{domain}\"\nselector = \"rsa2026\"\nprivate_key = \"{}\"\n\
+         \n[[dkim]]\ndomain = \"{domain}\"\nselector = \"ed2026\"\nprivate_key = \"{}\"\n",
+        key("rsa2048.pem"),
+        key("ed25519.pem"),
+    ))
+}
+
+/// The findings other than those about `[dkim]` (most test configs sign with one key or none).
+fn beyond_dkim(findings: Vec<Finding>) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .filter(|f| f.kind != fortnight::message::FindingKind::Dkim)
+        .collect()
+}
+
+/// The signing clock of tests that verify signatures: verifiers refuse a signature past its
+/// `x=`, so these copies are signed now, not at the fixed test clock.
+fn signing_now() -> DateTime<Utc> {
+    Utc::now()
+}
+
 fn issue() -> IssueDate {
     IssueDate::parse("2002-02-27").unwrap()
 }
@@ -180,12 +205,48 @@ fn every_message_has_each_required_header_exactly_once() {
         "List-Id",
         "List-Unsubscribe",
         "List-Unsubscribe-Post",
+        "Feedback-ID",
+        "X-Auto-Response-Suppress",
         "MIME-Version",
         "Content-Type",
         "Reply-To",
     ] {
         assert_eq!(count(&f, name), 1, "{name} in\n{head}");
     }
+    // Gmail's feedback loop: campaign (issue), list, type, sender; nothing per recipient.
+    assert_eq!(
+        value(&f, "Feedback-ID"),
+        "20020227:digest.analyst.example.org:digest:fortnight"
+    );
+    assert_eq!(value(&f, "X-Auto-Response-Suppress"), "OOF, AutoReply");
+    let other = compose(&c, "boris@example.org", "Boris");
+    let other_fields = fields(split(&other.bytes).0);
+    assert_eq!(
+        value(&other_fields, "Feedback-ID"),
+        value(&f, "Feedback-ID")
+    );
+    let custom = config(&CONFIG.replace(
+        "list_id = ",
+        "feedback_id = \"{issue}:weekly:analyst\"\nlist_id = ",
+    ));
+    let out2 = compose(&composer(&custom), "anna.petrova@example.org", "Anna");
+    assert_eq!(
+        value(&fields(split(&out2.bytes).0), "Feedback-ID"),
+        "20020227:weekly:analyst"
+    );
+    let bad = config(&CONFIG.replace("list_id = ", "feedback_id = \"a b\"\nlist_id = "));
+    let err = Composer::new(
+        &bad,
+        issue(),
+        Arc::new(sample_digest::digest(1000)),
+        keyring(),
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("[sender] feedback_id"),
+        "{err:#}"
+    );
     for absent in ["Precedence", "Bcc", "Cc", "DKIM-Signature"] {
         assert_eq!(count(&f, absent), 0, "{absent} in\n{head}");
     }
@@ -578,9 +639,12 @@ fn reply_to_and_bounce_follow_the_config() {
     let out = c.compose(&sub).unwrap();
     let url = c.unsubscribe_url(&sub.email);
     let token = url.rsplit('=').next().unwrap();
+    // The same token, in the lowercase form a relay that lowercases addresses cannot spoil.
+    let lower = fortnight::token::lowercase_form(token).unwrap();
+    assert_eq!(lower, lower.to_ascii_lowercase());
     assert_eq!(
         out.envelope_from,
-        format!("bounces+{token}@analyst.example.org")
+        format!("bounces+{lower}@analyst.example.org")
     );
     assert!(out.envelope().is_ok());
 }
@@ -679,11 +743,21 @@ mod verify {
 
     /// mail-auth's verdicts on every DKIM-Signature of `message`, given the TXT record.
     pub fn dkim(message: &[u8], dns_name: &str, record: &str) -> Vec<DkimResult> {
-        let key = DomainKey::parse(record.as_bytes()).expect("the TXT record parses");
-        let dns = Dns(Mutex::new(HashMap::from([(
-            format!("{dns_name}."),
-            Txt::from(key),
-        )])));
+        dkim_keys(message, &[(dns_name.to_string(), record.to_string())])
+    }
+
+    /// mail-auth's verdicts on every DKIM-Signature of `message`, in header order, given
+    /// the TXT record of every key it names (so no signature sends it to the network).
+    pub fn dkim_keys(message: &[u8], records: &[(String, String)]) -> Vec<DkimResult> {
+        let dns = Dns(Mutex::new(
+            records
+                .iter()
+                .map(|(name, record)| {
+                    let key = DomainKey::parse(record.as_bytes()).expect("the TXT record parses");
+                    (format!("{name}."), Txt::from(key))
+                })
+                .collect(),
+        ));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -718,7 +792,14 @@ fn openssl_public_key(pem_file: &str, ed25519: bool) -> String {
 }
 
 fn check_dkim(key: &str, public: &str, algorithm: &str, ed25519: bool) {
-    let c = composer(&dkim_config(key, "analyst.example.org"));
+    let c = Composer::new(
+        &dkim_config(key, "analyst.example.org"),
+        issue(),
+        Arc::new(sample_digest::digest(25_000)),
+        keyring(),
+        signing_now(),
+    )
+    .unwrap();
     let signer = c.dkim().expect("dkim configured");
     assert_eq!(signer.algorithm(), algorithm);
     assert_eq!(signer.dns_name(), "fn2026._domainkey.analyst.example.org");
@@ -813,6 +894,174 @@ fn ed25519_signature_verifies_with_mail_auth_and_fails_once_list_unsubscribe_cha
     );
 }
 
+/// The value of tag `name` in a DKIM-Signature value, folding whitespace removed.
+fn dkim_tag(sig: &str, name: &str) -> String {
+    sig.split(';')
+        .map(str::trim)
+        .find_map(|t| t.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name}= in {sig}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[test]
+fn rsa_and_ed25519_keys_both_sign_and_oversigning_catches_prepended_headers() {
+    for reply_to in [true, false] {
+        let mut cfg = two_keys_config("analyst.example.org");
+        if !reply_to {
+            cfg.sender.reply_to = None;
+        }
+        let c = Composer::new(
+            &cfg,
+            issue(),
+            Arc::new(sample_digest::digest(25_000)),
+            keyring(),
+            signing_now(),
+        )
+        .unwrap();
+        let signers = c.dkim_signers();
+        assert_eq!(signers.len(), 2);
+        let out = compose(&c, "anna@example.org", "Anna Petrova");
+        let (head, _) = split(&out.bytes);
+        // RFC 5322 §2.1.1: header lines SHOULD stay within 78 octets; DKIM folds at colons.
+        let mut in_dkim = false;
+        for line in head.split("\r\n") {
+            in_dkim = line.starts_with("DKIM-Signature:") || (in_dkim && line.starts_with(' '));
+            assert!(
+                !in_dkim || line.len() <= 78,
+                "DKIM line of {}: {line}",
+                line.len()
+            );
+        }
+        let f = fields(head);
+        assert_eq!(count(&f, "DKIM-Signature"), 2);
+        for (_, sig) in f.iter().filter(|(n, _)| n == "DKIM-Signature") {
+            let t: i64 = dkim_tag(sig, "t").parse().unwrap();
+            let x: i64 = dkim_tag(sig, "x").parse().unwrap();
+            assert_eq!(x - t, 7 * 24 * 3600, "x= a week after t=: {sig}");
+            let h = dkim_tag(sig, "h");
+            let names: Vec<&str> = h.split(':').collect();
+            // Each present field once more than it occurs; absent ones an attacker could add.
+            for present in [
+                "from",
+                "subject",
+                "list-unsubscribe",
+                "list-unsubscribe-post",
+            ] {
+                assert_eq!(names.iter().filter(|n| **n == present).count(), 2, "{h}");
+            }
+            for absent in [
+                "cc",
+                "sender",
+                "in-reply-to",
+                "references",
+                "feedback-id",
+                "reply-to",
+            ] {
+                assert!(names.contains(&absent), "{absent} not in h={h}");
+            }
+        }
+        let keys: Vec<(String, String)> = signers
+            .iter()
+            .map(|s| (s.dns_name(), s.dns_record()))
+            .collect();
+        assert_eq!(
+            verify::dkim_keys(&out.bytes, &keys),
+            vec![mail_auth::DkimResult::Pass, mail_auth::DkimResult::Pass],
+            "both signatures verify (reply_to: {reply_to})"
+        );
+        for added in [
+            "Subject: Your account is suspended\r\n",
+            "List-Unsubscribe: <https://evil.example.net/u>\r\n",
+            "Reply-To: attacker@evil.example.net\r\n",
+            "Cc: victim@example.org\r\n",
+        ] {
+            let mut tampered = added.as_bytes().to_vec();
+            tampered.extend_from_slice(&out.bytes);
+            let results = verify::dkim_keys(&tampered, &keys);
+            assert_eq!(results.len(), 2);
+            assert!(
+                results
+                    .iter()
+                    .all(|r| matches!(r, mail_auth::DkimResult::Fail(_))),
+                "a prepended {added:?} left a signature valid (reply_to: {reply_to}): {results:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_single_dkim_table_and_an_array_of_tables_both_configure_keys() {
+    let one = dkim_config("ed25519.pem", "analyst.example.org");
+    assert_eq!(one.dkim.len(), 1);
+    let two = two_keys_config("analyst.example.org");
+    assert_eq!(two.dkim.len(), 2);
+    assert_eq!(two.dkim[1].selector, "ed2026");
+    let err = Config::parse(
+        &format!("{CONFIG}\n[[dkim]]\ndomain = \"a.example.org\"\nselektor = \"s\"\n"),
+        Path::new("site/config.toml"),
+    )
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("selektor") && msg.contains("site/config.toml"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn check_warns_without_dkim_and_with_ed25519_alone() {
+    let none = config(CONFIG);
+    let f = deliverability_findings(&none, &good_sample(&none));
+    assert_eq!(
+        findings_about(
+            &f,
+            "your relay must sign d=analyst.example.org over List-Unsubscribe and List-Unsubscribe-Post"
+        ),
+        vec![Severity::Warning],
+        "{f:?}"
+    );
+    let ed = dkim_config("ed25519.pem", "analyst.example.org");
+    let f = deliverability_findings(&ed, &good_sample(&ed));
+    assert_eq!(
+        findings_about(&f, "only Ed25519"),
+        vec![Severity::Warning],
+        "{f:?}"
+    );
+    let rsa = dkim_config("rsa2048.pem", "analyst.example.org");
+    assert!(deliverability_findings(&rsa, &good_sample(&rsa)).is_empty());
+}
+
+#[test]
+fn the_dns_records_hold_each_key_and_spf_and_dmarc_examples() {
+    let cfg = two_keys_config("analyst.example.org");
+    let records = fortnight::message::dns_records(&cfg).unwrap();
+    let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "rsa2026._domainkey.analyst.example.org",
+            "ed2026._domainkey.analyst.example.org",
+            "analyst.example.org",
+            "_dmarc.analyst.example.org",
+        ]
+    );
+    assert_eq!(
+        records[0].value.rsplit("p=").next().unwrap(),
+        openssl_public_key("dkim/rsa2048.pub.pem", false)
+    );
+    assert_eq!(
+        records[1].value.rsplit("p=").next().unwrap(),
+        openssl_public_key("dkim/ed25519.pub.pem", true)
+    );
+    assert!(records[2].value.starts_with("v=spf1 "));
+    assert!(records[3].value.starts_with("v=DMARC1; p=none"));
+    // An RSA record is longer than one DNS string: the zone line splits it.
+    let zone = records[0].zone_line();
+    assert!(zone.matches('"').count() >= 4, "{zone}");
+    assert!(zone.split('"').all(|s| s.len() <= 255));
+}
+
 #[test]
 fn dkim_signs_test_copies_and_subjects_with_fields_too() {
     let cfg = dkim_config("ed25519.pem", "analyst.example.org");
@@ -831,7 +1080,7 @@ fn dkim_signs_test_copies_and_subjects_with_fields_too() {
             Segment::Field(Field::UnsubscribeUrl),
         ],
     );
-    let c = Composer::new(&cfg, issue(), Arc::new(digest), keyring(), now())
+    let c = Composer::new(&cfg, issue(), Arc::new(digest), keyring(), signing_now())
         .unwrap()
         .for_test_copies();
     let signer = DkimSigner::load(
@@ -886,7 +1135,7 @@ fn findings_about(findings: &[Finding], needle: &str) -> Vec<Severity> {
 
 #[test]
 fn a_good_config_and_template_have_no_findings() {
-    let cfg = dkim_config("ed25519.pem", "analyst.example.org");
+    let cfg = two_keys_config("analyst.example.org");
     let findings = deliverability_findings(&cfg, &good_sample(&cfg));
     assert!(findings.is_empty(), "{findings:?}");
 }
@@ -931,7 +1180,7 @@ fn misaligned_dkim_and_bounce_domains_are_warnings() {
         vec![Severity::Warning],
         "{f:?}"
     );
-    let sub = dkim_config("ed25519.pem", "mail.analyst.example.org");
+    let sub = two_keys_config("mail.analyst.example.org");
     assert!(deliverability_findings(&sub, &good_sample(&sub)).is_empty());
 
     let bounce = config(&CONFIG.replace("bounces@analyst.example.org", "bounces@esp.example.com"));
@@ -1022,7 +1271,7 @@ fn a_template_without_a_visible_unsubscribe_link_is_an_error() {
         "https://analyst.example.org/unsubscribe",
         "https:&#x2F;&#x2F;analyst.example.org&#x2F;unsubscribe",
     );
-    assert!(deliverability_findings(&cfg, &escaped).is_empty());
+    assert!(beyond_dkim(deliverability_findings(&cfg, &escaped)).is_empty());
 }
 
 // ---- with the real digest (Tera templates) ----
@@ -1050,6 +1299,64 @@ fn decoded(bytes: &[u8]) -> (String, String, String) {
         m.body_text(0).unwrap().replace("\r\n", "\n"),
         m.body_html(0).unwrap().replace("\r\n", "\n"),
     )
+}
+
+/// The octets between the blank line after a part's header and the next boundary, for the
+/// part whose header holds `content_type`; and its Content-Transfer-Encoding.
+fn wire_part<'a>(body: &'a str, content_type: &str) -> (&'a str, &'a str) {
+    let start = body.find(content_type).expect("the part");
+    let rest = &body[start..];
+    let head_end = rest.find("\r\n\r\n").unwrap();
+    let cte = rest[..head_end]
+        .split("Content-Transfer-Encoding: ")
+        .nth(1)
+        .unwrap()
+        .trim();
+    let content = &rest[head_end + 4..];
+    (&content[..content.find("\r\n--=_").unwrap()], cte)
+}
+
+#[test]
+fn a_cyrillic_full_body_issue_goes_out_in_base64_at_most_1_45_times_its_size() {
+    use sample_issue as fixture;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = fixture::config_in(dir.path());
+    cfg.digest.body = fortnight::config::BodyMode::Full;
+    let digest =
+        Arc::new(Digest::prepare(&cfg, &fixture::russian_issue(), fixture::now()).unwrap());
+    let c = Composer::new(&cfg, issue(), digest.clone(), keyring(), now()).unwrap();
+    assert!(c.uses_fast_path());
+    let sub = subscriber("reader@example.org", "Мурат Аманов");
+    let out = c.compose(&sub).unwrap();
+    assert_crlf_and_line_lengths(&out.bytes);
+    let want = digest
+        .render_for(&sub, &c.unsubscribe_url(&sub.email))
+        .unwrap();
+    let (_, body) = split(&out.bytes);
+    let (html_wire, cte) = wire_part(body, "Content-Type: text/html");
+    assert_eq!(cte, "base64");
+    let ratio = html_wire.len() as f64 / want.html.len() as f64;
+    assert!(
+        want.html.len() > 20_000 && ratio <= 1.45,
+        "HTML part: {} octets on the wire for {} decoded ({ratio:.2})",
+        html_wire.len(),
+        want.html.len()
+    );
+    let (text_wire, _) = wire_part(body, "Content-Type: text/plain");
+    assert!(text_wire.len() as f64 <= 1.45 * want.text.len() as f64);
+    // An independent parser decodes exactly what the digest rendered.
+    let (_, text, html) = decoded(&out.bytes);
+    assert_eq!(text, want.text.replace("\r\n", "\n"));
+    assert_eq!(html, want.html.replace("\r\n", "\n"));
+    // The Latin sample stays quoted-printable.
+    let (_dir, latin_cfg, latin) = real_digest(None);
+    let c = Composer::new(&latin_cfg, issue(), latin, keyring(), now()).unwrap();
+    let out = c.compose(&sub).unwrap();
+    let (_, body) = split(&out.bytes);
+    assert_eq!(
+        wire_part(body, "Content-Type: text/html").1,
+        "quoted-printable"
+    );
 }
 
 #[test]
@@ -1085,7 +1392,7 @@ fn each_message_carries_exactly_what_the_digest_renders_for_its_subscriber() {
             "html part for {name:?}"
         );
         assert!(
-            deliverability_findings(&cfg, &want).is_empty(),
+            beyond_dkim(deliverability_findings(&cfg, &want)).is_empty(),
             "{:?}",
             deliverability_findings(&cfg, &want)
         );
@@ -1101,7 +1408,7 @@ fn templates_without_a_fast_path_are_rendered_per_copy_and_still_signed() {
         fortnight::digest::RenderPath::Full(_)
     ));
     cfg.dkim = dkim_config("ed25519.pem", "analyst.example.org").dkim;
-    let c = Composer::new(&cfg, issue(), digest.clone(), keyring(), now()).unwrap();
+    let c = Composer::new(&cfg, issue(), digest.clone(), keyring(), signing_now()).unwrap();
     assert!(!c.uses_fast_path());
     let sub = subscriber("reader@example.org", "Reader");
     let out = c.compose(&sub).unwrap();

@@ -967,6 +967,37 @@ mod cli {
     }
 
     #[test]
+    fn without_helo_name_ehlo_greets_with_a_fully_qualified_name() {
+        let server = TestSmtpServer::start(Policy::default());
+        let mut p = TestProject::new();
+        p.write("articles/ferries.md", ARTICLE);
+        p.write("subscribers.csv", list_csv(1));
+        p.config_append(
+            &server
+                .smtp_section()
+                .replace("helo_name = \"fortnight.test\"\n", ""),
+        );
+        let r = send(&p, &["--yes"]);
+        r.success();
+        let ehlo: Vec<String> = server
+            .log()
+            .into_iter()
+            .filter(|l| l.from_client && l.line.starts_with("EHLO "))
+            .map(|l| l.line[5..].to_string())
+            .collect();
+        assert!(!ehlo.is_empty());
+        // This machine's FQDN when it has one, else the From domain; never a bare name.
+        let want = fortnight::base::host::system_fqdn()
+            .unwrap_or_else(|| "analyst.example.org".to_string());
+        assert!(ehlo.iter().all(|h| *h == want), "{ehlo:?}, want {want}");
+        assert!(want.contains('.'));
+        if fortnight::base::host::system_fqdn().is_none() {
+            // ... and check and send say so.
+            assert!(r.stderr().contains("not fully qualified"), "{}", r.stderr());
+        }
+    }
+
+    #[test]
     fn a_thousand_subscribers_each_get_exactly_one_message_and_the_journal_says_sent() {
         let server = TestSmtpServer::start(Policy::default());
         let p = project(&server, 1000, FAST_THROTTLE);

@@ -709,3 +709,46 @@ fn check_warns_about_a_proxy_header_on_a_public_listen_without_trusted_proxies()
     let r = q.run(&["check"]);
     assert!(!(r.stdout() + &r.stderr()).contains("trusted_proxies"));
 }
+
+#[test]
+fn a_russian_edition_has_russian_unsubscribe_pages() {
+    let mut p = project_with(READERS);
+    p.config_replace(&crate::support::BASE_CONFIG.replace(
+        "cadence_days = 14\n",
+        "cadence_days = 14\nlanguage = \"ru\"\n",
+    ));
+    let server = Server::start(&p);
+    let token = token_for("anna@example.org");
+    let r = request(
+        server.addr,
+        "GET",
+        &format!("/unsubscribe?t={token}"),
+        "",
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("<html lang=\"ru\""), "{}", r.body);
+    assert!(
+        r.body
+            .contains("Больше не присылать «Test Analyst» на <strong>a***@example.org</strong>?"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(">Отписаться</button>"), "{}", r.body);
+    assert!(!r.body.contains("Stop sending"), "{}", r.body);
+    let done = one_click(server.addr, &token);
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("Вы отписались"), "{}", done.body);
+    let bad = request(
+        server.addr,
+        "GET",
+        "/unsubscribe?t=AAAAAAAAAAAAAAAAAAAAAAAA",
+        "",
+        "",
+    );
+    assert!(
+        bad.body.contains("Эта ссылка для отписки недействительна"),
+        "{}",
+        bad.body
+    );
+}

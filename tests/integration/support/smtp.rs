@@ -237,11 +237,12 @@ impl Received {
             }
             if let Some((k, v)) = line.split_once(':') {
                 if k.eq_ignore_ascii_case(name) {
-                    value = Some(v.trim().to_string());
+                    value = Some(v.to_string());
                 }
             }
         }
-        value
+        // Trimmed after unfolding: a field may start on a continuation line.
+        value.map(|v| v.trim().to_string())
     }
     pub fn message_id(&self) -> Option<String> {
         self.header("Message-ID")
