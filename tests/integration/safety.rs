@@ -307,7 +307,7 @@ fn cards_show_the_summary_else_the_lead_without_a_dangling_colon() {
         "{text}"
     );
     assert!(
-        flat.contains("The port reopened on Monday. Read the article"),
+        flat.contains("The port reopened on Monday. Read: [2]"),
         "{text}"
     );
     assert!(!flat.contains("The minister said:"), "{text}");

@@ -511,16 +511,28 @@ async fn a_connection_lost_before_the_final_dot_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_never_reached_the_server_is_retried_not_ambiguous() {
     // The server resets the connection right after 354: writing the body fails, so the
-    // final dot never left: a plain retry, no duplicate possible.
+    // final dot never left: a plain retry, no duplicate possible. The body (24 MB) is far
+    // larger than loopback's socket buffers, so the write is still blocked when the reset
+    // arrives, however the two processes are scheduled (a small body could be handed to the
+    // kernel whole before the reset, which is rightly ambiguous).
     let server = TestSmtpServer::start(Policy::default().on_data_command(|a| {
         (a.rcpt == addr(3) && a.transaction <= 4)
             .then(|| Fault::ReplyAndReset("354 End data with <CR><LF>.<CR><LF>".into()))
     }));
+    let body: &'static str = Box::leak(
+        format!("{}\r\n", "x".repeat(998))
+            .repeat(24_000)
+            .into_boxed_str(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut run = EngineRun::new(&server);
     run.throttle.concurrency = 1;
     let (report, journal) = run
-        .run(&dir.path().join("j.sqlite"), planned(6), composer())
+        .run(
+            &dir.path().join("j.sqlite"),
+            planned(6),
+            composer_with_body(body),
+        )
         .await;
     assert_eq!((report.sent, report.ambiguous), (6, 0), "{report:?}");
     let row = rows(&journal)
