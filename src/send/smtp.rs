@@ -6,8 +6,12 @@
 //! connection), its timeout covers only the connect, and a failure after the final `.` cannot
 //! be told apart from one before it. Here the TCP stream is ours (`set_nodelay(true)`), TLS is
 //! implicit (a tokio-rustls stream) or STARTTLS (required: no AUTH or MAIL is ever sent if the
-//! upgrade is not offered or fails), and a transaction is MAIL, RCPT, DATA as separate
-//! commands (command timeout) followed by the body and the final `.` (data timeout). The body
+//! upgrade is not offered or fails), and a transaction is MAIL, RCPT, DATA (command timeout
+//! per reply) followed by the body and the final `.` (data timeout). When the server offers
+//! PIPELINING (RFC 2920) MAIL, RCPT and DATA go in one write and their three replies are read
+//! in order, each classified as if it had been sent alone; otherwise each waits for the
+//! previous reply. lettre does not parse the PIPELINING keyword, so the connection sends its
+//! own EHLO once (before AUTH) and reads the keywords from its reply. The body
 //! is dot-stuffed here and written through lettre's `command` (`StuffedBody`); the stream
 //! under lettre counts its flushes (`Tracked`), so a connection lost after the whole body and
 //! the final `.` reached the network is *ambiguous* while one lost before that is retryable.
@@ -28,7 +32,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Noop, Quit, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Noop, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::Address;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -486,6 +490,8 @@ pub(crate) struct SmtpConnection {
     flushes: Arc<AtomicU64>,
     eight_bit: bool,
     smtputf8: bool,
+    /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
+    pipelining: bool,
     broken: bool,
 }
 
@@ -514,6 +520,7 @@ pub(crate) async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectE
     if s.tls == TlsMode::Starttls {
         starttls(s, &mut conn, &target).await?;
     }
+    let pipelining = offers_pipelining(s, &mut conn, &target).await?;
     if let Some(creds) = &s.credentials {
         authenticate(s, &mut conn, creds, &target).await?;
     }
@@ -522,6 +529,7 @@ pub(crate) async fn connect(s: &SmtpSettings) -> Result<SmtpConnection, ConnectE
         flushes,
         eight_bit: info.supports_feature(Extension::EightBitMime),
         smtputf8: info.supports_feature(Extension::SmtpUtfEight),
+        pipelining,
         conn,
         broken: false,
     })
@@ -627,6 +635,45 @@ async fn starttls(
     Ok(())
 }
 
+/// Whether the server offers PIPELINING: our own EHLO (lettre keeps only the keywords it
+/// knows), sent after STARTTLS and before AUTH, so the keywords are those of the session that
+/// carries the mail. A refused EHLO here means no pipelining, not a failed connection.
+async fn offers_pipelining(
+    s: &SmtpSettings,
+    conn: &mut AsyncSmtpConnection,
+    target: &str,
+) -> Result<bool, ConnectError> {
+    let ehlo = conn.command(Ehlo::new(s.helo.clone()));
+    match within(s.command_timeout, ehlo, || {
+        ConnectError::NoReply(format!(
+            "{target} did not answer EHLO within {} s",
+            s.command_timeout.as_secs_f64()
+        ))
+    })
+    .await?
+    {
+        Ok(resp) => Ok(resp.message().skip(1).any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
+        })),
+        Err(e) => match Reply::from_error(&e) {
+            Some(r) if r.code == 421 => Err(ConnectError::Refused(r)),
+            Some(_) => Ok(false),
+            None => Err(ConnectError::Network(format!("{target}: {e}"))),
+        },
+    }
+}
+
+/// MAIL, RCPT and DATA as one write (RFC 2920 pipelining).
+struct Envelope<'a>(&'a Mail, &'a Rcpt);
+
+impl fmt::Display for Envelope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.0, self.1, Data)
+    }
+}
+
 /// AUTH PLAIN or LOGIN.
 async fn authenticate(
     s: &SmtpSettings,
@@ -721,22 +768,97 @@ impl SmtpConnection {
             }
             params.push(MailParameter::SmtpUtfEight);
         }
-        if let Some(out) = self
-            .command(s, Stage::Mail, Mail::new(Some(from.clone()), params))
-            .await
-        {
-            return out;
-        }
-        if let Some(out) = self
-            .command(s, Stage::Rcpt, Rcpt::new(to.clone(), vec![]))
-            .await
-        {
-            return out;
-        }
-        if let Some(out) = self.command(s, Stage::Data, Data).await {
-            return out;
+        let mail = Mail::new(Some(from.clone()), params);
+        let rcpt = Rcpt::new(to.clone(), vec![]);
+        if self.pipelining {
+            if let Some(out) = self.pipelined_envelope(s, &mail, &rcpt).await {
+                return out;
+            }
+        } else {
+            if let Some(out) = self.command(s, Stage::Mail, mail).await {
+                return out;
+            }
+            if let Some(out) = self.command(s, Stage::Rcpt, rcpt).await {
+                return out;
+            }
+            if let Some(out) = self.command(s, Stage::Data, Data).await {
+                return out;
+            }
         }
         self.send_body(s, body).await
+    }
+
+    /// MAIL, RCPT and DATA in one write, then their three replies in order (each under the
+    /// command timeout); `None` when all three were accepted (354 to DATA), else how the
+    /// transaction ended: the first refusal, with its own stage, exactly as if the commands
+    /// had gone one by one. After a refusal the connection is RSET for the next message (if
+    /// the server still accepted DATA, an empty body `.` ends that data first); after a 421 or
+    /// a lost connection it is not used again. No body byte is written unless all three were
+    /// accepted, so nothing here can be ambiguous.
+    async fn pipelined_envelope(
+        &mut self,
+        s: &SmtpSettings,
+        mail: &Mail,
+        rcpt: &Rcpt,
+    ) -> Option<TxOutcome> {
+        let mut refusal: Option<TxOutcome> = None;
+        for stage in [Stage::Mail, Stage::Rcpt, Stage::Data] {
+            let result = if stage == Stage::Mail {
+                timeout(s.command_timeout, self.conn.command(Envelope(mail, rcpt))).await
+            } else {
+                timeout(s.command_timeout, self.conn.read_response()).await
+            };
+            let accepted = matches!(result, Ok(Ok(_)));
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => match Reply::from_error(&e) {
+                    Some(reply) => {
+                        let closing = reply.code == 421;
+                        if refusal.is_none() {
+                            refusal = Some(TxOutcome::Replied { stage, reply });
+                        }
+                        if closing {
+                            self.broken = true;
+                            return refusal;
+                        }
+                    }
+                    None => {
+                        self.broken = true;
+                        return refusal.or(Some(TxOutcome::Lost {
+                            stage,
+                            error: e.to_string(),
+                        }));
+                    }
+                },
+                Err(_) => {
+                    self.broken = true;
+                    return refusal.or(Some(TxOutcome::Silent {
+                        stage,
+                        error: format!(
+                            "no reply to {stage} within {} s ([smtp] command_timeout_secs)",
+                            s.command_timeout.as_secs_f64()
+                        ),
+                    }));
+                }
+            }
+            if stage == Stage::Data && accepted && refusal.is_some() {
+                // DATA was accepted although MAIL or RCPT was refused: end that (empty) data
+                // without a single byte of the message.
+                let answered = match timeout(s.command_timeout, self.conn.command(".\r\n")).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => e.status().is_some(),
+                    Err(_) => false,
+                };
+                if !answered {
+                    self.broken = true;
+                    return refusal;
+                }
+            }
+        }
+        if refusal.is_some() {
+            self.reset(s).await;
+        }
+        refusal
     }
 
     /// The body and the final dot, and the reply to it.

@@ -1,7 +1,7 @@
 //! Integration tests for `send`: the delivery engine against the in-process SMTP server
 //! (real TCP, real SQLite), and the `fortnight send` / `fortnight status` commands.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1766,4 +1766,107 @@ mod cli {
             "status never creates the journal"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelining_server_sees_mail_rcpt_and_data_in_one_packet() {
+    let server = TestSmtpServer::start(Policy::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (report, _) = EngineRun::new(&server)
+        .run(&dir.path().join("j.sqlite"), planned(30), composer())
+        .await;
+    assert_eq!(report.sent, 30, "{report:?}");
+    let envelopes = server.envelope_packets();
+    assert_eq!(envelopes.len(), 30);
+    for e in &envelopes {
+        assert_eq!(e.len(), 3, "{envelopes:?}");
+        assert!(e.iter().all(|p| *p == e[0]), "one read each: {envelopes:?}");
+    }
+    assert!(server
+        .accepted()
+        .iter()
+        .all(|m| m.text().ends_with("Hello, reader.\r\n")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_pipelining_gets_each_command_after_the_previous_reply() {
+    let server = TestSmtpServer::start(Policy::default().without_pipelining());
+    let dir = tempfile::tempdir().unwrap();
+    let (report, journal) = EngineRun::new(&server)
+        .run(&dir.path().join("j.sqlite"), planned(30), composer())
+        .await;
+    assert_eq!(report.sent, 30, "{report:?}");
+    assert!(rows(&journal).iter().all(|r| r.state == State::Sent));
+    let envelopes = server.envelope_packets();
+    assert_eq!(envelopes.len(), 30);
+    for e in &envelopes {
+        assert_eq!(e.len(), 3, "{envelopes:?}");
+        assert!(e[0] < e[1] && e[1] < e[2], "three reads: {envelopes:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_inside_a_pipelined_envelope_is_classified_as_its_own_command_and_sends_no_body()
+{
+    let server = TestSmtpServer::start(
+        Policy::default()
+            .on_rcpt(|a| {
+                (a.rcpt == addr(3)).then(|| {
+                    Fault::Reply("550 5.1.1 <x>: Recipient address rejected: User unknown".into())
+                })
+            })
+            .on_data_command(|a| {
+                (a.rcpt == addr(6)).then(|| Fault::Reply("451 4.3.0 Try again later".into()))
+            }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (report, journal) = EngineRun::new(&server)
+        .run(&dir.path().join("j.sqlite"), planned(10), composer())
+        .await;
+    // addr(3): refused at RCPT, failed and bounced; addr(6): DATA deferred every time.
+    assert_eq!(
+        (report.sent, report.failed, report.bounced),
+        (8, 1, 1),
+        "{report:?}"
+    );
+    let by_addr: HashMap<String, DeliveryRow> = rows(&journal)
+        .into_iter()
+        .map(|r| (r.address.clone(), r))
+        .collect();
+    let refused = &by_addr[&addr(3)];
+    assert_eq!(refused.state, State::Failed);
+    assert!(refused
+        .last_reply
+        .as_deref()
+        .unwrap()
+        .starts_with("550 5.1.1"));
+    let deferred = &by_addr[&addr(6)];
+    assert_eq!(deferred.state, State::Deferred, "{deferred:?}");
+    assert!(deferred
+        .last_reply
+        .as_deref()
+        .unwrap()
+        .starts_with("451 4.3.0"));
+    // No body for either, and each refusal was followed by RSET before the next MAIL.
+    let copies = server.copies_per_recipient();
+    assert!(!copies.contains_key(&addr(3)) && !copies.contains_key(&addr(6)));
+    assert!(copies.values().all(|n| *n == 1));
+    let log = server.log();
+    let mut resets = 0;
+    for (i, l) in log.iter().enumerate() {
+        if l.from_client && l.line == "RSET" {
+            resets += 1;
+            let before = log[..i]
+                .iter()
+                .rev()
+                .find(|b| b.from_client && b.session == l.session)
+                .unwrap();
+            assert_eq!(before.line, "DATA", "{log:?}");
+        }
+    }
+    assert!(resets >= 2, "{log:?}");
+    assert!(server
+        .envelope_packets()
+        .iter()
+        .all(|e| e.iter().all(|p| *p == e[0])));
 }

@@ -2,8 +2,9 @@
 //! fortnight (EHLO with optional STARTTLS/AUTH, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA with
 //! dot-unstuffing, RSET, NOOP, QUIT), one thread per session, TCP_NODELAY on its side.
 //!
-//! It records every message it received (envelope and data), every command line, and the
-//! number of simultaneous sessions; a [`Policy`] scripts faults: replies per recipient and
+//! It records every message it received (envelope and data), every command line with the
+//! read (packet) it arrived in, and the number of simultaneous sessions; it offers PIPELINING
+//! (RFC 2920) unless told not to; a [`Policy`] scripts faults: replies per recipient and
 //! attempt, replies or a dropped connection after the final dot, slow replies.
 //!
 //! DATA parsing is deliberately lenient (a line holding only `.` ends DATA whether it ends
@@ -63,6 +64,8 @@ pub struct Policy {
     /// Reply to every AUTH attempt with this instead (e.g. `535 5.7.8 ...`).
     pub auth_reply: Option<String>,
     pub eightbitmime: bool,
+    /// Advertise PIPELINING in the EHLO reply (default true, as Postfix does).
+    pub pipelining: bool,
     /// Wait this long before replying to the final dot.
     pub data_delay: Duration,
     /// At RCPT TO.
@@ -88,6 +91,7 @@ impl Default for Policy {
             auth: None,
             auth_reply: None,
             eightbitmime: true,
+            pipelining: true,
             data_delay: Duration::ZERO,
             on_rcpt: None,
             on_data_command: None,
@@ -130,6 +134,11 @@ impl Policy {
     pub fn with_implicit_tls(mut self) -> Self {
         self.implicit_tls = true;
         self.tls = Some(test_tls_config());
+        self
+    }
+    /// Does not advertise PIPELINING: a client must wait for each reply.
+    pub fn without_pipelining(mut self) -> Self {
+        self.pipelining = false;
         self
     }
     pub fn data_delay(mut self, d: Duration) -> Self {
@@ -182,12 +191,22 @@ impl Io {
     }
 }
 
+thread_local! {
+    /// Reads that returned data in this session's thread (one session per thread): the
+    /// packet boundaries a client's writes arrived in.
+    static READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
+        let n = match self {
             Io::Plain(t) => t.read(buf),
             Io::Tls(s) => s.read(buf),
+        }?;
+        if n > 0 {
+            READS.with(|r| r.set(r.get() + 1));
         }
+        Ok(n)
     }
 }
 
@@ -260,6 +279,9 @@ pub struct LogLine {
     pub session: u64,
     pub from_client: bool,
     pub line: String,
+    /// For a client line: the number of the session's read (1-based) that completed it.
+    /// Lines a client wrote at once arrive in one read and share it.
+    pub packet: u64,
 }
 
 #[derive(Default)]
@@ -355,6 +377,37 @@ impl TestSmtpServer {
         self.shared.log.lock().unwrap().clone()
     }
 
+    /// For every transaction (MAIL) of every session: the reads its MAIL, RCPT and DATA
+    /// lines arrived in, e.g. `[3, 3, 3]` for one pipelined write.
+    pub fn envelope_packets(&self) -> Vec<Vec<u64>> {
+        let mut out: Vec<Vec<u64>> = Vec::new();
+        let mut open: HashMap<u64, usize> = HashMap::new();
+        for l in self.log().into_iter().filter(|l| l.from_client) {
+            let verb = l
+                .line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            match verb.as_str() {
+                "MAIL" => {
+                    open.insert(l.session, out.len());
+                    out.push(vec![l.packet]);
+                }
+                "RCPT" | "DATA" => {
+                    if let Some(&i) = open.get(&l.session) {
+                        out[i].push(l.packet);
+                    }
+                    if verb == "DATA" {
+                        open.remove(&l.session);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// The command verbs clients sent (`EHLO`, `MAIL`, ...), in order.
     pub fn client_verbs(&self) -> Vec<String> {
         self.log()
@@ -392,6 +445,7 @@ impl Session<'_> {
             session: self.id,
             from_client,
             line: line.to_string(),
+            packet: READS.with(|r| r.get()),
         });
     }
     fn reply(&mut self, line: &str) -> bool {
@@ -538,6 +592,9 @@ fn session(stream: TcpStream, shared: &Shared, policy: &Policy) {
                 ];
                 if policy.eightbitmime {
                     lines.push("250-8BITMIME".into());
+                }
+                if policy.pipelining {
+                    lines.push("250-PIPELINING".into());
                 }
                 if policy.starttls && !s.is_tls() {
                     lines.push("250-STARTTLS".into());
