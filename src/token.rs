@@ -316,9 +316,72 @@ impl TokenIndex {
     }
 }
 
+/// The RFC 4648 base32 alphabet, lower case.
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// A token written for a mail address's local part (`unsubscribe+TAG@…`): the same bytes
+/// in lower-case base32 without padding, which survives a server that changes the case of
+/// the local part. `None` when `token` is not a token's encoding.
+pub fn mailto_tag(token: &str) -> Option<String> {
+    let raw = URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+    let mut out = String::with_capacity(raw.len() * 8 / 5 + 1);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in raw {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(BASE32[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(BASE32[((acc << (5 - bits)) & 31) as usize]));
+    }
+    Some(out)
+}
+
+/// The token a [`mailto_tag`] carries (any case); `None` when it is not base32.
+pub fn token_from_mailto_tag(tag: &str) -> Option<String> {
+    if tag.len() > 128 {
+        return None;
+    }
+    let mut raw = Vec::with_capacity(tag.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in tag.bytes() {
+        let v = BASE32.iter().position(|&a| a == c.to_ascii_lowercase())? as u32;
+        acc = ((acc << 5) | v) & 0xFFFF;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            raw.push(((acc >> bits) & 0xFF) as u8);
+        }
+    }
+    Some(URL_SAFE_NO_PAD.encode(raw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mailto_tags_carry_the_token_in_any_case() {
+        let key = UnsubscribeKey::new("k1", &[7u8; 32]).unwrap();
+        let email = SubscriberEmail::parse("Zoe@Example.org").unwrap();
+        let token = key.mint("digest.example.org", &email);
+        let tag = mailto_tag(&token).unwrap();
+        assert!(tag.bytes().all(|b| BASE32.contains(&b)), "{tag}");
+        assert_eq!(
+            tag.len(),
+            45,
+            "k1 tokens fit `unsubscribe+TAG` in 64 characters"
+        );
+        assert_eq!(token_from_mailto_tag(&tag).as_deref(), Some(token.as_str()));
+        assert_eq!(
+            token_from_mailto_tag(&tag.to_uppercase()).as_deref(),
+            Some(token.as_str())
+        );
+        assert!(token_from_mailto_tag("not-base32!").is_none());
+    }
 
     impl UnsubscribeKey {
         fn id(&self) -> &str {
