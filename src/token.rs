@@ -383,9 +383,38 @@ impl TokenIndex {
     }
 }
 
+/// The token a [`lowercase_form`] carries (any case, as in a mailto local part), in the
+/// form it was minted; `None` when it is not base32.
+pub fn token_from_mailto_tag(tag: &str) -> Option<String> {
+    if tag.len() > 128 {
+        return None;
+    }
+    Some(URL_SAFE_NO_PAD.encode(base32_decode(tag)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mailto_tags_carry_the_token_in_any_case() {
+        let key = UnsubscribeKey::new("k1", &[7u8; 32]).unwrap();
+        let email = SubscriberEmail::parse("Zoe@Example.org").unwrap();
+        let token = key.mint("digest.example.org", &email);
+        let tag = lowercase_form(&token).unwrap();
+        assert!(tag.bytes().all(|b| BASE32.contains(&b)), "{tag}");
+        assert_eq!(
+            tag.len(),
+            45,
+            "k1 tokens fit `unsubscribe+TAG` in 64 characters"
+        );
+        assert_eq!(token_from_mailto_tag(&tag).as_deref(), Some(token.as_str()));
+        assert_eq!(
+            token_from_mailto_tag(&tag.to_uppercase()).as_deref(),
+            Some(token.as_str())
+        );
+        assert!(token_from_mailto_tag("not-base32!").is_none());
+    }
 
     impl UnsubscribeKey {
         fn id(&self) -> &str {

@@ -21,6 +21,7 @@
 
 pub mod mailbox;
 mod parse;
+mod requests;
 mod status;
 mod store;
 
@@ -95,6 +96,10 @@ pub(crate) struct BounceReport {
     pub untrusted: Vec<Finding>,
     /// Reports whose tokens could not be resolved for want of the key.
     pub unresolved_tokens: usize,
+    /// Unsubscribe requests by mail whose token named a subscriber of the list.
+    pub unsubscribe_requests: Vec<Finding>,
+    /// Mails to the unsubscribe address that were not acted on: (origin, why).
+    pub rejected_requests: Vec<(String, String)>,
     pub new_soft_records: usize,
     pub dry_run: bool,
     /// What the person running it should know: messages skipped for their size, tokens
@@ -162,8 +167,18 @@ pub(crate) fn process(
             )
         });
     }
-    let analyses = read_sources(&Recognizer::new(config), sources, &mut report)?;
-    report.messages = analyses.len();
+    let mailto = config
+        .unsubscribe
+        .as_ref()
+        .and_then(|u| u.mailto.as_deref())
+        .and_then(|m| crate::message::parse_mailto(m).ok());
+    let (analyses, requests) = read_sources(
+        &Recognizer::new(config),
+        mailto.as_ref(),
+        sources,
+        &mut report,
+    )?;
+    report.messages = analyses.len() + requests.len();
 
     let mut decider = Decider {
         view: &view,
@@ -175,6 +190,9 @@ pub(crate) fn process(
     };
     for (origin, delivered, a) in &analyses {
         decider.message(origin, *delivered, a, &mut report);
+    }
+    for (origin, tag) in &requests {
+        decider.request(origin, tag.as_deref(), &mut report);
     }
     let Decider {
         mut wishes,
@@ -225,24 +243,34 @@ fn token_index(config: &Config, list: &SubscriberList) -> Result<Option<TokenInd
     )))
 }
 
-/// Every message of every source, analysed: (origin, delivery date, analysis). Messages
-/// skipped for their size become warnings.
+/// A mail to the unsubscribe address: (origin, the tag its address carries).
+type Request = (String, Option<String>);
+
+/// Every message of every source, analysed: (origin, delivery date, analysis), and the
+/// unsubscribe requests sent to `mailto` apart. Messages skipped for their size become
+/// warnings.
+#[allow(clippy::type_complexity)]
 fn read_sources(
     recognizer: &Recognizer,
+    mailto: Option<&crate::message::MailtoTarget>,
     sources: &[PathBuf],
     report: &mut BounceReport,
-) -> Result<Vec<(String, Option<NaiveDate>, Analysis)>> {
+) -> Result<(Vec<(String, Option<NaiveDate>, Analysis)>, Vec<Request>)> {
     let mut analyses = Vec::new();
+    let mut requests = Vec::new();
     for source in sources {
         let mut skipped = Vec::new();
         mailbox::for_each_message(
             source,
-            |m| analyses.push((m.origin, m.delivered, recognizer.analyse(&m.bytes))),
+            |m| match mailto.and_then(|t| requests::request_tag(&m.bytes, t)) {
+                Some(tag) => requests.push((m.origin, tag)),
+                None => analyses.push((m.origin, m.delivered, recognizer.analyse(&m.bytes))),
+            },
             |s| skipped.push(s),
         )?;
         report.warnings.extend(skipped);
     }
-    Ok(analyses)
+    Ok((analyses, requests))
 }
 
 /// Ties the notices of each message to subscribers and gathers what they want done.
@@ -303,6 +331,51 @@ impl Decider<'_> {
             }
             self.event(notice, a, delivered, (&email, current), finding, report);
         }
+    }
+
+    /// An unsubscribe request by mail: the reader its tag names leaves the list; without a
+    /// tag that resolves (and the key to resolve it), it is reported and nothing changes.
+    fn request(&mut self, origin: &str, tag: Option<&str>, report: &mut BounceReport) {
+        let reject = |why: &str, report: &mut BounceReport| {
+            report
+                .rejected_requests
+                .push((origin.to_string(), why.to_string()));
+        };
+        let Some(tag) = tag else {
+            return reject(
+                "sent to the unsubscribe address without a reader's token (`unsubscribe+TOKEN@…`); unsubscribe the sender by hand if they asked",
+                report,
+            );
+        };
+        let Some(index) = self.index else {
+            return reject(
+                &format!("{ENV_UNSUBSCRIBE_KEY} is not set, so the token cannot be verified"),
+                report,
+            );
+        };
+        let found = crate::token::token_from_mailto_tag(tag)
+            .and_then(|t| index.resolve(&t).ok())
+            .and_then(|e| self.view.by_key.get(&e.key()).cloned());
+        let Some((email, current)) = found else {
+            return reject(
+                "the token in the address names no subscriber of this list",
+                report,
+            );
+        };
+        let reason = "unsubscribe request by mail".to_string();
+        wish(
+            &mut self.wishes,
+            &email,
+            current,
+            Status::Unsubscribed,
+            reason,
+        );
+        report.unsubscribe_requests.push(Finding {
+            address: email.to_string(),
+            status: None,
+            diagnostic: "unsubscribe request by mail".to_string(),
+            origin: origin.to_string(),
+        });
     }
 
     /// The one subscriber the message's tokens name, if they name exactly one.

@@ -146,6 +146,18 @@ fn write_findings(report: &BounceReport, limit: u32, out: &mut impl Write) -> st
             writeln!(out, "  {}  [{}]", f.address, f.origin)?;
         }
     }
+    if !report.unsubscribe_requests.is_empty() {
+        writeln!(out, "\nunsubscribe requests by mail:")?;
+        for f in &report.unsubscribe_requests {
+            writeln!(out, "  {}  [{}]", f.address, f.origin)?;
+        }
+    }
+    if !report.rejected_requests.is_empty() {
+        writeln!(out, "\nmails to the unsubscribe address not acted on:")?;
+        for (origin, why) in &report.rejected_requests {
+            writeln!(out, "  [{origin}] {why}")?;
+        }
+    }
     write_policy(&report.policy, out)
 }
 

@@ -180,8 +180,29 @@ fn unsubscribe_config(config: &Config, out: &mut Vec<Finding>) -> Option<Vec<Str
         return None;
     };
     if let Some(m) = &u.mailto {
-        if let Err(e) = parse_mailto(m) {
-            out.push(error(kind, format!("{e:#}")));
+        match parse_mailto(m) {
+            Err(e) => out.push(error(kind, format!("{e:#}"))),
+            Ok(target) => {
+                // Every token minted with this key id has the same length.
+                let sample = crate::token::UnsubscribeKey::new(&u.key_id, &[0u8; 32])
+                    .ok()
+                    .map(|k| {
+                        k.mint(
+                            "list",
+                            &crate::subscribers::SubscriberEmail::parse("a@b.org")
+                                .expect("a valid address"),
+                        )
+                    });
+                if sample.is_some_and(|t| target.entry(&t).is_none()) {
+                    out.push(warning(
+                        kind,
+                        format!(
+                            "[unsubscribe] mailto `{m}`: its local part leaves no room for the reader's token (`{}+TOKEN` must fit in 64 characters), so messages offer no mailto unsubscribe; use a shorter local part such as `unsubscribe`",
+                            target.local
+                        ),
+                    ));
+                }
+            }
         }
     }
     match parse_unsubscribe_url(&u.url) {

@@ -54,7 +54,8 @@ pub use dkim::DkimSigner;
 pub use dns::{dns_records, DnsRecord};
 pub(crate) use sample::{sample_subscriber, Sample};
 pub(crate) use unsubscribe::unsubscribe_url;
-use unsubscribe::{fill_url, parse_mailto, parse_unsubscribe_url};
+use unsubscribe::{fill_url, parse_unsubscribe_url};
+pub use unsubscribe::{parse_mailto, MailtoTarget};
 
 /// One finished message, ready for SMTP or a file.
 #[derive(Debug, Clone)]
@@ -129,8 +130,8 @@ pub struct Composer {
     envelope: EnvelopeFrom,
     /// The unsubscribe URL template split at each `{token}`.
     url_parts: Vec<String>,
-    /// `<mailto:…?subject=unsubscribe>`, when configured.
-    mailto: Option<String>,
+    /// `[unsubscribe] mailto`, when configured (each copy's entry carries its reader's tag).
+    mailto: Option<MailtoTarget>,
     date: StaticField,
     from: StaticField,
     reply_to: Option<StaticField>,
@@ -190,10 +191,10 @@ fn subject_field(text: &str) -> StaticField {
     StaticField::new("Subject", &headers::unstructured(text))
 }
 
-/// The `[unsubscribe]` URL template split at `{token}`, and the mailto as `<mailto:…>`.
+/// The `[unsubscribe]` URL template split at `{token}`, and the mailto address.
 fn unsubscribe_parts(
     unsubscribe: Option<&UnsubscribeConfig>,
-) -> Result<(Vec<String>, Option<String>)> {
+) -> Result<(Vec<String>, Option<MailtoTarget>)> {
     let unsubscribe = unsubscribe.context(
         "a bulk send needs an HTTPS unsubscribe URL: add [unsubscribe] url = \
          \"https://your.site/unsubscribe?t={token}\" to the config (RFC 8058 one-click)",
@@ -533,7 +534,8 @@ impl Composer {
         let copy = body.personalise(subscriber, &url);
         let (subject_text, subject_field) = self.subject_for(rendered_subject, subscriber, &url);
         let message_id = self.message_id_for(email);
-        let fields = CopyFields::new(subscriber, &message_id, &url, self.mailto.as_deref());
+        let mailto = self.mailto.as_ref().and_then(|m| m.entry(&token));
+        let fields = CopyFields::new(subscriber, &message_id, &url, mailto.as_deref());
         let mut dkim_fields = String::new();
         if !self.dkim.is_empty() {
             let canon = self.signed_canon(&fields, &subject_field, &date);

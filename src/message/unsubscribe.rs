@@ -75,8 +75,52 @@ pub(crate) fn fill_url(parts: &[String], token: &str) -> String {
     url
 }
 
-/// `[unsubscribe] mailto` (`addr`, `mailto:addr` or `mailto:addr?subject=…`) as `<mailto:…>`.
-pub(crate) fn parse_mailto(mailto: &str) -> Result<String> {
+/// The longest local part of an address (RFC 5321 §4.5.3.1.1).
+const MAX_LOCAL_PART: usize = 64;
+
+/// `[unsubscribe] mailto`, parsed: each reader's messages offer `local+TAG@domain`, where
+/// TAG is the reader's token in lower-case base32 (`crate::token::lowercase_form`), so that a
+/// mail sent there names its reader (`fortnight bounces` acts on it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailtoTarget {
+    pub local: String,
+    pub domain: String,
+    /// The query after `?` (default `subject=unsubscribe`).
+    pub query: String,
+}
+
+impl MailtoTarget {
+    /// The List-Unsubscribe entry for the reader with `token`: `<mailto:local+TAG@domain?…>`,
+    /// or `None` when `local+TAG` would be longer than an address's local part may be.
+    pub fn entry(&self, token: &str) -> Option<String> {
+        let tag = crate::token::lowercase_form(token)?;
+        (self.local.len() + 1 + tag.len() <= MAX_LOCAL_PART).then(|| {
+            format!(
+                "<mailto:{}+{tag}@{}?{}>",
+                self.local, self.domain, self.query
+            )
+        })
+    }
+
+    /// The reader's tag when `address` is `local+TAG@domain` (local part and domain compared
+    /// ignoring case); `Some(None)` for the plain address or an empty tag; `None` when the
+    /// address is not this one.
+    pub fn tag_of<'a>(&self, address: &'a str) -> Option<Option<&'a str>> {
+        let (local, domain) = address.trim().rsplit_once('@')?;
+        if !domain.eq_ignore_ascii_case(&self.domain) {
+            return None;
+        }
+        if local.eq_ignore_ascii_case(&self.local) {
+            return Some(None);
+        }
+        let (base, tag) = local.split_once('+')?;
+        base.eq_ignore_ascii_case(&self.local)
+            .then_some((!tag.is_empty()).then_some(tag))
+    }
+}
+
+/// `[unsubscribe] mailto` (`addr`, `mailto:addr` or `mailto:addr?subject=…`), checked.
+pub fn parse_mailto(mailto: &str) -> Result<MailtoTarget> {
     let m = mailto.trim();
     let m = if m.len() >= 7 && m[..7].eq_ignore_ascii_case("mailto:") {
         &m[7..]
@@ -95,7 +139,17 @@ pub(crate) fn parse_mailto(mailto: &str) -> Result<String> {
     if let Some(c) = query.chars().find(|&c| !is_url_char(c)) {
         bail!("[unsubscribe] mailto `{mailto}` holds {c:?}: percent-encode it");
     }
-    Ok(format!("<mailto:{address}?{query}>"))
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    if local.contains('+') {
+        bail!(
+            "[unsubscribe] mailto `{mailto}` holds `+`: fortnight adds `+TOKEN` to the local part itself; write the plain address"
+        );
+    }
+    Ok(MailtoTarget {
+        local: local.to_string(),
+        domain: domain.to_string(),
+        query: query.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -120,15 +174,33 @@ mod tests {
     }
 
     #[test]
-    fn mailto_gets_a_subject_unless_it_has_a_query() {
+    fn mailto_gets_a_subject_unless_it_has_a_query_and_each_reader_a_tag() {
+        let key = crate::token::UnsubscribeKey::new("k1", &[3u8; 32]).unwrap();
+        let token = key.mint("l", &SubscriberEmail::parse("a@b.org").unwrap());
+        let tag = crate::token::lowercase_form(&token).unwrap();
+        let m = parse_mailto("unsub@x.org").unwrap();
         assert_eq!(
-            parse_mailto("unsub@x.org").unwrap(),
-            "<mailto:unsub@x.org?subject=unsubscribe>"
+            m.entry(&token).unwrap(),
+            format!("<mailto:unsub+{tag}@x.org?subject=unsubscribe>")
         );
         assert_eq!(
-            parse_mailto("MAILTO:unsub@x.org?subject=leave").unwrap(),
-            "<mailto:unsub@x.org?subject=leave>"
+            m.tag_of(&format!("UNSUB+{}@X.org", tag.to_uppercase())),
+            Some(Some(tag.to_uppercase().as_str()))
         );
+        assert_eq!(m.tag_of("unsub@x.org"), Some(None));
+        assert_eq!(m.tag_of("other+x@x.org"), None);
+        assert_eq!(m.tag_of("unsub+x@y.org"), None);
+        assert_eq!(
+            parse_mailto("MAILTO:unsub@x.org?subject=leave")
+                .unwrap()
+                .entry(&token)
+                .unwrap(),
+            format!("<mailto:unsub+{tag}@x.org?subject=leave>")
+        );
+        // A local part that leaves no room for the tag gets no mailto entry.
+        let long = format!("{}@x.org", "u".repeat(20));
+        assert!(parse_mailto(&long).unwrap().entry(&token).is_none());
+        assert!(parse_mailto("u+x@x.org").is_err());
         assert!(parse_mailto("not an address").is_err());
         assert!(parse_mailto("u@x.org?subject=a b").is_err());
     }

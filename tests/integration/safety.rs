@@ -563,3 +563,58 @@ fn imports_keep_valid_addresses_name_every_change_once_and_normalise_since() {
     assert!(list.lines().next().unwrap().ends_with(",notes"), "{list}");
     assert!(!out.contains("\\\""), "no Rust escapes in: {out}");
 }
+
+#[test]
+fn a_mail_to_the_messages_own_mailto_address_unsubscribes_that_reader() {
+    let key = crate::support::TEST_UNSUBSCRIBE_KEY;
+    let p = project_with(&[]);
+    let dry = p
+        .cmd(&["send", "--dry-run"])
+        .env("FORTNIGHT_TODAY", TODAY)
+        .env("FORTNIGHT_UNSUBSCRIBE_KEY", key)
+        .output()
+        .unwrap();
+    assert_eq!(dry.status.code(), Some(0));
+    let dir = p.path().join("outbox/2026-03-04");
+    let eml = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.to_string_lossy().contains("reader1_at"))
+        .unwrap();
+    let text = std::fs::read_to_string(eml).unwrap().replace("\r\n ", " ");
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("List-Unsubscribe:"))
+        .unwrap();
+    let start = header.find("<mailto:").unwrap() + "<mailto:".len();
+    let address = &header[start..start + header[start..].find('?').unwrap()];
+    assert!(address.starts_with("unsubscribe+"), "{header}");
+    assert!(address.split('@').next().unwrap().len() <= 64);
+    assert_eq!(address, address.to_lowercase());
+    let mbox = format!(
+        "From reader1@readers-mail.org Thu Mar  5 08:00:00 2026\n\
+         From: Reader 1 <reader1@readers-mail.org>\nTo: {}\nSubject: stop\n\nplease\n\n\
+         From x@readers-mail.org Thu Mar  5 08:00:00 2026\n\
+         From: x@readers-mail.org\nTo: unsubscribe+aaaabbbbcccc@analyst.example.org\nSubject: stop\n\nplease\n",
+        address.to_uppercase()
+    );
+    p.write("requests.mbox", mbox);
+    let run = p
+        .cmd(&["bounces", "requests.mbox"])
+        .env("FORTNIGHT_UNSUBSCRIBE_KEY", key)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert_eq!(run.status.code(), Some(0), "{out}");
+    let list = p.read("subscribers.csv");
+    assert!(
+        list.contains("reader1@readers-mail.org,Reader 1,unsubscribed"),
+        "{list}"
+    );
+    assert!(
+        list.contains("reader0@readers-mail.org,Reader 0,subscribed"),
+        "{list}"
+    );
+    assert!(out.contains("unsubscribe requests by mail:"), "{out}");
+    assert!(out.contains("names no subscriber of this list"), "{out}");
+}
