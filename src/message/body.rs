@@ -229,8 +229,8 @@ impl Builder {
     }
 }
 
-/// The part's text when it holds no field.
-fn literal_text(segments: &[Segment]) -> Option<String> {
+/// The text of a segment list (a part, the subject) when it holds no field.
+pub(crate) fn literal_text(segments: &[Segment]) -> Option<String> {
     let mut out = String::new();
     for s in segments {
         match s {

@@ -175,18 +175,6 @@ impl std::fmt::Debug for Composer {
     }
 }
 
-/// `Fixed` parts of a segment list: the whole text when no field is present.
-fn fixed_text(segments: &[Segment]) -> Option<String> {
-    let mut out = String::new();
-    for s in segments {
-        match s {
-            Segment::Lit(t) => out.push_str(t),
-            Segment::Field(_) => return None,
-        }
-    }
-    Some(out)
-}
-
 fn subject_field(text: &str) -> StaticField {
     StaticField::new("Subject", &headers::unstructured(text))
 }
@@ -292,7 +280,7 @@ fn subject_and_body(
             escape: html.escape,
         },
     );
-    let subject = match fixed_text(&subject.segments) {
+    let subject = match body::literal_text(&subject.segments) {
         Some(t) => {
             let text = headers::sanitize(&t);
             SubjectSource::Fixed {

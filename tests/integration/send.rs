@@ -910,67 +910,14 @@ mod cli {
     use fortnight::journal::{Journal, State};
     use fortnight::subscribers::{Status, SubscriberList};
 
+    use crate::support::sending::{
+        addr, journal, list_csv, project, send, send_cmd, states, ARTICLE, ISSUE,
+    };
     use crate::support::smtp::{Fault, Policy, TestSmtpServer};
     use crate::support::{Run, TestProject, TEST_UNSUBSCRIBE_KEY};
 
-    const ISSUE: &str = "2026-11-04";
-    const ARTICLE: &str = "---\ntitle: \"Ferries Return to the Caspian\"\nauthor: Test Author\n\
-        date: 2026-11-02\nissue: 2026-11-04\nsection: Field Reports\n---\n\n\
-        The ferry between Baku and Aktau runs again after the autumn storms.\n";
     const FAST_THROTTLE: &str =
         "[throttle]\nconcurrency = 4\nretries = 3\nbackoff_secs = 0.05\nbackoff_max_secs = 0.2\n";
-
-    fn addr(i: usize) -> String {
-        format!("reader{i:05}@readers-mail.org")
-    }
-
-    fn list_csv(n: usize) -> String {
-        let mut s = String::from("email,name,status,since,source,tags\n");
-        for i in 0..n {
-            s.push_str(&format!(
-                "{},Reader {i},subscribed,2024-01-01,test,\n",
-                addr(i)
-            ));
-        }
-        s
-    }
-
-    fn project(server: &TestSmtpServer, n: usize, throttle: &str) -> TestProject {
-        let mut p = TestProject::new();
-        p.write("articles/ferries.md", ARTICLE);
-        p.write("subscribers.csv", list_csv(n));
-        p.config_append(&server.smtp_section());
-        p.config_append(throttle);
-        p
-    }
-
-    fn send_cmd(p: &TestProject, args: &[&str]) -> std::process::Command {
-        let mut all = vec!["send"];
-        all.extend_from_slice(args);
-        let mut c = p.cmd(&all);
-        c.env("FORTNIGHT_UNSUBSCRIBE_KEY", TEST_UNSUBSCRIBE_KEY);
-        c
-    }
-
-    fn send(p: &TestProject, args: &[&str]) -> Run {
-        Run {
-            out: send_cmd(p, args).output().expect("run fortnight send"),
-        }
-    }
-
-    fn journal(p: &TestProject) -> Journal {
-        Journal::open_existing(&p.path().join(".fortnight/journal.sqlite"))
-            .unwrap()
-            .expect("a journal")
-    }
-
-    fn states(p: &TestProject) -> HashMap<State, usize> {
-        let mut m = HashMap::new();
-        for r in journal(p).rows(ISSUE.parse().unwrap()).unwrap() {
-            *m.entry(r.state).or_default() += 1;
-        }
-        m
-    }
 
     fn status_json(p: &TestProject) -> serde_json::Value {
         let r = p.run(&["status", "--json"]);

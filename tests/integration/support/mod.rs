@@ -157,4 +157,5 @@ impl Run {
     }
 }
 
+pub mod sending;
 pub mod smtp;
